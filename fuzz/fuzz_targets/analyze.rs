@@ -1,0 +1,31 @@
+//! Capture bytes → report: the whole analysis path must never panic or hang, whatever the file holds.
+//! Run: `cargo fuzz run analyze -- -max_total_time=60` (seed corpus: `cargo run --example gen_capture` output).
+#![no_main]
+
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use telltale::{Analyzer, Config, Identity, Matcher};
+
+fuzz_target!(|data: &[u8]| {
+    let identity = Identity::from_pairs(&[("imei", "356938035643809"), ("contact", "Alice Canary")]);
+    let matcher = Arc::new(Matcher::new(&identity));
+    let reader = telltale::capture::CaptureReader::from_reader(
+        std::io::Cursor::new(data.to_vec()),
+        std::path::Path::new("fuzz"),
+        false,
+    );
+    let Ok(mut reader) = reader else { return };
+    let mut an = Analyzer::new(matcher, Config::default());
+    loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => an.packet(&p),
+            Ok(None) => break,
+            Err(d) => {
+                an.damage(&d);
+                break;
+            }
+        }
+    }
+    let _ = an.finish();
+});

@@ -1,0 +1,338 @@
+//! Collecting what the engine learns into report records: aggregation of findings, DNS question/answer pairing,
+//! HTTP request/response pairing, capped warnings. Destination names are filled in at the end, when every
+//! conversation's best name (SNI, Host, DNS) is known.
+
+use rustc_hash::FxHashMap;
+
+use super::{direction, Flow};
+use crate::proto::dns::{DnsData, DnsMessage};
+use crate::report::{
+    CaptureSummary, DhcpMessage, DnsQuery, Finding, FlowRecord, HttpRequest, Report, TlsHello, Warning,
+};
+
+/// A single canary hit before aggregation.
+pub(super) struct Raw {
+    pub flow: usize,
+    pub canary: usize,
+    pub encoding: String,
+    pub dir: usize,
+    pub protocol: &'static str,
+    pub field: Option<String>,
+    pub decoded_from: Option<String>,
+    /// HTTP method and path of the message.
+    pub http: Option<(String, String)>,
+    pub packet: u64,
+    pub ts: u64,
+    pub offset: u64,
+    pub excerpt: String,
+}
+
+/// At most this many warnings of one kind are listed; the rest are counted.
+const WARNINGS_PER_KIND: u64 = 20;
+
+pub(super) struct Collector {
+    pub capture: CaptureSummary,
+    canaries: Vec<String>,
+    findings: Vec<(Raw, u64)>,
+    finding_index: FxHashMap<String, usize>,
+    dns: Vec<DnsQuery>,
+    dns_pending: FxHashMap<(usize, u16), Vec<usize>>,
+    http: Vec<HttpRequest>,
+    tls: Vec<TlsHello>,
+    dhcp: Vec<DhcpMessage>,
+    warnings: Vec<Warning>,
+    warning_counts: FxHashMap<String, u64>,
+    links: FxHashMap<u32, u64>,
+}
+
+impl Collector {
+    pub fn new(canaries: Vec<String>) -> Self {
+        Collector {
+            capture: CaptureSummary::default(),
+            canaries,
+            findings: Vec::new(),
+            finding_index: FxHashMap::default(),
+            dns: Vec::new(),
+            dns_pending: FxHashMap::default(),
+            http: Vec::new(),
+            tls: Vec::new(),
+            dhcp: Vec::new(),
+            warnings: Vec::new(),
+            warning_counts: FxHashMap::default(),
+            links: FxHashMap::default(),
+        }
+    }
+
+    pub fn count_link(&mut self, link: u32) {
+        *self.links.entry(link).or_insert(0) += 1;
+    }
+
+    pub fn warn(&mut self, kind: &str, message: String, offset: Option<u64>) {
+        let n = self.warning_counts.entry(kind.to_string()).or_insert(0);
+        *n += 1;
+        if *n <= WARNINGS_PER_KIND {
+            self.warnings.push(Warning {
+                kind: kind.to_string(),
+                message,
+                offset,
+            });
+        }
+    }
+
+    /// Adds a hit; identical (flow, canary, encoding, direction, protocol, field) hits are counted, not repeated.
+    pub fn finding(&mut self, raw: Raw) {
+        let key = format!(
+            "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}",
+            raw.flow, raw.canary, raw.encoding, raw.dir, raw.protocol, raw.field, raw.decoded_from, raw.http
+        );
+        match self.finding_index.get(&key) {
+            Some(&i) => self.findings[i].1 += 1,
+            None => {
+                self.finding_index.insert(key, self.findings.len());
+                self.findings.push((raw, 1));
+            }
+        }
+    }
+
+    pub fn dns(&mut self, flow: usize, msg: &DnsMessage, packet: u64) {
+        let answers: Vec<String> = msg
+            .answers
+            .iter()
+            .filter_map(|a| match &a.data {
+                DnsData::A(v4) => Some(v4.to_string()),
+                DnsData::Aaaa(v6) => Some(v6.to_string()),
+                DnsData::Cname(n) => Some(format!("CNAME {n}")),
+                _ => None,
+            })
+            .collect();
+        if !msg.is_response {
+            let mut idx = Vec::new();
+            for q in &msg.questions {
+                idx.push(self.dns.len());
+                self.dns.push(DnsQuery {
+                    name: q.name.clone(),
+                    qtype: q.qtype.clone(),
+                    packet,
+                    flow,
+                    rcode: None,
+                    answers: Vec::new(),
+                });
+            }
+            self.dns_pending.insert((flow, msg.id), idx);
+            return;
+        }
+        let rcode = rcode_name(msg.rcode);
+        if let Some(idx) = self.dns_pending.remove(&(flow, msg.id)) {
+            for i in idx {
+                if let Some(q) = self.dns.get_mut(i) {
+                    q.rcode = Some(rcode.clone());
+                    q.answers = answers.clone();
+                }
+            }
+            return;
+        }
+        for q in &msg.questions {
+            self.dns.push(DnsQuery {
+                name: q.name.clone(),
+                qtype: q.qtype.clone(),
+                packet,
+                flow,
+                rcode: Some(rcode.clone()),
+                answers: answers.clone(),
+            });
+        }
+    }
+
+    pub fn dhcp(&mut self, info: crate::proto::dhcp::DhcpInfo, packet: u64) {
+        self.dhcp.push(DhcpMessage {
+            message_type: info.message_type,
+            client_mac: info.client_mac,
+            hostname: info.hostname,
+            client_id: info.client_id,
+            vendor_class: info.vendor_class,
+            packet,
+        });
+    }
+
+    /// Records a request; returns its index for pairing with the response.
+    pub fn http_request(&mut self, mut req: HttpRequest) -> usize {
+        req.destination.clear();
+        self.http.push(req);
+        self.http.len() - 1
+    }
+
+    pub fn http_request_mut(&mut self, i: usize) -> Option<&mut HttpRequest> {
+        self.http.get_mut(i)
+    }
+
+    pub fn tls(&mut self, hello: TlsHello) -> usize {
+        self.tls.push(hello);
+        self.tls.len() - 1
+    }
+
+    pub fn tls_mut(&mut self, i: usize) -> Option<&mut TlsHello> {
+        self.tls.get_mut(i)
+    }
+
+    pub fn finish(mut self, flows: &[Flow]) -> Report {
+        let dest = |i: usize| flows.get(i).map(|f| f.destination()).unwrap_or_default();
+        let addr = |i: usize| flows.get(i).map(|f| f.address()).unwrap_or_default();
+        for h in &mut self.http {
+            h.destination = dest(h.flow);
+        }
+        for t in &mut self.tls {
+            t.destination = dest(t.flow);
+        }
+        let mut findings: Vec<Finding> = self
+            .findings
+            .into_iter()
+            .map(|(r, count)| Finding {
+                canary: self.canaries.get(r.canary).cloned().unwrap_or_default(),
+                encoding: r.encoding,
+                destination: dest(r.flow),
+                address: addr(r.flow),
+                protocol: r.protocol.to_string(),
+                direction: direction(r.dir),
+                http_method: r.http.as_ref().map(|h| h.0.clone()),
+                http_path: r.http.map(|h| h.1),
+                field: r.field,
+                decoded_from: r.decoded_from,
+                flow: r.flow,
+                packet: r.packet,
+                offset: r.offset,
+                time_ns: r.ts,
+                count,
+                excerpt: r.excerpt,
+            })
+            .collect();
+        // Uploads first, then by time of first occurrence.
+        findings.sort_by(|a, b| {
+            (a.direction, a.packet, &a.canary, &a.encoding).cmp(&(b.direction, b.packet, &b.canary, &b.encoding))
+        });
+        for (kind, n) in &self.warning_counts {
+            if *n > WARNINGS_PER_KIND {
+                self.warnings.push(Warning {
+                    kind: kind.clone(),
+                    message: format!("{} more warnings of this kind not listed", n - WARNINGS_PER_KIND),
+                    offset: None,
+                });
+            }
+        }
+        let mut links: Vec<(u32, u64)> = self.links.into_iter().collect();
+        links.sort();
+        for (lt, n) in &links {
+            let name = link_name(*lt);
+            if name.starts_with("linktype-") {
+                self.warnings.push(Warning {
+                    kind: "unsupported-link".into(),
+                    message: format!("{n} frames of link type {lt} were counted but not decoded"),
+                    offset: None,
+                });
+            }
+            self.capture.link_types.insert(name, *n);
+        }
+        let mut capped = 0u64;
+        let flows_out: Vec<FlowRecord> = flows
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if let Some(s) = &f.tcp_stats {
+                    capped += s[0].cap_hits + s[1].cap_hits;
+                }
+                FlowRecord {
+                    id: i,
+                    protocol: if f.proto == crate::flow::TCP { "tcp" } else { "udp" }.into(),
+                    app: f.app.into(),
+                    client: super::sockaddr(f.client),
+                    server: super::sockaddr(f.server),
+                    destination: f.destination(),
+                    packets_up: f.packets[0],
+                    packets_down: f.packets[1],
+                    bytes_up: f.bytes[0],
+                    bytes_down: f.bytes[1],
+                    first_ns: f.first_ns,
+                    last_ns: f.last_ns,
+                    first_packet: f.first_packet,
+                    opaque_bytes: f.opaque_bytes,
+                    tcp: f.tcp_stats,
+                }
+            })
+            .collect();
+        if capped > 0 {
+            self.warnings.push(Warning {
+                kind: "reassembly-cap".into(),
+                message: format!(
+                    "the out-of-order buffer of some TCP streams hit its cap {capped} times; the holes were skipped as gaps (see flows[].tcp)"
+                ),
+                offset: None,
+            });
+        }
+        Report {
+            format_version: crate::report::FORMAT_VERSION,
+            telltale_version: env!("CARGO_PKG_VERSION").to_string(),
+            capture: self.capture,
+            canaries: self.canaries,
+            findings,
+            flows: flows_out,
+            dns_queries: self.dns,
+            http_requests: self.http,
+            tls: self.tls,
+            dhcp: self.dhcp,
+            warnings: self.warnings,
+        }
+    }
+}
+
+fn rcode_name(rcode: u8) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        n => format!("RCODE{n}"),
+    }
+}
+
+/// Name of a link type for the report.
+pub fn link_name(lt: u32) -> String {
+    match lt {
+        0 => "null".into(),
+        1 => "ethernet".into(),
+        12 | 14 | 101 => "raw-ip".into(),
+        108 => "loop".into(),
+        113 => "linux-sll".into(),
+        228 => "ipv4".into(),
+        229 => "ipv6".into(),
+        276 => "linux-sll2".into(),
+        n => format!("linktype-{n}"),
+    }
+}
+
+/// A printable excerpt of at most ~96 bytes around `start..end`, non-printables as `\xNN`.
+pub fn excerpt(hay: &[u8], start: usize, end: usize) -> String {
+    let from = start.saturating_sub(24);
+    let to = end.saturating_add(24).min(hay.len());
+    let end = end.min(to);
+    let start = start.min(end);
+    let mut s = String::new();
+    let render = |s: &mut String, bytes: &[u8]| {
+        for &b in bytes {
+            if (0x20..0x7f).contains(&b) {
+                s.push(b as char);
+            } else {
+                s.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+    };
+    render(&mut s, hay.get(from..start).unwrap_or_default());
+    s.push('«');
+    render(&mut s, hay.get(start..end.min(start + 48)).unwrap_or_default());
+    if end > start + 48 {
+        s.push('…');
+    }
+    s.push('»');
+    render(&mut s, hay.get(end..to).unwrap_or_default());
+    s
+}

@@ -1,0 +1,418 @@
+//! The analysis engine: frames in, privacy report out (sans-IO).
+//!
+//! [`Analyzer`] takes decoded-or-not frames one at a time ([`Analyzer::packet`]) and keeps only bounded state per
+//! live conversation: a reassembler and a canary scanner per TCP direction, and the protocol parser chosen for
+//! that direction (HTTP, TLS handshake, DNS over TCP). Everything it learns is collected into a
+//! [`crate::report::Report`] by [`Analyzer::finish`]. It never touches files or sockets: the capture reader
+//! ([`crate::capture`]) feeds it, and so will the virtual network's live capture.
+//!
+//! Canary search is one multi-pattern pass ([`crate::canary::Matcher`]) over: every reassembled TCP stream in both
+//! directions (except TLS application data, which is ciphertext and only counted as opaque), every UDP payload,
+//! every decoded HTTP body (chunked / gzip / deflate / br / zstd undone), percent-decoded query parameters and DNS
+//! query names (dotted, and with the labels joined, for data split across labels).
+
+mod collect;
+mod tcp;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::canary::Matcher;
+use crate::capture::{Damage, Packet};
+use crate::decode::{self, Outcome, Transport};
+use crate::flow::{self, FlowKey};
+use crate::report::{Direction, Report};
+
+use collect::Collector;
+use tcp::TcpConn;
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Cap of each TCP direction's out-of-order buffer, in bytes.
+    pub reassembly_cap: usize,
+    /// Conversations idle for this long (capture time) release their reassembly state.
+    pub idle_timeout_ns: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            reassembly_cap: 512 << 10,
+            idle_timeout_ns: 600 * 1_000_000_000,
+        }
+    }
+}
+
+/// Per-conversation state.
+struct Flow {
+    proto: u8,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    first_ns: u64,
+    last_ns: u64,
+    first_packet: u64,
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    opaque_bytes: u64,
+    app: &'static str,
+    dns_name: Option<String>,
+    sni: Option<String>,
+    host: Option<String>,
+    tcp: Option<Box<TcpConn>>,
+    tcp_stats: Option<[flow::reassembly::ReassemblyStats; 2]>,
+    /// Both directions finished (FIN delivered or RST): a new SYN on the same tuple opens a new flow.
+    closed: bool,
+}
+
+impl Flow {
+    /// Best name of the server end.
+    fn destination(&self) -> String {
+        if let Some(s) = &self.sni {
+            return s.clone();
+        }
+        if let Some(h) = &self.host {
+            return strip_port(h).to_string();
+        }
+        if let Some(n) = &self.dns_name {
+            return n.clone();
+        }
+        self.server.0.to_string()
+    }
+
+    fn address(&self) -> String {
+        sockaddr(self.server)
+    }
+
+    fn dir_of(&self, src: (IpAddr, u16)) -> usize {
+        if src == self.client {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+fn sockaddr(a: (IpAddr, u16)) -> String {
+    match a.0 {
+        IpAddr::V4(v4) => format!("{v4}:{}", a.1),
+        IpAddr::V6(v6) => format!("[{v6}]:{}", a.1),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Where a packet was, for findings.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    packet: u64,
+    ts: u64,
+}
+
+/// The analysis engine. Feed it frames, then call [`Analyzer::finish`].
+pub struct Analyzer {
+    matcher: Arc<Matcher>,
+    cfg: Config,
+    index: FxHashMap<FlowKey, usize>,
+    flows: Vec<Flow>,
+    /// Address → the DNS name it was last given as an answer for.
+    names: FxHashMap<IpAddr, String>,
+    out: Collector,
+    live_tcp: usize,
+    next_sweep: u64,
+}
+
+impl Analyzer {
+    /// An engine searching for the matcher's canaries.
+    pub fn new(matcher: Arc<Matcher>, cfg: Config) -> Self {
+        let canaries = matcher
+            .identity()
+            .canaries
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        Analyzer {
+            matcher,
+            cfg,
+            index: FxHashMap::default(),
+            flows: Vec::new(),
+            names: FxHashMap::default(),
+            out: Collector::new(canaries),
+            live_tcp: 0,
+            next_sweep: 1 << 16,
+        }
+    }
+
+    /// Sets the file facts reported in `capture`.
+    pub fn set_capture_info(&mut self, file: &str, format: &str, gzip: bool) {
+        self.out.capture.file = file.to_string();
+        self.out.capture.format = format.to_string();
+        self.out.capture.gzip = gzip;
+    }
+
+    /// Records damage that ended reading.
+    pub fn damage(&mut self, d: &Damage) {
+        self.out.capture.damaged_at = Some(d.offset);
+        self.out.warn("damaged-capture", d.message.clone(), Some(d.offset));
+    }
+
+    /// Adds a warning of the caller's (e.g. about the input).
+    pub fn warn(&mut self, kind: &str, message: String) {
+        self.out.warn(kind, message, None);
+    }
+
+    /// Analyses one frame.
+    pub fn packet(&mut self, p: &Packet<'_>) {
+        let c = &mut self.out.capture;
+        if c.packets == 0 {
+            c.first_ns = p.ts_nanos;
+        }
+        c.packets += 1;
+        c.bytes += p.data.len() as u64;
+        c.last_ns = c.last_ns.max(p.ts_nanos);
+        self.out.count_link(p.link_type);
+        let at = At {
+            packet: p.number,
+            ts: p.ts_nanos,
+        };
+        match decode::decode(p.link_type, p.data) {
+            Outcome::Ip(d) => {
+                if d.fragment {
+                    self.out.capture.ip_fragments += 1;
+                }
+                match d.transport {
+                    Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
+                    Transport::Udp(sp, dp, payload) => self.udp((d.src, sp), (d.dst, dp), payload, at),
+                    Transport::Other(_) => {}
+                }
+            }
+            Outcome::NonIp(_) => self.out.capture.non_ip_packets += 1,
+            Outcome::UnsupportedLink => {}
+            Outcome::Malformed => self.out.capture.malformed_packets += 1,
+        }
+        if p.number >= self.next_sweep {
+            self.next_sweep = p.number + (1 << 16);
+            self.sweep_idle(p.ts_nanos);
+        }
+    }
+
+    /// Finds or creates the flow for a packet; returns its index and the packet's direction.
+    fn flow_for(&mut self, proto: u8, src: (IpAddr, u16), dst: (IpAddr, u16), syn: bool, ack: bool, at: At) -> (usize, usize) {
+        let key = FlowKey::new(proto, src, dst);
+        if let Some(&i) = self.index.get(&key) {
+            let reopen = proto == flow::TCP && syn && !ack && self.flows[i].closed;
+            if !reopen {
+                let f = &mut self.flows[i];
+                return (i, f.dir_of(src));
+            }
+        }
+        let sender_is_server = flow::first_sender_is_server(src.1, dst.1, syn, ack);
+        let (client, server) = if sender_is_server { (dst, src) } else { (src, dst) };
+        let i = self.flows.len();
+        self.flows.push(Flow {
+            proto,
+            client,
+            server,
+            first_ns: at.ts,
+            last_ns: at.ts,
+            first_packet: at.packet,
+            packets: [0; 2],
+            bytes: [0; 2],
+            opaque_bytes: 0,
+            app: "",
+            dns_name: self.names.get(&server.0).cloned(),
+            sni: None,
+            host: None,
+            tcp: None,
+            tcp_stats: None,
+            closed: false,
+        });
+        self.index.insert(key, i);
+        (i, if sender_is_server { 1 } else { 0 })
+    }
+
+    fn udp(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8], at: At) {
+        let (fi, dir) = self.flow_for(flow::UDP, src, dst, false, false, at);
+        let f = &mut self.flows[fi];
+        f.last_ns = f.last_ns.max(at.ts);
+        f.packets[dir] += 1;
+        f.bytes[dir] += payload.len() as u64;
+        let ports = (f.client.1, f.server.1);
+        let is = |p: u16| ports.0 == p || ports.1 == p;
+        if is(53) || is(5353) || is(5355) {
+            f.app = "dns";
+            self.dns_message(fi, dir, payload, at);
+        } else if is(67) || is(68) {
+            f.app = "dhcp";
+            if let Ok(info) = crate::proto::dhcp::parse_dhcp(payload) {
+                self.out.dhcp(info, at.packet);
+            }
+            self.scan_datagram(fi, dir, "dhcp", payload, at, &[]);
+        } else {
+            self.scan_datagram(fi, dir, "udp", payload, at, &[]);
+        }
+    }
+
+    /// A DNS message (UDP datagram or one TCP-framed message): names, answers, and canaries in names.
+    fn dns_message(&mut self, fi: usize, dir: usize, payload: &[u8], at: At) {
+        let mut found_in_names: Vec<usize> = Vec::new();
+        if let Ok(msg) = crate::proto::dns::parse_dns(payload) {
+            for q in &msg.questions {
+                found_in_names.extend(self.scan_dns_name(fi, dir, &q.name, at));
+            }
+            self.out.dns(fi, &msg, at.packet);
+            self.learn_names(&msg);
+        }
+        self.scan_datagram(fi, dir, "dns", payload, at, &found_in_names);
+    }
+
+    /// Remembers which name each answered address belongs to, so later conversations get a name.
+    fn learn_names(&mut self, msg: &crate::proto::dns::DnsMessage) {
+        if !msg.is_response {
+            return;
+        }
+        let qname = msg.questions.first().map(|q| q.name.as_str());
+        for a in &msg.answers {
+            let ip = match a.data {
+                crate::proto::dns::DnsData::A(v4) => IpAddr::V4(v4),
+                crate::proto::dns::DnsData::Aaaa(v6) => IpAddr::V6(v6),
+                _ => continue,
+            };
+            self.names.insert(ip, qname.unwrap_or(&a.name).to_string());
+        }
+    }
+
+    /// Searches a DNS name as text and with its labels joined. Returns the canaries found.
+    fn scan_dns_name(&mut self, fi: usize, dir: usize, name: &str, at: At) -> Vec<usize> {
+        let mut hits = Vec::new();
+        self.matcher.find_all(name.as_bytes(), &mut hits);
+        let mut hay = name.as_bytes().to_vec();
+        if hits.is_empty() && name.contains('.') {
+            hay = name.bytes().filter(|&b| b != b'.').collect();
+            self.matcher.find_all(&hay, &mut hits);
+        }
+        let mut seen = Vec::new();
+        for h in &hits {
+            seen.push(h.canary);
+            self.out.finding(collect::Raw {
+                flow: fi,
+                canary: h.canary,
+                encoding: h.encoding.to_string(),
+                dir,
+                protocol: "dns",
+                field: Some("query name".into()),
+                decoded_from: None,
+                http: None,
+                packet: at.packet,
+                ts: at.ts,
+                offset: h.start as u64,
+                excerpt: collect::excerpt(&hay, h.start, h.end),
+            });
+        }
+        seen
+    }
+
+    /// Searches one datagram payload; hits of canaries in `skip` were already reported from a decoded form.
+    fn scan_datagram(&mut self, fi: usize, dir: usize, protocol: &'static str, payload: &[u8], at: At, skip: &[usize]) {
+        let mut hits = Vec::new();
+        self.matcher.find_all(payload, &mut hits);
+        for h in hits.iter().filter(|h| !skip.contains(&h.canary)) {
+            self.out.finding(collect::Raw {
+                flow: fi,
+                canary: h.canary,
+                encoding: h.encoding.to_string(),
+                dir,
+                protocol,
+                field: None,
+                decoded_from: None,
+                http: None,
+                packet: at.packet,
+                ts: at.ts,
+                offset: h.start as u64,
+                excerpt: collect::excerpt(payload, h.start, h.end),
+            });
+        }
+    }
+
+    fn tcp(&mut self, src: IpAddr, dst: IpAddr, t: decode::TcpInfo, payload: &[u8], missing: u32, at: At) {
+        let (fi, dir) = self.flow_for(flow::TCP, (src, t.src_port), (dst, t.dst_port), t.syn, t.ack_flag, at);
+        let cap = self.cfg.reassembly_cap;
+        {
+            let f = &mut self.flows[fi];
+            f.last_ns = f.last_ns.max(at.ts);
+            f.packets[dir] += 1;
+            f.bytes[dir] += payload.len() as u64 + u64::from(missing);
+            if f.closed {
+                return; // late packets of a finished connection
+            }
+            if f.tcp.is_none() {
+                f.tcp = Some(Box::new(TcpConn::new(&self.matcher, cap)));
+                self.live_tcp += 1;
+            }
+        }
+        tcp::segment(self, fi, dir, t, payload, missing, at);
+        let f = &mut self.flows[fi];
+        let done = f.tcp.as_ref().is_some_and(|c| c.finished()) || t.rst;
+        if done {
+            self.close_tcp(fi);
+        }
+    }
+
+    /// Ends a TCP conversation: flushes holes, finishes parsers, releases its state.
+    fn close_tcp(&mut self, fi: usize) {
+        if self.flows[fi].tcp.is_none() {
+            return;
+        }
+        tcp::flush(self, fi);
+        let f = &mut self.flows[fi];
+        if let Some(conn) = f.tcp.take() {
+            f.tcp_stats = Some(conn.stats());
+            self.live_tcp -= 1;
+        }
+        f.closed = true;
+    }
+
+    /// Releases the state of conversations idle for longer than the idle timeout.
+    fn sweep_idle(&mut self, now: u64) {
+        if self.live_tcp == 0 {
+            return;
+        }
+        let limit = now.saturating_sub(self.cfg.idle_timeout_ns);
+        let idle: Vec<usize> = (0..self.flows.len())
+            .filter(|&i| self.flows[i].tcp.is_some() && self.flows[i].last_ns < limit)
+            .collect();
+        for i in idle {
+            self.close_tcp(i);
+            // Idle is not closed: a later packet may resume it (mid-stream).
+            self.flows[i].closed = false;
+        }
+    }
+
+    /// Finishes every conversation and returns the report.
+    pub fn finish(mut self) -> Report {
+        for i in 0..self.flows.len() {
+            self.close_tcp(i);
+        }
+        let flows = std::mem::take(&mut self.flows);
+        self.out.finish(&flows)
+    }
+}
+
+/// Direction index to report direction.
+fn direction(dir: usize) -> Direction {
+    if dir == 0 {
+        Direction::Up
+    } else {
+        Direction::Down
+    }
+}

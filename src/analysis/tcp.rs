@@ -1,0 +1,682 @@
+//! TCP conversations inside the engine: reassembly → protocol parser → canary scan, per direction.
+//!
+//! Each direction's in-order bytes go first to the parser chosen for the conversation (HTTP/1.x, TLS handshake,
+//! DNS over TCP, or none) and then to the raw stream scanner. Hits of the raw scan inside HTTP messages are
+//! attributed to the message (method, path, and the field: path, query parameter, header or body) once the parser
+//! has seen the message's head; hits inside bodies that the parser decodes (chunked, compressed) are left to the
+//! decoded-body scan, which sees the same bytes without chunk framing.
+
+use std::collections::VecDeque;
+
+use super::collect::{excerpt, Raw};
+use super::{Analyzer, At};
+use crate::canary::{Matcher, StreamHit, StreamScanner};
+use crate::decode::TcpInfo;
+use crate::flow::reassembly::{Chunk, ReassemblyStats, Reassembler};
+use crate::proto::dns::DnsTcpFramer;
+use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
+use crate::proto::tls::{self, HandshakeReader, TlsProgress};
+use crate::report::{HttpRequest, TlsHello};
+
+/// How far back (in stream bytes) a raw hit may wait for the head of its HTTP message.
+const MAX_PENDING_BACK: u64 = 128 << 10;
+/// HTTP message spans remembered per direction for attribution.
+const SPANS_KEPT: usize = 32;
+
+enum Parser {
+    Undecided,
+    Http(Box<HttpParser>),
+    Tls(Box<HandshakeReader>),
+    Dns(DnsTcpFramer),
+    /// Encrypted or otherwise unsearchable: counted, not scanned.
+    Opaque,
+    /// Unknown protocol: scanned raw only.
+    Plain,
+}
+
+/// An HTTP message's place in its direction's stream.
+struct Span {
+    start: u64,
+    head_end: u64,
+    end: Option<u64>,
+    method: String,
+    path: String,
+    raw_head: Vec<u8>,
+    /// The parser decodes the body (chunked/compressed) and it decoded cleanly.
+    decoded_body: bool,
+}
+
+struct BodyScan {
+    scanner: StreamScanner,
+    layers: String,
+}
+
+struct Dir {
+    scanner: StreamScanner,
+    parser: Parser,
+    /// (stream offset, frame number) of recent deliveries, to name the frame of a hit.
+    recent: VecDeque<(u64, u64)>,
+    spans: VecDeque<Span>,
+    pending: Vec<StreamHit>,
+    body: Option<BodyScan>,
+    offset: u64,
+}
+
+/// State of one live TCP conversation.
+pub(super) struct TcpConn {
+    reasm: [Reassembler; 2],
+    dirs: [Dir; 2],
+    /// Request methods not yet handed to the response parser (HEAD has no response body).
+    methods: Vec<String>,
+    /// Report indices of requests waiting for their response.
+    awaiting: VecDeque<usize>,
+    tls_index: Option<usize>,
+}
+
+impl TcpConn {
+    pub fn new(m: &Matcher, cap: usize) -> Self {
+        let dir = || Dir {
+            scanner: StreamScanner::new(m),
+            parser: Parser::Undecided,
+            recent: VecDeque::new(),
+            spans: VecDeque::new(),
+            pending: Vec::new(),
+            body: None,
+            offset: 0,
+        };
+        TcpConn {
+            reasm: [Reassembler::new(cap), Reassembler::new(cap)],
+            dirs: [dir(), dir()],
+            methods: Vec::new(),
+            awaiting: VecDeque::new(),
+            tls_index: None,
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.reasm[0].finished() && self.reasm[1].finished()
+    }
+
+    pub fn stats(&self) -> [ReassemblyStats; 2] {
+        [self.reasm[0].stats(), self.reasm[1].stats()]
+    }
+}
+
+/// Feeds one segment of direction `dir` of flow `fi`.
+pub(super) fn segment(an: &mut Analyzer, fi: usize, dir: usize, t: TcpInfo, payload: &[u8], missing: u32, at: At) {
+    let Some(mut conn) = an.flows[fi].tcp.take() else {
+        return;
+    };
+    {
+        let TcpConn { reasm, .. } = &mut *conn;
+        let r = &mut reasm[dir];
+        // Collect deliveries first: the reassembler hands out borrowed data only inside its callback.
+        let mut chunks: Vec<(Option<Vec<u8>>, u64, bool)> = Vec::new();
+        let mut direct: Option<(usize, usize)> = None;
+        let base = payload.as_ptr() as usize;
+        r.segment(t.seq, t.syn, t.fin, payload, missing, at.packet, &mut |c| match c {
+            Chunk::Data { data, packet } => {
+                let p = data.as_ptr() as usize;
+                if direct.is_none() && chunks.is_empty() && p >= base && p + data.len() <= base + payload.len() {
+                    // Zero-copy: a sub-slice of this packet's payload.
+                    direct = Some((p - base, data.len()));
+                    chunks.push((None, packet, false));
+                } else {
+                    chunks.push((Some(data.to_vec()), packet, false));
+                }
+            }
+            Chunk::Gap(n) => chunks.push((None, n, true)),
+        });
+        for (owned, n, is_gap) in chunks {
+            if is_gap {
+                gap(an, fi, dir, &mut conn, n);
+            } else if let Some(bytes) = owned {
+                data(an, fi, dir, &mut conn, &bytes, At { packet: n, ts: at.ts });
+            } else if let Some((off, len)) = direct {
+                data(an, fi, dir, &mut conn, &payload[off..off + len], At { packet: n, ts: at.ts });
+            }
+        }
+    }
+    an.flows[fi].tcp = Some(conn);
+}
+
+/// Flushes both directions at the end of the conversation.
+pub(super) fn flush(an: &mut Analyzer, fi: usize) {
+    let Some(mut conn) = an.flows[fi].tcp.take() else {
+        return;
+    };
+    let ts = an.flows[fi].last_ns;
+    for dir in 0..2 {
+        let mut chunks: Vec<(Vec<u8>, u64, bool)> = Vec::new();
+        conn.reasm[dir].flush(&mut |c| match c {
+            Chunk::Data { data, packet } => chunks.push((data.to_vec(), packet, false)),
+            Chunk::Gap(n) => chunks.push((Vec::new(), n, true)),
+        });
+        for (bytes, n, is_gap) in chunks {
+            if is_gap {
+                gap(an, fi, dir, &mut conn, n);
+            } else {
+                data(an, fi, dir, &mut conn, &bytes, At { packet: n, ts });
+            }
+        }
+        // End of stream for the parser.
+        let d = &mut conn.dirs[dir];
+        if let Parser::Http(p) = &mut d.parser {
+            let mut evs = Vec::new();
+            p.finish(&mut |e| evs.push(own_event(e)));
+            let at = At {
+                packet: d.recent.back().map(|r| r.1).unwrap_or(0),
+                ts,
+            };
+            for e in evs {
+                http_event(an, fi, dir, &mut conn, e, at);
+            }
+        }
+        let d = &mut conn.dirs[dir];
+        let mut tail_hits = Vec::new();
+        d.scanner.finish(&an.matcher, &mut tail_hits);
+        if let Some(b) = d.body.take() {
+            finish_body(an, fi, dir, &conn.dirs[dir], b, At { packet: 0, ts });
+        }
+        let d = &mut conn.dirs[dir];
+        d.pending.extend(tail_hits);
+        let pending = std::mem::take(&mut d.pending);
+        for h in pending {
+            report_stream_hit(an, fi, dir, &conn.dirs[dir], h, true);
+        }
+    }
+    an.flows[fi].tcp = Some(conn);
+}
+
+fn gap(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, n: u64) {
+    let d = &mut conn.dirs[dir];
+    d.scanner.gap(n);
+    d.offset += n;
+    if let Some(b) = &mut d.body {
+        // The decoded body continues only if the parser stays in sync; a fresh scanner avoids false joins.
+        b.scanner.gap(0);
+    }
+    match &mut d.parser {
+        Parser::Http(p) => {
+            let mut evs = Vec::new();
+            p.gap(n, &mut |e| evs.push(own_event(e)));
+            let packet = d.recent.back().map(|r| r.1).unwrap_or(0);
+            let ts = an.flows[fi].last_ns;
+            for e in evs {
+                http_event(an, fi, dir, conn, e, At { packet, ts });
+            }
+        }
+        Parser::Dns(f) => f.gap(),
+        Parser::Tls(_) => d.parser = Parser::Opaque,
+        _ => {}
+    }
+}
+
+/// Chooses the parser of a conversation from its first bytes.
+fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &[u8]) {
+    let f = &mut an.flows[fi];
+    let (cport, sport) = (f.client.1, f.server.1);
+    let on = |p: u16| cport == p || sport == p;
+    let midstream = conn.reasm[dir].stats().started_midstream;
+    let app: &'static str = if dir == 0 && http::looks_like_http_request(first) {
+        "http"
+    } else if dir == 1 && http::looks_like_http_response(first) {
+        "http"
+    } else if dir == 0 && tls::looks_like_tls_client(first) {
+        "tls"
+    } else if on(53) {
+        "dns"
+    } else if dir == 1 && first.len() >= 3 && first[0] == 0x16 && first[1] == 3 {
+        "tls"
+    } else if midstream && (on(80) || on(8080) || on(8000)) {
+        "http"
+    } else {
+        ""
+    };
+    f.app = app;
+    for (i, d) in conn.dirs.iter_mut().enumerate() {
+        if !matches!(d.parser, Parser::Undecided) {
+            continue;
+        }
+        d.parser = match app {
+            "http" => Parser::Http(Box::new(HttpParser::new(if i == 0 { Role::Client } else { Role::Server }))),
+            "tls" => Parser::Tls(Box::new(HandshakeReader::new())),
+            "dns" => Parser::Dns(DnsTcpFramer::new()),
+            _ => Parser::Plain,
+        };
+    }
+}
+
+fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u8], at: At) {
+    if matches!(conn.dirs[dir].parser, Parser::Undecided) {
+        decide(an, fi, dir, conn, bytes);
+    }
+    let start = conn.dirs[dir].offset;
+    let opaque_before = matches!(conn.dirs[dir].parser, Parser::Opaque);
+    // 1. The protocol parser.
+    match &mut conn.dirs[dir].parser {
+        Parser::Http(_) => {
+            if dir == 1 {
+                let methods = std::mem::take(&mut conn.methods);
+                if let Parser::Http(p) = &mut conn.dirs[1].parser {
+                    for m in &methods {
+                        p.push_request_method(m);
+                    }
+                }
+            }
+            let mut evs = Vec::new();
+            if let Parser::Http(p) = &mut conn.dirs[dir].parser {
+                p.feed(bytes, &mut |e| evs.push(own_event(e)));
+            }
+            for e in evs {
+                http_event(an, fi, dir, conn, e, at);
+            }
+        }
+        Parser::Tls(r) => match r.push(bytes) {
+            TlsProgress::NeedMore => {}
+            TlsProgress::ClientHello(ch) => {
+                let f = &mut an.flows[fi];
+                if f.sni.is_none() {
+                    f.sni = ch.sni.clone();
+                }
+                let versions = if ch.supported_versions.is_empty() {
+                    vec![ch.legacy_version.clone()]
+                } else {
+                    ch.supported_versions.clone()
+                };
+                conn.tls_index = Some(an.out.tls(TlsHello {
+                    sni: ch.sni,
+                    alpn: ch.alpn,
+                    versions,
+                    ja4: ch.ja4,
+                    negotiated_version: None,
+                    destination: String::new(),
+                    flow: fi,
+                    packet: at.packet,
+                }));
+            }
+            TlsProgress::ServerHello(sh) => {
+                if let Some(t) = conn.tls_index.and_then(|i| an.out.tls_mut(i)) {
+                    t.negotiated_version = Some(sh.version);
+                }
+            }
+            TlsProgress::Done => conn.dirs[dir].parser = Parser::Opaque,
+            TlsProgress::NotTls | TlsProgress::Error(_) => conn.dirs[dir].parser = Parser::Plain,
+        },
+        Parser::Dns(framer) => {
+            let mut msgs = Vec::new();
+            framer.push(bytes, &mut msgs);
+            for m in msgs.into_iter().flatten() {
+                for q in &m.questions {
+                    an.scan_dns_name(fi, dir, &q.name, at);
+                }
+                an.out.dns(fi, &m, at.packet);
+                an.learn_names(&m);
+            }
+        }
+        Parser::Opaque | Parser::Plain | Parser::Undecided => {}
+    }
+    let d = &mut conn.dirs[dir];
+    d.offset = start + bytes.len() as u64;
+    if opaque_before {
+        an.flows[fi].opaque_bytes += bytes.len() as u64;
+        d.scanner.gap(bytes.len() as u64);
+        return;
+    }
+    // 2. The raw scan.
+    d.recent.push_back((start, at.packet));
+    if d.recent.len() > 64 {
+        d.recent.pop_front();
+    }
+    let mut hits = Vec::new();
+    d.scanner.feed(&an.matcher, bytes, &mut hits);
+    d.pending.extend(hits);
+    if !d.pending.is_empty() {
+        let pending = std::mem::take(&mut conn.dirs[dir].pending);
+        for h in pending {
+            report_stream_hit(an, fi, dir, &conn.dirs[dir], h, false)
+                .into_iter()
+                .for_each(|h| conn.dirs[dir].pending.push(h));
+        }
+    }
+}
+
+/// An HTTP event with its body bytes owned (events are collected, then handled with the engine borrowed).
+enum OwnedEvent {
+    Head(http::Head),
+    Body { decoded: Vec<u8>, decoded_offset: u64, layers: String },
+    End { body_wire_len: u64, body_decoded_len: u64, decode_error: bool },
+    Desync(String),
+}
+
+fn own_event(e: HttpEvent<'_>) -> OwnedEvent {
+    match e {
+        HttpEvent::Head(h) => OwnedEvent::Head(h),
+        HttpEvent::Body {
+            decoded,
+            decoded_offset,
+            layers,
+            ..
+        } => OwnedEvent::Body {
+            decoded: decoded.to_vec(),
+            decoded_offset,
+            layers: layers.to_string(),
+        },
+        HttpEvent::End {
+            body_wire_len,
+            body_decoded_len,
+            decode_error,
+            ..
+        } => OwnedEvent::End {
+            body_wire_len,
+            body_decoded_len,
+            decode_error: decode_error.is_some(),
+        },
+        HttpEvent::Desync { reason, .. } => OwnedEvent::Desync(reason),
+    }
+}
+
+fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: OwnedEvent, at: At) {
+    match e {
+        OwnedEvent::Head(h) => {
+            let decoded_body = h.chunked || !h.content_encoding.is_empty();
+            let (method, path) = match &h.kind {
+                HeadKind::Request {
+                    method,
+                    target,
+                    path,
+                    query,
+                    ..
+                } => {
+                    let f = &mut an.flows[fi];
+                    if f.host.is_none() {
+                        f.host.clone_from(&h.host);
+                    }
+                    let idx = an.out.http_request(HttpRequest {
+                        method: method.clone(),
+                        host: h.host.clone().unwrap_or_default(),
+                        path: path.clone(),
+                        query: query.clone(),
+                        target: target.clone(),
+                        content_type: h.content_type.clone(),
+                        content_encoding: h.content_encoding.clone(),
+                        body_bytes: 0,
+                        body_decoded_bytes: 0,
+                        status: None,
+                        destination: String::new(),
+                        flow: fi,
+                        packet: at.packet,
+                        time_ns: at.ts,
+                    });
+                    conn.awaiting.push_back(idx);
+                    conn.methods.push(method.clone());
+                    if let Some(q) = query {
+                        scan_query(an, fi, dir, q, method, path, at);
+                    }
+                    (method.clone(), path.clone())
+                }
+                HeadKind::Response { status, .. } => {
+                    let req = conn.awaiting.pop_front();
+                    let mut mp = (String::new(), String::new());
+                    if let Some(r) = req.and_then(|i| an.out.http_request_mut(i)) {
+                        r.status = Some(*status);
+                        mp = (r.method.clone(), r.path.clone());
+                    }
+                    mp
+                }
+            };
+            let d = &mut conn.dirs[dir];
+            if let Some(b) = d.body.take() {
+                finish_body(an, fi, dir, &conn.dirs[dir], b, at);
+            }
+            let d = &mut conn.dirs[dir];
+            d.spans.push_back(Span {
+                start: h.stream_offset,
+                head_end: h.stream_offset + h.head_len as u64,
+                end: None,
+                method,
+                path,
+                raw_head: h.raw,
+                decoded_body,
+            });
+            if d.spans.len() > SPANS_KEPT {
+                d.spans.pop_front();
+            }
+        }
+        OwnedEvent::Body {
+            decoded,
+            decoded_offset,
+            layers,
+        } => {
+            let d = &mut conn.dirs[dir];
+            let body = d.body.get_or_insert_with(|| BodyScan {
+                scanner: StreamScanner::new(&an.matcher),
+                layers: layers.clone(),
+            });
+            if body.scanner.offset() < decoded_offset {
+                body.scanner.gap(decoded_offset - body.scanner.offset());
+            }
+            let mut hits = Vec::new();
+            body.scanner.feed(&an.matcher, &decoded, &mut hits);
+            let layers = body.layers.clone();
+            report_body_hits(an, fi, dir, &conn.dirs[dir], hits, &layers, at);
+        }
+        OwnedEvent::End {
+            body_wire_len,
+            body_decoded_len,
+            decode_error,
+        } => {
+            let d = &mut conn.dirs[dir];
+            if let Some(s) = d.spans.back_mut() {
+                s.end = Some(s.head_end + body_wire_len);
+                if decode_error {
+                    s.decoded_body = false;
+                }
+            }
+            if let Some(b) = d.body.take() {
+                finish_body(an, fi, dir, &conn.dirs[dir], b, at);
+            }
+            if dir == 0 {
+                // The request just ended is the newest one waiting for a response.
+                if let Some(r) = conn.awaiting.back().and_then(|&i| an.out.http_request_mut(i)) {
+                    r.body_bytes = body_wire_len;
+                    r.body_decoded_bytes = body_decoded_len;
+                }
+            }
+        }
+        OwnedEvent::Desync(reason) => {
+            let f = &an.flows[fi];
+            let msg = format!(
+                "HTTP parsing lost sync in flow {fi} ({} → {}): {reason}; the stream is still searched raw",
+                super::sockaddr(f.client),
+                super::sockaddr(f.server)
+            );
+            an.out.warn("http-desync", msg, None);
+        }
+    }
+}
+
+/// Flushes a decoded-body scanner at the end of its message.
+fn finish_body(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, mut b: BodyScan, at: At) {
+    let mut hits = Vec::new();
+    b.scanner.finish(&an.matcher, &mut hits);
+    let at = if at.packet == 0 {
+        At {
+            packet: d.recent.back().map(|r| r.1).unwrap_or(0),
+            ts: at.ts,
+        }
+    } else {
+        at
+    };
+    report_body_hits(an, fi, dir, d, hits, &b.layers, at);
+}
+
+fn report_body_hits(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, hits: Vec<StreamHit>, layers: &str, at: At) {
+    let http = d.spans.back().map(|s| (s.method.clone(), s.path.clone()));
+    for h in hits {
+        an.out.finding(Raw {
+            flow: fi,
+            canary: h.canary,
+            encoding: h.encoding.to_string(),
+            dir,
+            protocol: "http",
+            field: Some("body".into()),
+            decoded_from: Some(layers.to_string()),
+            http: http.clone(),
+            packet: at.packet,
+            ts: at.ts,
+            offset: h.start,
+            excerpt: h.excerpt,
+        });
+    }
+}
+
+/// Searches percent-decoded query parameters for canaries the raw query does not show as such.
+fn scan_query(an: &mut Analyzer, fi: usize, dir: usize, query: &str, method: &str, path: &str, at: At) {
+    let mut hits = Vec::new();
+    let mut raw_hits = Vec::new();
+    for (name, value) in http::split_query(query) {
+        hits.clear();
+        an.matcher.find_all(&value, &mut hits);
+        if hits.is_empty() {
+            continue;
+        }
+        // Skip canaries that the raw scan finds in this parameter already.
+        let raw_value = query
+            .split('&')
+            .find(|kv| kv.split('=').next().map(|k| http::percent_decode(k.as_bytes(), true)) == Some(name.as_bytes().to_vec()))
+            .and_then(|kv| kv.split_once('=').map(|(_, v)| v))
+            .unwrap_or("");
+        raw_hits.clear();
+        an.matcher.find_all(raw_value.as_bytes(), &mut raw_hits);
+        for h in &hits {
+            if raw_hits.iter().any(|r| r.canary == h.canary) {
+                continue;
+            }
+            let enc = h.encoding.to_string();
+            an.out.finding(Raw {
+                flow: fi,
+                canary: h.canary,
+                encoding: if enc == "raw" { "url".into() } else { format!("{enc}>url") },
+                dir,
+                protocol: "http",
+                field: Some(format!("query:{name}")),
+                decoded_from: None,
+                http: Some((method.to_string(), path.to_string())),
+                packet: at.packet,
+                ts: at.ts,
+                offset: h.start as u64,
+                excerpt: excerpt(&value, h.start, h.end),
+            });
+        }
+    }
+}
+
+/// Reports a raw stream hit, attributed to its HTTP message when there is one. Returns the hit back when its
+/// message head has not been parsed yet (it is retried after the next chunk, or reported plainly at the end).
+fn report_stream_hit(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, h: StreamHit, last: bool) -> Option<StreamHit> {
+    let packet = d
+        .recent
+        .iter()
+        .rev()
+        .find(|(off, _)| *off <= h.start)
+        .or(d.recent.front())
+        .map(|r| r.1)
+        .unwrap_or(0);
+    let ts = an.flows[fi].last_ns;
+    let mut protocol = match an.flows[fi].app {
+        "" => "tcp",
+        a => a,
+    };
+    let mut field = None;
+    let mut http_mp = None;
+    if let Parser::Http(_) = d.parser {
+        match d.spans.iter().rev().find(|s| s.start <= h.start) {
+            Some(s) if h.start < s.head_end => {
+                field = Some(head_field(&s.raw_head, (h.start - s.start) as usize));
+                http_mp = Some((s.method.clone(), s.path.clone()));
+            }
+            Some(s) if s.end.is_none_or(|e| h.start < e) => {
+                if s.decoded_body {
+                    return None; // the decoded-body scan sees these bytes without chunk framing and reports them
+                }
+                field = Some("body".into());
+                http_mp = Some((s.method.clone(), s.path.clone()));
+            }
+            _ if !last && h.start + MAX_PENDING_BACK > d.offset => return Some(h),
+            _ => protocol = "tcp",
+        }
+    }
+    an.out.finding(Raw {
+        flow: fi,
+        canary: h.canary,
+        encoding: h.encoding.to_string(),
+        dir,
+        protocol,
+        field,
+        decoded_from: None,
+        http: http_mp,
+        packet,
+        ts,
+        offset: h.start,
+        excerpt: h.excerpt,
+    });
+    None
+}
+
+/// Names the part of an HTTP head at `rel`: "path", "query:NAME", "header:NAME" or "request-line".
+fn head_field(raw: &[u8], rel: usize) -> String {
+    let rel = rel.min(raw.len());
+    let line_start = raw[..rel].iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+    let line_end = raw[line_start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| line_start + p)
+        .unwrap_or(raw.len());
+    let line = &raw[line_start..line_end];
+    let at = rel - line_start;
+    if line_start == 0 {
+        // Request line: METHOD SP target SP version
+        let sp1 = line.iter().position(|&b| b == b' ');
+        let sp2 = sp1.and_then(|a| line[a + 1..].iter().position(|&b| b == b' ').map(|p| a + 1 + p));
+        if let (Some(a), Some(b)) = (sp1, sp2.or(Some(line.len()))) {
+            if at > a && at < b {
+                let target = &line[a + 1..b];
+                let pos = at - a - 1;
+                if let Some(q) = target.iter().position(|&c| c == b'?') {
+                    if pos > q {
+                        // Which parameter?
+                        let qs = &target[q + 1..];
+                        let qpos = pos - q - 1;
+                        let pstart = qs[..qpos.min(qs.len())].iter().rposition(|&c| c == b'&').map(|p| p + 1).unwrap_or(0);
+                        let param = &qs[pstart..];
+                        let name_end = param.iter().position(|&c| c == b'=' || c == b'&').unwrap_or(param.len());
+                        return format!("query:{}", String::from_utf8_lossy(&http::percent_decode(&param[..name_end], true)));
+                    }
+                }
+                return "path".into();
+            }
+        }
+        return "request-line".into();
+    }
+    match line.iter().position(|&b| b == b':') {
+        Some(c) => format!("header:{}", String::from_utf8_lossy(&line[..c]).trim()),
+        None => "header".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_field;
+
+    #[test]
+    fn head_fields_are_named() {
+        let head = b"POST /v2/sync?imei=356938035643809&x=1 HTTP/1.1\r\nHost: api.example\r\nX-Device: abc\r\n\r\n";
+        let find = |needle: &[u8]| head.windows(needle.len()).position(|w| w == needle).unwrap();
+        assert_eq!(head_field(head, find(b"sync")), "path");
+        assert_eq!(head_field(head, find(b"3569")), "query:imei");
+        assert_eq!(head_field(head, find(b"api.")), "header:Host");
+        assert_eq!(head_field(head, find(b"abc")), "header:X-Device");
+        assert_eq!(head_field(head, 0), "request-line");
+    }
+}

@@ -1,0 +1,769 @@
+//! One-pass multi-pattern matcher for all encoded forms of all canaries.
+//!
+//! Every [`Form`](super::forms::Form) of every canary is lower-cased and put into ONE
+//! ASCII-case-insensitive, leftmost-longest Aho-Corasick automaton (a DFA when it builds).
+//! Patterns equal after lower-casing share one automaton pattern; each automaton pattern maps
+//! to a short list of targets `(canary, encoding, exact bytes, case-sensitive?)`, and a match is
+//! verified against the exact bytes only for case-sensitive targets (base64 text). The
+//! no-match path is just the automaton's search.
+//!
+//! The base64 text of the gzip magic (`H4sI`) is one more pattern: on it the base64 run is
+//! decoded, inflated (capped) and searched again, and canary hits inside are reported with
+//! encoding `<inner>>gzip>base64` over the span of the whole run.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+
+use super::forms::encoded_forms;
+use super::identity::Identity;
+use super::nested::{
+    decode_b64, gunzip_capped, B64Run, NestedStats, GZIP_B64_MAGIC, INFLATE_BUDGET, INFLATE_CAP,
+    MAX_DEPTH,
+};
+
+/// One canary occurrence in a buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hit {
+    /// Index into [`Identity::canaries`].
+    pub canary: usize,
+    /// Encoding chain label, e.g. `raw`, `sha256>hex`, `gzip>base64`, `url>gzip>base64`.
+    pub encoding: Arc<str>,
+    /// Start offset in the buffer (for nested hits: start of the base64 run).
+    pub start: usize,
+    /// End offset (exclusive; for nested hits: end of the base64 run).
+    pub end: usize,
+}
+
+/// Error building a [`Matcher`].
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    /// The automaton could not be built (far too many or too long patterns).
+    #[error("cannot build the canary automaton: {0}")]
+    Build(#[from] aho_corasick::BuildError),
+}
+
+#[derive(Debug)]
+struct Target {
+    canary: usize,
+    encoding: Arc<str>,
+    exact: Box<[u8]>,
+    case_sensitive: bool,
+}
+
+impl Target {
+    fn accepts(&self, bytes: &[u8]) -> bool {
+        !self.case_sensitive || *self.exact == *bytes
+    }
+}
+
+/// A match found by [`Matcher::scan`], offsets relative to the scanned buffer.
+pub(super) enum Event<'m> {
+    Hit {
+        canary: usize,
+        encoding: &'m Arc<str>,
+        start: usize,
+        end: usize,
+    },
+    Trigger {
+        start: usize,
+    },
+}
+
+#[derive(Debug, Default)]
+struct AtomicStats {
+    blobs: AtomicU64,
+    undecodable: AtomicU64,
+    inflate_truncated: AtomicU64,
+    run_truncated: AtomicU64,
+}
+
+/// The compiled canary searcher. Built once per identity; `Send + Sync`.
+#[derive(Debug)]
+pub struct Matcher {
+    identity: Identity,
+    ac: AhoCorasick,
+    /// Lower-cased bytes per automaton pattern.
+    lower: Vec<Box<[u8]>>,
+    /// Targets per automaton pattern (empty for the pure trigger pattern).
+    targets: Vec<Vec<Target>>,
+    /// Automaton pattern whose exact form `H4sI` triggers nested decoding.
+    trigger: usize,
+    /// Pattern ids by decreasing length, for re-checking after a failed verification.
+    by_len_desc: Vec<usize>,
+    max_len: usize,
+    stats: AtomicStats,
+}
+
+impl Matcher {
+    /// Build the matcher for all canaries of `identity`.
+    ///
+    /// # Panics
+    /// Only if the automaton cannot be built at all, which needs patterns totalling
+    /// gigabytes; use [`Matcher::try_new`] to get an error instead.
+    pub fn new(identity: &Identity) -> Matcher {
+        match Matcher::try_new(identity) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Build the matcher, reporting automaton construction failure as an error.
+    pub fn try_new(identity: &Identity) -> Result<Matcher, MatcherError> {
+        let mut index: HashMap<Box<[u8]>, usize> = HashMap::new();
+        let mut lower: Vec<Box<[u8]>> = Vec::new();
+        let mut targets: Vec<Vec<Target>> = Vec::new();
+        let mut labels: HashMap<&'static str, Arc<str>> = HashMap::new();
+        let mut pid_of =
+            |bytes: &[u8], lower: &mut Vec<Box<[u8]>>, targets: &mut Vec<Vec<Target>>| {
+                let key: Box<[u8]> = bytes.to_ascii_lowercase().into();
+                *index.entry(key.clone()).or_insert_with(|| {
+                    lower.push(key);
+                    targets.push(Vec::new());
+                    lower.len() - 1
+                })
+            };
+        for (ci, c) in identity.canaries.iter().enumerate() {
+            for f in encoded_forms(&c.value) {
+                let pid = pid_of(&f.bytes, &mut lower, &mut targets);
+                let encoding = labels
+                    .entry(f.encoding)
+                    .or_insert_with(|| Arc::from(f.encoding))
+                    .clone();
+                if let Some(list) = targets.get_mut(pid) {
+                    if !list.iter().any(|t| t.canary == ci && *t.exact == *f.bytes) {
+                        list.push(Target {
+                            canary: ci,
+                            encoding,
+                            exact: f.bytes.into(),
+                            case_sensitive: f.case_sensitive,
+                        });
+                    }
+                }
+            }
+        }
+        let trigger = pid_of(GZIP_B64_MAGIC, &mut lower, &mut targets);
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&lower)
+            .or_else(|_| {
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(&lower)
+            })?;
+        let mut by_len_desc: Vec<usize> = (0..lower.len()).collect();
+        by_len_desc.sort_by_key(|&p| std::cmp::Reverse(lower.get(p).map_or(0, |x| x.len())));
+        let max_len = lower.iter().map(|p| p.len()).max().unwrap_or(1).max(1);
+        Ok(Matcher {
+            identity: identity.clone(),
+            ac,
+            lower,
+            targets,
+            trigger,
+            by_len_desc,
+            max_len,
+            stats: AtomicStats::default(),
+        })
+    }
+
+    /// The identity this matcher was built from.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Every distinct searched byte string with its exact case (including the `H4sI` trigger).
+    pub fn patterns(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for (pid, list) in self.targets.iter().enumerate() {
+            for t in list {
+                if !out.iter().any(|o| **o == *t.exact) {
+                    out.push(t.exact.to_vec());
+                }
+            }
+            if pid == self.trigger {
+                out.push(GZIP_B64_MAGIC.to_vec());
+            }
+        }
+        out
+    }
+
+    /// Number of automaton patterns (distinct after ASCII lower-casing).
+    pub fn automaton_patterns(&self) -> usize {
+        self.lower.len()
+    }
+
+    /// Which automaton implementation was built (DFA unless it could not be).
+    pub fn automaton_kind(&self) -> AhoCorasickKind {
+        self.ac.kind()
+    }
+
+    /// Length of the longest pattern.
+    pub fn max_pattern_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Counters of nested blob handling done by [`Matcher::find_all`] so far (all threads).
+    pub fn nested_stats(&self) -> NestedStats {
+        NestedStats {
+            blobs: self.stats.blobs.load(Ordering::Relaxed),
+            undecodable: self.stats.undecodable.load(Ordering::Relaxed),
+            inflate_truncated: self.stats.inflate_truncated.load(Ordering::Relaxed),
+            run_truncated: self.stats.run_truncated.load(Ordering::Relaxed),
+            run_interrupted: 0,
+        }
+    }
+
+    /// All canary hits in one buffer (non-overlapping, leftmost-longest), including hits
+    /// inside base64-of-gzip blobs, appended to `out` in order of discovery.
+    pub fn find_all(&self, hay: &[u8], out: &mut Vec<Hit>) {
+        let mut stats = NestedStats::default();
+        let mut budget = INFLATE_BUDGET;
+        self.find_all_depth(hay, out, 0, &mut budget, &mut stats);
+        if stats != NestedStats::default() {
+            let s = &self.stats;
+            s.blobs.fetch_add(stats.blobs, Ordering::Relaxed);
+            s.undecodable
+                .fetch_add(stats.undecodable, Ordering::Relaxed);
+            s.inflate_truncated
+                .fetch_add(stats.inflate_truncated, Ordering::Relaxed);
+            s.run_truncated
+                .fetch_add(stats.run_truncated, Ordering::Relaxed);
+        }
+    }
+
+    fn find_all_depth(
+        &self,
+        hay: &[u8],
+        out: &mut Vec<Hit>,
+        depth: usize,
+        budget: &mut usize,
+        stats: &mut NestedStats,
+    ) {
+        let mut run_skip = 0usize;
+        self.scan(hay, 0, true, |ev| match ev {
+            Event::Hit {
+                canary,
+                encoding,
+                start,
+                end,
+            } => out.push(Hit {
+                canary,
+                encoding: encoding.clone(),
+                start,
+                end,
+            }),
+            Event::Trigger { start } => {
+                if start < run_skip || depth >= MAX_DEPTH {
+                    return;
+                }
+                let mut run = B64Run::new();
+                run.push(hay.get(start..).unwrap_or(&[]));
+                run.finish();
+                run_skip = start.saturating_add(run.raw_len);
+                let end = start.saturating_add(run.data_end);
+                if depth == 0 {
+                    *budget = INFLATE_BUDGET;
+                }
+                for (canary, encoding) in self.open_blob(&run, depth, budget, stats) {
+                    out.push(Hit {
+                        canary,
+                        encoding,
+                        start,
+                        end,
+                    });
+                }
+            }
+        });
+    }
+
+    /// Decode, inflate and search one collected run; returns distinct (canary, nested label).
+    pub(super) fn open_blob(
+        &self,
+        run: &B64Run,
+        depth: usize,
+        budget: &mut usize,
+        stats: &mut NestedStats,
+    ) -> Vec<(usize, Arc<str>)> {
+        stats.blobs += 1;
+        if run.capped {
+            stats.run_truncated += 1;
+        }
+        let Some(gz) = decode_b64(&run.data) else {
+            stats.undecodable += 1;
+            return Vec::new();
+        };
+        let cap = INFLATE_CAP.min(*budget);
+        let (inflated, truncated) = gunzip_capped(&gz, cap);
+        *budget = budget.saturating_sub(inflated.len());
+        if truncated {
+            stats.inflate_truncated += 1;
+        }
+        if inflated.is_empty() {
+            stats.undecodable += 1;
+            return Vec::new();
+        }
+        let mut inner = Vec::new();
+        self.find_all_depth(&inflated, &mut inner, depth + 1, budget, stats);
+        let mut found: Vec<(usize, Arc<str>)> = Vec::new();
+        for h in inner {
+            let label: Arc<str> = if &*h.encoding == "raw" {
+                Arc::from("gzip>base64")
+            } else {
+                Arc::from(format!("{}>gzip>base64", h.encoding))
+            };
+            if !found.iter().any(|(c, l)| *c == h.canary && *l == label) {
+                found.push((h.canary, label));
+            }
+        }
+        found
+    }
+
+    /// The greedy leftmost-longest loop shared by [`Matcher::find_all`] and the stream
+    /// scanner. Reports matches starting at or after `from`. When `at_end` is false, `hay`
+    /// may continue: only matches that start more than `max_len - 1` bytes before its end are
+    /// reported (they cannot change with more data). Returns the position up to which the
+    /// buffer is settled: scanning must resume there once more bytes are appended.
+    pub(super) fn scan<'m>(
+        &'m self,
+        hay: &[u8],
+        from: usize,
+        at_end: bool,
+        mut on: impl FnMut(Event<'m>),
+    ) -> usize {
+        let safe = if at_end {
+            hay.len()
+        } else {
+            hay.len().saturating_sub(self.max_len - 1)
+        };
+        let mut pos = from.min(hay.len());
+        while pos < hay.len() {
+            let m = match self.ac.try_find(Input::new(hay).range(pos..)) {
+                Ok(Some(m)) => m,
+                _ => break,
+            };
+            let start = m.start();
+            if start >= safe {
+                break;
+            }
+            match self.resolve(hay, start, m.pattern().as_usize(), m.end()) {
+                Some((pid, end)) => {
+                    self.emit(pid, hay.get(start..end).unwrap_or(&[]), start, end, &mut on);
+                    pos = end.max(start + 1);
+                }
+                None => pos = start + 1,
+            }
+        }
+        if at_end {
+            hay.len()
+        } else {
+            pos.max(safe)
+        }
+    }
+
+    fn pattern_accepts(&self, pid: usize, bytes: &[u8]) -> bool {
+        (pid == self.trigger && bytes == GZIP_B64_MAGIC)
+            || self
+                .targets
+                .get(pid)
+                .is_some_and(|l| l.iter().any(|t| t.accepts(bytes)))
+    }
+
+    /// Verify the automaton's match; if its exact case is wrong, fall back to the longest
+    /// shorter pattern at the same start that does verify.
+    fn resolve(&self, hay: &[u8], start: usize, pid: usize, end: usize) -> Option<(usize, usize)> {
+        if self.pattern_accepts(pid, hay.get(start..end)?) {
+            return Some((pid, end));
+        }
+        let rest = hay.get(start..)?;
+        let found_len = end - start;
+        self.by_len_desc.iter().find_map(|&q| {
+            let p = self.lower.get(q)?;
+            if p.len() >= found_len || p.len() > rest.len() {
+                return None;
+            }
+            let cand = rest.get(..p.len())?;
+            (cand.eq_ignore_ascii_case(p) && self.pattern_accepts(q, cand))
+                .then_some((q, start + p.len()))
+        })
+    }
+
+    fn emit<'m>(
+        &'m self,
+        pid: usize,
+        bytes: &[u8],
+        start: usize,
+        end: usize,
+        on: &mut impl FnMut(Event<'m>),
+    ) {
+        if let Some(list) = self.targets.get(pid) {
+            for (i, t) in list.iter().enumerate() {
+                if t.accepts(bytes)
+                    && !list
+                        .iter()
+                        .take(i)
+                        .any(|u| u.canary == t.canary && u.accepts(bytes))
+                {
+                    on(Event::Hit {
+                        canary: t.canary,
+                        encoding: &t.encoding,
+                        start,
+                        end,
+                    });
+                }
+            }
+        }
+        if pid == self.trigger && bytes == GZIP_B64_MAGIC {
+            on(Event::Trigger { start });
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use md5::Md5;
+    use sha1::{Digest, Sha1};
+    use sha2::{Sha256, Sha512};
+    use std::io::Write;
+
+    use crate::canary::forms::{hex, json_unicode, url_encode, utf16};
+
+    /// xorshift64* test PRNG.
+    pub struct Rng(pub u64);
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        pub fn printable(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| b' ' + (self.next() % 95) as u8).collect()
+        }
+        pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    pub const IMEI: &str = "356938035643809";
+    pub const PHONE: &str = "+1 (555) 555-0123";
+    pub const NAME: &str = "Alice Canary";
+    pub const EMAIL: &str = "alice.canary@example.invalid";
+
+    pub fn identity() -> Identity {
+        Identity::from_pairs(&[
+            ("imei", IMEI),
+            ("phone", PHONE),
+            ("contact", NAME),
+            ("email", EMAIL),
+        ])
+    }
+
+    pub fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn hits(m: &Matcher, hay: &[u8]) -> Vec<Hit> {
+        let mut out = Vec::new();
+        m.find_all(hay, &mut out);
+        out
+    }
+
+    /// Embed `form` in filler text and assert exactly one hit for `canary` with `label`
+    /// covering the form.
+    fn assert_found(m: &Matcher, canary: usize, label: &str, form: &[u8]) {
+        let mut hay = b"GET /x?a=1&zz=".to_vec();
+        let at = hay.len();
+        hay.extend_from_slice(form);
+        hay.extend_from_slice(b"&q=2 HTTP/1.1\r\n\r\n");
+        let h = hits(m, &hay);
+        assert!(
+            h.iter().any(|h| h.canary == canary
+                && &*h.encoding == label
+                && h.start == at
+                && h.end == at + form.len()),
+            "canary {canary} {label} {:?} not found: {h:?}",
+            String::from_utf8_lossy(form)
+        );
+    }
+
+    #[test]
+    fn every_form_is_found_for_each_kind_of_value() {
+        let m = Matcher::new(&identity());
+        for (ci, v) in [IMEI, PHONE, NAME, EMAIL].iter().enumerate() {
+            let b = v.as_bytes();
+            assert_found(&m, ci, "raw", b);
+            assert_found(&m, ci, "raw", v.to_ascii_uppercase().as_bytes());
+            if url_encode(b, true) != b {
+                assert_found(&m, ci, "url", &url_encode(b, true));
+                assert_found(&m, ci, "url", &url_encode(b, false));
+                assert_found(
+                    &m,
+                    ci,
+                    "url",
+                    url_encode(b, false).to_ascii_lowercase().as_slice(),
+                );
+            }
+            assert_found(&m, ci, "base64", STANDARD.encode(b).as_bytes());
+            assert_found(&m, ci, "base64", STANDARD_NO_PAD.encode(b).as_bytes());
+            let u = URL_SAFE.encode(b);
+            let ul = if u == STANDARD.encode(b) {
+                "base64"
+            } else {
+                "base64url"
+            };
+            assert_found(&m, ci, ul, u.as_bytes());
+            assert_found(&m, ci, ul, URL_SAFE_NO_PAD.encode(b).as_bytes());
+            assert_found(&m, ci, "hex", &hex(b));
+            assert_found(&m, ci, "hex", &hex(b).to_ascii_uppercase());
+            type Dig = fn(&[u8]) -> Vec<u8>;
+            let ds: [(&str, Dig); 4] = [
+                ("md5", |x| Md5::digest(x).to_vec()),
+                ("sha1", |x| Sha1::digest(x).to_vec()),
+                ("sha256", |x| Sha256::digest(x).to_vec()),
+                ("sha512", |x| Sha512::digest(x).to_vec()),
+            ];
+            for (name, f) in ds {
+                let d = f(b);
+                assert_found(&m, ci, &format!("{name}>hex"), &hex(&d));
+                assert_found(
+                    &m,
+                    ci,
+                    &format!("{name}>hex"),
+                    &hex(&d).to_ascii_uppercase(),
+                );
+                assert_found(
+                    &m,
+                    ci,
+                    &format!("{name}>base64"),
+                    STANDARD.encode(&d).as_bytes(),
+                );
+                assert_found(
+                    &m,
+                    ci,
+                    &format!("{name}>base64"),
+                    STANDARD_NO_PAD.encode(&d).as_bytes(),
+                );
+                let u = URL_SAFE.encode(&d);
+                let ul = if u == STANDARD.encode(&d) {
+                    "base64"
+                } else {
+                    "base64url"
+                };
+                assert_found(&m, ci, &format!("{name}>{ul}"), u.as_bytes());
+                assert_found(
+                    &m,
+                    ci,
+                    &format!("{name}>{ul}"),
+                    URL_SAFE_NO_PAD.encode(&d).as_bytes(),
+                );
+            }
+            assert_found(&m, ci, "json-unicode", &json_unicode(v, true));
+            assert_found(
+                &m,
+                ci,
+                "json-unicode",
+                &json_unicode(v, true).to_ascii_uppercase(),
+            );
+            assert_found(&m, ci, "utf16le", &utf16(v, true));
+            assert_found(&m, ci, "utf16be", &utf16(v, false));
+            // Nested base64 of gzip, std and url-safe.
+            let blob = STANDARD.encode(gz(format!("{{\"v\":\"{v}\"}}").as_bytes()));
+            assert_found(&m, ci, "gzip>base64", blob.as_bytes());
+            let blob = URL_SAFE_NO_PAD.encode(gz(&hex(b)));
+            assert_found(&m, ci, "hex>gzip>base64", blob.as_bytes());
+        }
+        // Phone normalisations and their hashes.
+        assert_found(&m, 1, "raw", b"15555550123");
+        assert_found(&m, 1, "raw", b"+15555550123");
+        assert_found(&m, 1, "raw", b"5555550123");
+        assert_found(&m, 1, "sha256>hex", &hex(&Sha256::digest(b"15555550123")));
+        assert_found(
+            &m,
+            1,
+            "md5>base64",
+            STANDARD.encode(Md5::digest(b"5555550123")).as_bytes(),
+        );
+        assert_found(&m, 1, "url", b"%2B15555550123");
+        // Lower-cased e-mail/name hashed (common ad-tech normalisation).
+        assert_found(&m, 2, "sha256>hex", &hex(&Sha256::digest(b"alice canary")));
+    }
+
+    #[test]
+    fn case_sensitive_forms_reject_wrong_case() {
+        let m = Matcher::new(&identity());
+        let b64 = STANDARD.encode(EMAIL);
+        let swapped: String = b64
+            .chars()
+            .map(|c| {
+                if c.is_ascii_uppercase() {
+                    c.to_ascii_lowercase()
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            })
+            .collect();
+        let h = hits(&m, format!("x={swapped};").as_bytes());
+        assert!(h.is_empty(), "{h:?}");
+        let d = Sha1::digest(IMEI.as_bytes());
+        let h = hits(
+            &m,
+            format!("x={};", STANDARD.encode(d).to_ascii_lowercase()).as_bytes(),
+        );
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn failed_verification_falls_back_to_shorter_pattern() {
+        // Value whose base64 starts with the raw text of another canary, in wrong case.
+        let id = Identity::from_pairs(&[("a", "QUJDREVG"), ("b", "ABCDEFGH")]);
+        let m = Matcher::new(&id);
+        // base64("ABCDEFGH") = "QUJDREVGR0g=", a case-sensitive form of `b`.
+        let h = hits(&m, b"[qujdrevgr0g=]");
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(
+            (h[0].canary, &*h[0].encoding, h[0].start, h[0].end),
+            (0, "raw", 1, 9)
+        );
+        let h = hits(&m, b"[QUJDREVGR0g=]");
+        assert_eq!((h[0].canary, &*h[0].encoding, h[0].end), (1, "base64", 13));
+    }
+
+    #[test]
+    fn embedded_base64_in_json_at_every_alignment() {
+        let m = Matcher::new(&identity());
+        for ci in 0..4 {
+            let v = m.identity().canaries[ci].value.clone();
+            for pad in 0..3 {
+                let doc = format!(
+                    "{{\"device\":\"pixel{}\",\"owner\":{{\"field\":\"{v}\"}},\"ts\":1712345678}}",
+                    "x".repeat(pad)
+                );
+                let off = doc.find(&v).unwrap();
+                for (enc, label) in [
+                    (STANDARD.encode(&doc), "base64"),
+                    (URL_SAFE_NO_PAD.encode(&doc), "base64url"),
+                ] {
+                    let hay = format!("POST /t HTTP/1.1\r\n\r\npayload={enc}");
+                    let h = hits(&m, hay.as_bytes());
+                    let any = h.iter().any(|h| {
+                        h.canary == ci && (&*h.encoding == label || &*h.encoding == "base64")
+                    });
+                    // Values with fewer than 8 stable characters at an alignment are skipped.
+                    if crate::canary::forms::embedded_base64(v.as_bytes(), off % 3).is_some() {
+                        assert!(any, "canary {ci} align {} {label}: {h:?}", off % 3);
+                    }
+                    assert!(h.iter().all(|h| h.canary == ci), "{h:?}");
+                }
+            }
+        }
+        // Our IMEI, name and e-mail are long enough for all three alignments.
+        for v in [IMEI, NAME, EMAIL] {
+            for k in 0..3 {
+                assert!(
+                    crate::canary::forms::embedded_base64(v.as_bytes(), k).is_some(),
+                    "{v} {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn base64_of_gzip_inside_json_field() {
+        let m = Matcher::new(&identity());
+        let inner = format!(
+            "{{\"contacts\":[{{\"n\":\"{NAME}\",\"p\":\"{}\"}}],\"mail\":\"{}\"}}",
+            "5555550123",
+            STANDARD.encode(EMAIL)
+        );
+        let blob = STANDARD.encode(gz(inner.as_bytes()));
+        // JSON with escaped slashes, as PHP/Java encoders write.
+        let field = blob.replace('/', "\\/");
+        let hay = format!("{{\"event\":\"sync\",\"data\":\"{field}\",\"n\":1}}");
+        let h = hits(&m, hay.as_bytes());
+        let start = hay.find("H4sI").unwrap();
+        let end = start + field.len();
+        let mut nested: Vec<(usize, &str)> = h
+            .iter()
+            .filter(|h| h.start == start && h.end == end)
+            .map(|h| (h.canary, &*h.encoding))
+            .collect();
+        nested.sort();
+        assert_eq!(
+            nested,
+            vec![
+                (1, "gzip>base64"),
+                (2, "gzip>base64"),
+                (3, "base64>gzip>base64")
+            ]
+        );
+        assert_eq!(m.nested_stats().blobs, 1);
+        // Doubly nested.
+        let outer = STANDARD.encode(gz(format!("x={blob}&y=1").as_bytes()));
+        let h = hits(&m, format!("d={outer}").as_bytes());
+        assert!(
+            h.iter()
+                .any(|h| h.canary == 2 && &*h.encoding == "gzip>base64>gzip>base64"),
+            "{h:?}"
+        );
+    }
+
+    #[test]
+    fn gzip_inflate_cap_is_reported() {
+        let m = Matcher::new(&identity());
+        let mut big = vec![b'a'; INFLATE_CAP + 100];
+        big.extend_from_slice(NAME.as_bytes());
+        let blob = STANDARD.encode(gz(&big));
+        let h = hits(&m, blob.as_bytes());
+        assert!(h.is_empty());
+        let s = m.nested_stats();
+        assert_eq!((s.blobs, s.inflate_truncated), (1, 1));
+    }
+
+    #[test]
+    fn no_hits_in_unrelated_data() {
+        let m = Matcher::new(&identity());
+        let hay = b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: test/1.0\r\nCookie: sid=QUJDREVGR0hJSktM; t=356938035643808\r\n\r\n";
+        assert!(hits(&m, hay).is_empty());
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let random = rng.bytes(10 << 20);
+        assert!(hits(&m, &random).is_empty());
+        let printable = rng.printable(1 << 20);
+        assert!(hits(&m, &printable).is_empty());
+    }
+
+    #[test]
+    fn patterns_and_lengths() {
+        let m = Matcher::new(&identity());
+        let p = m.patterns();
+        assert!(p.iter().any(|x| x == EMAIL.as_bytes()));
+        assert!(p.iter().any(|x| x == GZIP_B64_MAGIC));
+        assert_eq!(m.max_pattern_len(), p.iter().map(Vec::len).max().unwrap());
+        assert!(m.automaton_patterns() <= p.len());
+        assert_eq!(m.automaton_kind(), AhoCorasickKind::DFA);
+        fn is_send_sync<T: Send + Sync>() {}
+        is_send_sync::<Matcher>();
+    }
+
+    #[test]
+    fn non_overlapping_leftmost_longest() {
+        let m = Matcher::new(&identity());
+        let h = hits(&m, b"tel=+15555550123;");
+        assert_eq!(h.len(), 1);
+        assert_eq!((h[0].start, h[0].end), (4, 16));
+        let h = hits(&m, format!("{IMEI}{IMEI}").as_bytes());
+        assert_eq!(h.len(), 2);
+    }
+}

@@ -1,0 +1,62 @@
+//! Typed errors of the library and the exit codes they map to.
+//!
+//! Exit codes are part of telltale's interface (scripts and CI read them):
+//! `0` analysed, nothing found; `1` a canary (or, later, a policy violation) was found;
+//! `2` bad input (not a capture, unreadable file, bad identity file); `3` internal / infrastructure failure.
+
+use std::path::PathBuf;
+
+/// Process exit codes, shared by every command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Analysed; no canary found.
+    Clean = 0,
+    /// A canary (privacy finding) was found.
+    Found = 1,
+    /// The input was bad: unreadable, not a capture, invalid identity file.
+    BadInput = 2,
+    /// telltale itself failed.
+    Internal = 3,
+}
+
+/// Errors raised by the library. Each maps to an [`ExitCode`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a pcap or pcapng capture at all.
+    #[error("{path} is not a capture file: {detail}\n  telltale reads pcap and pcapng files, optionally gzip-compressed (.gz); convert others with `editcap -F pcap IN OUT`")]
+    NotACapture {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The identity (canary) file is invalid.
+    #[error("{0}")]
+    Identity(#[from] crate::canary::IdentityError),
+    /// Writing the report failed.
+    #[error("cannot write the report: {0}")]
+    Output(#[source] std::io::Error),
+    /// A bug or resource failure inside telltale.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Io { .. } | Error::NotACapture { .. } | Error::Identity(_) => ExitCode::BadInput,
+            Error::Output(_) | Error::Internal(_) => ExitCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! # telltale
+//!
+//! A privacy-behaviour regression harness for firmware releases. This crate is the library behind the `telltale`
+//! binary; the binary only parses arguments and maps results to exit codes.
+//!
+//! Data flows one way (see ARCHITECTURE.md):
+//! capture ([`capture`]) → frame decoding ([`decode`]) → conversations and TCP reassembly ([`flow`]) →
+//! protocol parsers ([`proto`]) and the canary matcher ([`canary`]) driven by the engine ([`analysis`]) →
+//! the report ([`report`]).
+//!
+//! Everything from [`decode`] on is sans-IO: bytes in, values out. File access lives in [`capture`] and in the
+//! convenience entry point [`analyze_file`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod analysis;
+pub mod canary;
+pub mod capture;
+pub mod decode;
+pub mod error;
+pub mod flow;
+pub mod proto;
+pub mod report;
+pub mod synth;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use analysis::{Analyzer, Config};
+pub use canary::{Identity, Matcher};
+pub use error::{Error, ExitCode};
+pub use report::Report;
+
+/// Analyses a capture file (pcap, pcapng, optionally gzip-compressed).
+///
+/// Damage in the file (truncation, corrupt records) does not fail the call: the report covers everything before
+/// it and carries a `damaged-capture` warning with the byte offset. `progress` is called now and then with the
+/// number of bytes read so far (of the decompressed stream for `.gz` files).
+pub fn analyze_file(
+    path: &Path,
+    matcher: Arc<Matcher>,
+    cfg: Config,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, Error> {
+    let mut reader = capture::CaptureReader::open(path)?;
+    let mut an = Analyzer::new(matcher, cfg);
+    let mut n: u32 = 0;
+    loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => an.packet(&p),
+            Ok(None) => break,
+            Err(d) => {
+                an.damage(&d);
+                break;
+            }
+        }
+        n = n.wrapping_add(1);
+        if n % 8192 == 0 {
+            progress(reader.offset());
+        }
+    }
+    progress(reader.offset());
+    let format = match reader.format() {
+        capture::Format::Pcap => "pcap",
+        capture::Format::Pcapng => "pcapng",
+    };
+    an.set_capture_info(&path.display().to_string(), format, reader.gzip());
+    Ok(an.finish())
+}
+
+/// Reads and validates an identity (canary) file.
+pub fn load_identity(path: &Path) -> Result<Identity, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Identity::from_yaml(&text, &path.display().to_string())?)
+}

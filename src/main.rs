@@ -1,0 +1,226 @@
+//! The `telltale` command: argument parsing, output and exit codes over the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode as ProcessExit;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use telltale::{Config, Error, ExitCode, Identity, Matcher};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  analysed; no canary found
+  1  a canary was found (personal data left the device)
+  2  bad input: unreadable file, not a capture, invalid identity file
+  3  internal failure of telltale";
+
+/// Finds planted personal data (canaries) in everything a device sent.
+#[derive(Parser, Debug)]
+#[command(name = "telltale", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Analyse a capture: conversations, DNS, HTTP, TLS, DHCP, and every canary in any encoding.
+    #[command(after_help = "\
+Examples:
+  telltale analyze device.pcap --identity canaries.yaml
+  telltale analyze run.pcapng.gz --identity canaries.yaml --format json > report.json
+
+The identity file is YAML mapping names to the fake personal values planted on the device:
+  imei: \"356938035643809\"
+  phone: \"+15555550123\"
+  contacts: [\"Alice Canary\", \"+15555550199\"]
+Each value is searched raw, case-insensitively, URL-, base64-, hex-, JSON- and UTF-16-encoded, as md5/sha1/
+sha256/sha512 digests (hex or base64), and inside base64-encoded gzip, in every TCP stream (both directions),
+UDP payload, decoded HTTP body (chunked, gzip, deflate, br, zstd), query parameter and DNS name.
+
+Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure.")]
+    Analyze {
+        /// Capture file: pcap or pcapng, optionally gzip-compressed.
+        capture: PathBuf,
+        /// YAML file of canary values to search for.
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report to FILE instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Colour in text output.
+        #[arg(long, value_enum, default_value_t = Color::Auto)]
+        color: Color,
+        /// Cap of each TCP direction's out-of-order buffer, in KiB.
+        #[arg(long, default_value_t = 512, value_name = "KIB")]
+        reassembly_cap: usize,
+    },
+    /// Check an identity file and show what will be searched for.
+    #[command(after_help = "With --patterns, prints every searched byte string (escaped) one per line, e.g. for
+`grep -F -f` comparisons. Exit codes: 0 valid, 2 invalid.")]
+    Identity {
+        /// YAML file of canary values.
+        file: PathBuf,
+        /// Print every searched pattern.
+        #[arg(long)]
+        patterns: bool,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Format {
+    /// Human-readable summary, findings first.
+    Text,
+    /// The full report as JSON (a stable, documented contract).
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+fn main() -> ProcessExit {
+    let cli = Cli::parse();
+    let outcome = std::panic::catch_unwind(move || run(cli));
+    let code = match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+        Err(_) => {
+            eprintln!("error: telltale failed internally (a bug); please report it with the command line and, if possible, the input");
+            ExitCode::Internal
+        }
+    };
+    ProcessExit::from(code as u8)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Analyze {
+            capture,
+            identity,
+            format,
+            output,
+            color,
+            reassembly_cap,
+        } => {
+            let identity = match &identity {
+                Some(p) => telltale::load_identity(p)?,
+                None => {
+                    eprintln!("note: no --identity given: reporting traffic only, searching for no canaries");
+                    Identity::default()
+                }
+            };
+            let matcher = Arc::new(Matcher::new(&identity));
+            let cfg = Config {
+                reassembly_cap: reassembly_cap.saturating_mul(1024),
+                ..Config::default()
+            };
+            let progress = Progress::new(&capture);
+            let report = telltale::analyze_file(&capture, matcher, cfg, |done| progress.update(done))?;
+            progress.finish();
+            let text = match format {
+                Format::Json => {
+                    let mut s = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+                    s.push('\n');
+                    s
+                }
+                Format::Text => {
+                    let tty = output.is_none() && std::io::stdout().is_terminal();
+                    let color = match color {
+                        Color::Always => true,
+                        Color::Never => false,
+                        Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+                    };
+                    telltale::report::text::render(&report, color)
+                }
+            };
+            write_out(output.as_deref(), text.as_bytes())?;
+            Ok(if report.has_findings() {
+                ExitCode::Found
+            } else {
+                ExitCode::Clean
+            })
+        }
+        Command::Identity { file, patterns } => {
+            let identity = telltale::load_identity(&file)?;
+            let matcher = Matcher::new(&identity);
+            let mut out = String::new();
+            if patterns {
+                for p in matcher.patterns() {
+                    out.push_str(&String::from_utf8_lossy(&p).escape_debug().to_string());
+                    out.push('\n');
+                }
+            } else {
+                for c in &identity.canaries {
+                    out.push_str(&format!("{:<16} {}\n", c.name, c.value));
+                }
+                out.push_str(&format!(
+                    "{} canaries, {} distinct patterns searched (longest {} bytes)\n",
+                    identity.canaries.len(),
+                    matcher.patterns().len(),
+                    matcher.max_pattern_len()
+                ));
+            }
+            write_out(None, out.as_bytes())?;
+            Ok(ExitCode::Clean)
+        }
+    }
+}
+
+fn write_out(path: Option<&std::path::Path>, bytes: &[u8]) -> Result<(), Error> {
+    match path {
+        Some(p) => std::fs::write(p, bytes).map_err(Error::Output),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(bytes).and_then(|_| out.flush()) {
+                // A closed pipe (e.g. `| head`) is not a failure of the analysis.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map_err(Error::Output),
+            }
+        }
+    }
+}
+
+/// A progress bar on standard error for large files, when it is a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(path: &std::path::Path) -> Self {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let gz = path.extension().is_some_and(|e| e == "gz");
+        if !std::io::stderr().is_terminal() || size < (64 << 20) || gz {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new(size);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} analysing {bytes}/{total_bytes} [{bar:30}] {bytes_per_sec}, {eta} left",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Progress { bar: Some(bar) }
+    }
+
+    fn update(&self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The analysis report: one data model, rendered as JSON (a public contract) or as a text summary.
+//!
+//! Everything the engine learns ends up here. Field names of the JSON form are stable: consumers (CI gates, the
+//! snapshot and claim checks, auditors' scripts) depend on them. Additions are allowed; renames are not.
+
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the report format; bumped only on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A complete privacy report of one capture.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Report format version.
+    pub format_version: u32,
+    /// telltale's version.
+    pub telltale_version: String,
+    /// The capture analysed.
+    pub capture: CaptureSummary,
+    /// Names of the canaries searched for (values are not repeated here).
+    pub canaries: Vec<String>,
+    /// Canary findings, most important first.
+    pub findings: Vec<Finding>,
+    /// Every TCP/UDP conversation.
+    pub flows: Vec<FlowRecord>,
+    /// DNS questions seen (queries, and responses whose query was not captured).
+    pub dns_queries: Vec<DnsQuery>,
+    /// HTTP/1.x requests.
+    pub http_requests: Vec<HttpRequest>,
+    /// TLS ClientHellos.
+    pub tls: Vec<TlsHello>,
+    /// DHCP messages.
+    pub dhcp: Vec<DhcpMessage>,
+    /// Things the reader should know: damage, caps hit, undecodable traffic.
+    pub warnings: Vec<Warning>,
+}
+
+/// Facts about the capture file itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CaptureSummary {
+    /// File name as given.
+    pub file: String,
+    /// "pcap" or "pcapng".
+    pub format: String,
+    /// Whether it was gzip-compressed.
+    pub gzip: bool,
+    /// Frames read.
+    pub packets: u64,
+    /// Captured bytes of those frames.
+    pub bytes: u64,
+    /// Timestamp (ns since the epoch) of the first and last frame.
+    pub first_ns: u64,
+    /// See `first_ns`.
+    pub last_ns: u64,
+    /// Frames per link type, e.g. {"ethernet": 10, "linktype-147": 2}.
+    pub link_types: std::collections::BTreeMap<String, u64>,
+    /// Frames that carried no IPv4/IPv6 (ARP, LLDP...).
+    pub non_ip_packets: u64,
+    /// IP fragments (not reassembled; their payload is scanned as it is).
+    pub ip_fragments: u64,
+    /// Frames too malformed to decode.
+    pub malformed_packets: u64,
+    /// Reading stopped at this byte offset because of damage (see warnings).
+    pub damaged_at: Option<u64>,
+}
+
+/// Direction of data relative to the device (the client of a flow).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// From the client (device) to the server.
+    Up,
+    /// From the server to the client.
+    Down,
+}
+
+/// A canary value found in traffic.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    /// Canary name from the identity file (e.g. "imei", "contacts[0]").
+    pub canary: String,
+    /// Encoding chain, transforms applied to the value in order (e.g. "raw", "sha1>hex", "gzip>base64").
+    pub encoding: String,
+    /// Best name of the remote end: TLS SNI, HTTP Host, DNS name, else its address.
+    pub destination: String,
+    /// Remote address and port.
+    pub address: String,
+    /// Protocol in which it was found: "http", "dns", "tls", "dhcp", "tcp", "udp".
+    pub protocol: String,
+    /// "up" (sent by the device) or "down".
+    pub direction: Direction,
+    /// HTTP method of the message, when in HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
+    /// HTTP path of the request, when in HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_path: Option<String>,
+    /// Where in the message: "path", "query:NAME", "header:NAME", "body", "query name"...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Layers undone before the match (e.g. "chunked+gzip").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded_from: Option<String>,
+    /// Flow index in `flows`.
+    pub flow: usize,
+    /// Frame number of the first occurrence.
+    pub packet: u64,
+    /// Byte offset of the first occurrence within the direction's stream (or decoded body / datagram).
+    pub offset: u64,
+    /// Capture time of the first occurrence (ns since the epoch).
+    pub time_ns: u64,
+    /// Occurrences with the same canary, encoding, flow, direction and field.
+    pub count: u64,
+    /// A short excerpt around the first occurrence; non-printable bytes escaped.
+    pub excerpt: String,
+}
+
+/// A TCP or UDP conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlowRecord {
+    /// Index of this flow.
+    pub id: usize,
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// Application protocol recognised: "http", "tls", "dns", "dhcp", or "" when unknown.
+    pub app: String,
+    /// Client (device) address:port.
+    pub client: String,
+    /// Server address:port.
+    pub server: String,
+    /// Best name of the server (see `Finding::destination`).
+    pub destination: String,
+    /// Packets from the client.
+    pub packets_up: u64,
+    /// Packets from the server.
+    pub packets_down: u64,
+    /// Transport payload bytes from the client.
+    pub bytes_up: u64,
+    /// Transport payload bytes from the server.
+    pub bytes_down: u64,
+    /// First frame time (ns since the epoch).
+    pub first_ns: u64,
+    /// Last frame time (ns since the epoch).
+    pub last_ns: u64,
+    /// First frame number.
+    pub first_packet: u64,
+    /// Bytes not searched because they were encrypted application data (TLS after the handshake).
+    pub opaque_bytes: u64,
+    /// TCP reassembly counters, up then down (absent for UDP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<[crate::flow::reassembly::ReassemblyStats; 2]>,
+}
+
+/// One DNS question.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DnsQuery {
+    /// The name asked for.
+    pub name: String,
+    /// Query type ("A", "AAAA", ...).
+    pub qtype: String,
+    /// Frame number of the query (or of the response, when the query was not seen).
+    pub packet: u64,
+    /// Flow index.
+    pub flow: usize,
+    /// Response code, when a response was seen ("NOERROR", "NXDOMAIN", ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// Answers: addresses and CNAMEs, as text.
+    pub answers: Vec<String>,
+}
+
+/// One HTTP/1.x request (and its response, when seen).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: String,
+    /// Host header (or absolute-form target host).
+    pub host: String,
+    /// Path, without the query.
+    pub path: String,
+    /// Query string, without '?'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The request target as sent.
+    pub target: String,
+    /// Content-Type of the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Content-Encoding of the request body.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub content_encoding: Vec<String>,
+    /// Body bytes on the wire.
+    pub body_bytes: u64,
+    /// Body bytes after undoing chunked/compression.
+    pub body_decoded_bytes: u64,
+    /// Response status, when seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Best name of the server.
+    pub destination: String,
+    /// Flow index.
+    pub flow: usize,
+    /// Frame number where the request head completed.
+    pub packet: u64,
+    /// Time of that frame.
+    pub time_ns: u64,
+}
+
+/// One TLS ClientHello.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TlsHello {
+    /// Server Name Indication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// TLS versions offered (supported_versions, else the legacy version).
+    pub versions: Vec<String>,
+    /// JA4 fingerprint.
+    pub ja4: String,
+    /// Version chosen by the server, when its ServerHello was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negotiated_version: Option<String>,
+    /// Best name of the server.
+    pub destination: String,
+    /// Flow index.
+    pub flow: usize,
+    /// Frame number where the ClientHello completed.
+    pub packet: u64,
+}
+
+/// One DHCP message (devices leak host names and identifiers here).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DhcpMessage {
+    /// DISCOVER, REQUEST, ACK...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    /// Client hardware address.
+    pub client_mac: String,
+    /// Option 12.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Option 61, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Option 60.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_class: Option<String>,
+    /// Frame number.
+    pub packet: u64,
+}
+
+/// Something the reader of the report should know.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Warning {
+    /// Machine-readable kind: "damaged-capture", "reassembly-cap", "unsupported-link", ...
+    pub kind: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Byte offset in the file, when it concerns a place in the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Report {
+    /// True when at least one canary was found.
+    pub fn has_findings(&self) -> bool {
+        !self.findings.is_empty()
+    }
+}

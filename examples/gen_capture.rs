@@ -27,9 +27,39 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "cpu", "memory", "battery", "signal", "wifi", "rssi", "uptime", "temperature", "screen", "brightness", "locale",
-    "timezone", "firmware", "build", "kernel", "module", "sensor", "accel", "gyro", "charging", "storage", "free",
-    "used", "network", "cellular", "lte", "band", "cell", "app", "launcher", "settings", "camera", "gallery",
+    "cpu",
+    "memory",
+    "battery",
+    "signal",
+    "wifi",
+    "rssi",
+    "uptime",
+    "temperature",
+    "screen",
+    "brightness",
+    "locale",
+    "timezone",
+    "firmware",
+    "build",
+    "kernel",
+    "module",
+    "sensor",
+    "accel",
+    "gyro",
+    "charging",
+    "storage",
+    "free",
+    "used",
+    "network",
+    "cellular",
+    "lte",
+    "band",
+    "cell",
+    "app",
+    "launcher",
+    "settings",
+    "camera",
+    "gallery",
 ];
 
 fn json_body(rng: &mut Rng, size: usize, canary: bool) -> Vec<u8> {
@@ -75,7 +105,9 @@ fn client_hello(sni: &str) -> Vec<u8> {
     ext.extend_from_slice(&(sn.len() as u16).to_be_bytes());
     ext.extend_from_slice(&sn);
     // ALPN h2, http/1.1
-    let alpn = [2u8, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1'];
+    let alpn = [
+        2u8, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1',
+    ];
     ext.extend_from_slice(&16u16.to_be_bytes());
     ext.extend_from_slice(&((alpn.len() + 2) as u16).to_be_bytes());
     ext.extend_from_slice(&(alpn.len() as u16).to_be_bytes());
@@ -83,7 +115,9 @@ fn client_hello(sni: &str) -> Vec<u8> {
     // supported_versions: TLS 1.3, 1.2
     ext.extend_from_slice(&[0x00, 0x2b, 0x00, 0x05, 0x04, 0x03, 0x04, 0x03, 0x03]);
     // signature_algorithms
-    ext.extend_from_slice(&[0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01]);
+    ext.extend_from_slice(&[
+        0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01,
+    ]);
     let mut body = vec![0x03, 0x03];
     body.extend_from_slice(&[7u8; 32]);
     body.push(0);
@@ -137,7 +171,10 @@ fn main() -> std::io::Result<()> {
     }
     let target = size_mb * 1_000_000;
     let file = BufWriter::with_capacity(1 << 20, File::create(&out)?);
-    let mut s = Synth::to_writer(CountingWriter { inner: file, n: 0 }, telltale::capture::writer::linktype::ETHERNET)?;
+    let mut s = Synth::to_writer(
+        CountingWriter { inner: file, n: 0 },
+        telltale::capture::writer::linktype::ETHERNET,
+    )?;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let device = Ipv4Addr::new(10, 0, 2, 15);
     let resolver: SocketAddr = "10.0.2.3:53".parse().unwrap_or_else(|_| unreachable!());
@@ -193,7 +230,12 @@ fn main() -> std::io::Result<()> {
                 }
                 req.extend_from_slice(b"0\r\n\r\n");
                 tcp.send(&mut s, Side::Client, &req, 1448);
-                tcp.send(&mut s, Side::Server, b"HTTP/1.1 204 No Content\r\n\r\n", 1448);
+                tcp.send(
+                    &mut s,
+                    Side::Server,
+                    b"HTTP/1.1 204 No Content\r\n\r\n",
+                    1448,
+                );
             }
             7 | 8 => {
                 tcp.send(&mut s, Side::Client, &client_hello(&host), 1448);
@@ -205,7 +247,10 @@ fn main() -> std::io::Result<()> {
                 tcp.send(&mut s, Side::Client, &up, 1448);
             }
             _ => {
-                let req = format!("GET /v1/config/{} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n", n % 17);
+                let req = format!(
+                    "GET /v1/config/{} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n",
+                    n % 17
+                );
                 tcp.send(&mut s, Side::Client, req.as_bytes(), 1448);
                 let size = 8192 + rng.below(56_000) as usize;
                 let body = json_body(&mut rng, size, false);
@@ -222,7 +267,10 @@ fn main() -> std::io::Result<()> {
     }
     let frames = s.frames();
     let w = s.into_inner()?;
-    eprintln!("wrote {out}: {} bytes, {frames} frames, {n} connections", w.n);
+    eprintln!(
+        "wrote {out}: {} bytes, {frames} frames, {n} connections",
+        w.n
+    );
     Ok(())
 }
 

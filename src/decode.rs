@@ -211,7 +211,9 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>) -> Outcome<'a> {
             },
             t.payload(),
         ),
-        Some(TransportSlice::Udp(u)) => Transport::Udp(u.source_port(), u.destination_port(), u.payload()),
+        Some(TransportSlice::Udp(u)) => {
+            Transport::Udp(u.source_port(), u.destination_port(), u.payload())
+        }
         _ => Transport::Other(payload.ip_number.0),
     };
     Outcome::Ip(Decoded {
@@ -271,7 +273,9 @@ mod tests {
         let ip = &eth[14..];
         let mut sll = vec![0u8, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
         sll.extend_from_slice(ip);
-        let mut sll2 = vec![0x08u8, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        let mut sll2 = vec![
+            0x08u8, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
         sll2.extend_from_slice(ip);
         let mut null = 2u32.to_le_bytes().to_vec();
         null.extend_from_slice(ip);
@@ -294,7 +298,9 @@ mod tests {
         for len in 0..300 {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (seed >> 56) as u8
                 })
                 .collect();

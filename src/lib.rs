@@ -41,9 +41,31 @@ pub fn analyze_file(
     path: &Path,
     matcher: Arc<Matcher>,
     cfg: Config,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<Report, Error> {
-    let mut reader = capture::CaptureReader::open(path)?;
+    let reader = capture::CaptureReader::open(path)?;
+    Ok(analyze_capture(reader, matcher, cfg, progress))
+}
+
+/// Analyses capture bytes held in memory (pcap or pcapng, not compressed); `name` is used in the report.
+pub fn analyze_bytes(
+    bytes: Vec<u8>,
+    name: &str,
+    matcher: Arc<Matcher>,
+    cfg: Config,
+) -> Result<Report, Error> {
+    let reader =
+        capture::CaptureReader::from_reader(std::io::Cursor::new(bytes), Path::new(name), false)?;
+    Ok(analyze_capture(reader, matcher, cfg, |_| {}))
+}
+
+/// Runs the engine over every packet of an opened capture.
+pub fn analyze_capture(
+    mut reader: capture::CaptureReader,
+    matcher: Arc<Matcher>,
+    cfg: Config,
+    mut progress: impl FnMut(u64),
+) -> Report {
     let mut an = Analyzer::new(matcher, cfg);
     let mut n: u32 = 0;
     loop {
@@ -65,8 +87,8 @@ pub fn analyze_file(
         capture::Format::Pcap => "pcap",
         capture::Format::Pcapng => "pcapng",
     };
-    an.set_capture_info(&path.display().to_string(), format, reader.gzip());
-    Ok(an.finish())
+    an.set_capture_info(&reader.name().display().to_string(), format, reader.gzip());
+    an.finish()
 }
 
 /// Reads and validates an identity (canary) file.

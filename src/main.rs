@@ -60,8 +60,10 @@ Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure."
         reassembly_cap: usize,
     },
     /// Check an identity file and show what will be searched for.
-    #[command(after_help = "With --patterns, prints every searched byte string (escaped) one per line, e.g. for
-`grep -F -f` comparisons. Exit codes: 0 valid, 2 invalid.")]
+    #[command(
+        after_help = "With --patterns, prints every searched byte string (escaped) one per line, e.g. for
+`grep -F -f` comparisons. Exit codes: 0 valid, 2 invalid."
+    )]
     Identity {
         /// YAML file of canary values.
         file: PathBuf,
@@ -126,11 +128,13 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ..Config::default()
             };
             let progress = Progress::new(&capture);
-            let report = telltale::analyze_file(&capture, matcher, cfg, |done| progress.update(done))?;
+            let report =
+                telltale::analyze_file(&capture, matcher, cfg, |done| progress.update(done))?;
             progress.finish();
             let text = match format {
                 Format::Json => {
-                    let mut s = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+                    let mut s = serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::Internal(e.to_string()))?;
                     s.push('\n');
                     s
                 }

@@ -50,7 +50,8 @@ impl Synth<Vec<u8>> {
     }
 
     fn with_link(link: u32) -> Self {
-        Synth::to_writer(Vec::new(), link).unwrap_or_else(|_| unreachable!("writing to a Vec cannot fail"))
+        Synth::to_writer(Vec::new(), link)
+            .unwrap_or_else(|_| unreachable!("writing to a Vec cannot fail"))
     }
 
     /// The finished pcap file.
@@ -95,10 +96,16 @@ impl<W: Write> Synth<W> {
     pub fn truncated_frame(&mut self, frame: &[u8], keep: usize) {
         self.ts += self.step;
         let keep = keep.min(frame.len());
-        let _ = self.out.write_truncated(self.ts, &frame[..keep], frame.len());
+        let _ = self
+            .out
+            .write_truncated(self.ts, &frame[..keep], frame.len());
     }
 
-    fn builder(&self, src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    fn builder(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
         let (smac, dmac) = ([0x02, 0, 0, 0, 0, 1], [0x02, 0, 0, 0, 0, 2]);
         match (src, dst, self.link) {
             (IpAddr::V4(s), IpAddr::V4(d), linktype::ETHERNET) => {
@@ -128,8 +135,18 @@ impl<W: Write> Synth<W> {
     }
 
     /// Builds (without appending) a TCP frame. `flags` is a string of `S`, `A`, `F`, `R`, `P`.
-    pub fn tcp_frame(&self, src: SocketAddr, dst: SocketAddr, seq: u32, ack: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-        let mut b = self.builder(src.ip(), dst.ip()).tcp(src.port(), dst.port(), seq, 65535);
+    pub fn tcp_frame(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        seq: u32,
+        ack: u32,
+        flags: &str,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut b = self
+            .builder(src.ip(), dst.ip())
+            .tcp(src.port(), dst.port(), seq, 65535);
         for f in flags.chars() {
             b = match f {
                 'S' => b.syn(),
@@ -201,7 +218,10 @@ impl Tcp {
         let (_, _, mut seq, _) = self.ends(side);
         data.chunks(mss.max(1))
             .map(|c| {
-                let s = Seg { seq, data: c.to_vec() };
+                let s = Seg {
+                    seq,
+                    data: c.to_vec(),
+                };
                 seq = seq.wrapping_add(c.len() as u32);
                 s
             })
@@ -243,7 +263,12 @@ pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
     use simple_dns::{Name, Packet, Question, CLASS, QCLASS, QTYPE, TYPE};
     let mut p = Packet::new_query(id);
     if let Ok(n) = Name::new(name) {
-        p.questions.push(Question::new(n, QTYPE::TYPE(TYPE::A), QCLASS::CLASS(CLASS::IN), false));
+        p.questions.push(Question::new(
+            n,
+            QTYPE::TYPE(TYPE::A),
+            QCLASS::CLASS(CLASS::IN),
+            false,
+        ));
     }
     p.build_bytes_vec().unwrap_or_default()
 }
@@ -251,12 +276,24 @@ pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
 /// A DNS response for `name` answering `addr` (type A), id `id`.
 pub fn dns_answer(id: u16, name: &str, addr: std::net::Ipv4Addr) -> Vec<u8> {
     use simple_dns::rdata::{RData, A};
-    use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, QCLASS, QTYPE, TYPE};
+    use simple_dns::{
+        Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, QCLASS, QTYPE, TYPE,
+    };
     let mut p = Packet::new_reply(id);
     p.set_flags(PacketFlag::RECURSION_DESIRED | PacketFlag::RECURSION_AVAILABLE);
     if let Ok(n) = Name::new(name) {
-        p.questions.push(Question::new(n.clone(), QTYPE::TYPE(TYPE::A), QCLASS::CLASS(CLASS::IN), false));
-        p.answers.push(ResourceRecord::new(n, CLASS::IN, 60, RData::A(A::from(addr))));
+        p.questions.push(Question::new(
+            n.clone(),
+            QTYPE::TYPE(TYPE::A),
+            QCLASS::CLASS(CLASS::IN),
+            false,
+        ));
+        p.answers.push(ResourceRecord::new(
+            n,
+            CLASS::IN,
+            60,
+            RData::A(A::from(addr)),
+        ));
     }
     p.build_bytes_vec().unwrap_or_default()
 }

@@ -7,7 +7,8 @@ use rustc_hash::FxHashMap;
 use super::{direction, Flow};
 use crate::proto::dns::{DnsData, DnsMessage};
 use crate::report::{
-    CaptureSummary, DhcpMessage, DnsQuery, Finding, FlowRecord, HttpRequest, Report, TlsHello, Warning,
+    CaptureSummary, DhcpMessage, DnsQuery, Finding, FlowRecord, HttpRequest, Report, TlsHello,
+    Warning,
 };
 
 /// A single canary hit before aggregation.
@@ -83,7 +84,14 @@ impl Collector {
     pub fn finding(&mut self, raw: Raw) {
         let key = format!(
             "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}",
-            raw.flow, raw.canary, raw.encoding, raw.dir, raw.protocol, raw.field, raw.decoded_from, raw.http
+            raw.flow,
+            raw.canary,
+            raw.encoding,
+            raw.dir,
+            raw.protocol,
+            raw.field,
+            raw.decoded_from,
+            raw.http
         );
         match self.finding_index.get(&key) {
             Some(&i) => self.findings[i].1 += 1,
@@ -207,13 +215,21 @@ impl Collector {
             .collect();
         // Uploads first, then by time of first occurrence.
         findings.sort_by(|a, b| {
-            (a.direction, a.packet, &a.canary, &a.encoding).cmp(&(b.direction, b.packet, &b.canary, &b.encoding))
+            (a.direction, a.packet, &a.canary, &a.encoding).cmp(&(
+                b.direction,
+                b.packet,
+                &b.canary,
+                &b.encoding,
+            ))
         });
         for (kind, n) in &self.warning_counts {
             if *n > WARNINGS_PER_KIND {
                 self.warnings.push(Warning {
                     kind: kind.clone(),
-                    message: format!("{} more warnings of this kind not listed", n - WARNINGS_PER_KIND),
+                    message: format!(
+                        "{} more warnings of this kind not listed",
+                        n - WARNINGS_PER_KIND
+                    ),
                     offset: None,
                 });
             }
@@ -241,7 +257,12 @@ impl Collector {
                 }
                 FlowRecord {
                     id: i,
-                    protocol: if f.proto == crate::flow::TCP { "tcp" } else { "udp" }.into(),
+                    protocol: if f.proto == crate::flow::TCP {
+                        "tcp"
+                    } else {
+                        "udp"
+                    }
+                    .into(),
                     app: f.app.into(),
                     client: super::sockaddr(f.client),
                     server: super::sockaddr(f.server),
@@ -328,7 +349,10 @@ pub fn excerpt(hay: &[u8], start: usize, end: usize) -> String {
     };
     render(&mut s, hay.get(from..start).unwrap_or_default());
     s.push('«');
-    render(&mut s, hay.get(start..end.min(start + 48)).unwrap_or_default());
+    render(
+        &mut s,
+        hay.get(start..end.min(start + 48)).unwrap_or_default(),
+    );
     if end > start + 48 {
         s.push('…');
     }

@@ -104,7 +104,11 @@ fn sockaddr(a: (IpAddr, u16)) -> String {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or(host);
+        return host
+            .split(']')
+            .next()
+            .map(|h| h.trim_start_matches('['))
+            .unwrap_or(host);
     }
     match host.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -163,7 +167,8 @@ impl Analyzer {
     /// Records damage that ended reading.
     pub fn damage(&mut self, d: &Damage) {
         self.out.capture.damaged_at = Some(d.offset);
-        self.out.warn("damaged-capture", d.message.clone(), Some(d.offset));
+        self.out
+            .warn("damaged-capture", d.message.clone(), Some(d.offset));
     }
 
     /// Adds a warning of the caller's (e.g. about the input).
@@ -192,7 +197,9 @@ impl Analyzer {
                 }
                 match d.transport {
                     Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
-                    Transport::Udp(sp, dp, payload) => self.udp((d.src, sp), (d.dst, dp), payload, at),
+                    Transport::Udp(sp, dp, payload) => {
+                        self.udp((d.src, sp), (d.dst, dp), payload, at)
+                    }
                     Transport::Other(_) => {}
                 }
             }
@@ -207,7 +214,15 @@ impl Analyzer {
     }
 
     /// Finds or creates the flow for a packet; returns its index and the packet's direction.
-    fn flow_for(&mut self, proto: u8, src: (IpAddr, u16), dst: (IpAddr, u16), syn: bool, ack: bool, at: At) -> (usize, usize) {
+    fn flow_for(
+        &mut self,
+        proto: u8,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        syn: bool,
+        ack: bool,
+        at: At,
+    ) -> (usize, usize) {
         let key = FlowKey::new(proto, src, dst);
         if let Some(&i) = self.index.get(&key) {
             let reopen = proto == flow::TCP && syn && !ack && self.flows[i].closed;
@@ -217,7 +232,11 @@ impl Analyzer {
             }
         }
         let sender_is_server = flow::first_sender_is_server(src.1, dst.1, syn, ack);
-        let (client, server) = if sender_is_server { (dst, src) } else { (src, dst) };
+        let (client, server) = if sender_is_server {
+            (dst, src)
+        } else {
+            (src, dst)
+        };
         let i = self.flows.len();
         self.flows.push(Flow {
             proto,
@@ -323,7 +342,15 @@ impl Analyzer {
     }
 
     /// Searches one datagram payload; hits of canaries in `skip` were already reported from a decoded form.
-    fn scan_datagram(&mut self, fi: usize, dir: usize, protocol: &'static str, payload: &[u8], at: At, skip: &[usize]) {
+    fn scan_datagram(
+        &mut self,
+        fi: usize,
+        dir: usize,
+        protocol: &'static str,
+        payload: &[u8],
+        at: At,
+        skip: &[usize],
+    ) {
         let mut hits = Vec::new();
         self.matcher.find_all(payload, &mut hits);
         for h in hits.iter().filter(|h| !skip.contains(&h.canary)) {
@@ -344,8 +371,23 @@ impl Analyzer {
         }
     }
 
-    fn tcp(&mut self, src: IpAddr, dst: IpAddr, t: decode::TcpInfo, payload: &[u8], missing: u32, at: At) {
-        let (fi, dir) = self.flow_for(flow::TCP, (src, t.src_port), (dst, t.dst_port), t.syn, t.ack_flag, at);
+    fn tcp(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        t: decode::TcpInfo,
+        payload: &[u8],
+        missing: u32,
+        at: At,
+    ) {
+        let (fi, dir) = self.flow_for(
+            flow::TCP,
+            (src, t.src_port),
+            (dst, t.dst_port),
+            t.syn,
+            t.ack_flag,
+            at,
+        );
         let cap = self.cfg.reassembly_cap;
         {
             let f = &mut self.flows[fi];

@@ -12,7 +12,7 @@ use super::collect::{excerpt, Raw};
 use super::{Analyzer, At};
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
-use crate::flow::reassembly::{Chunk, ReassemblyStats, Reassembler};
+use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{self, HandshakeReader, TlsProgress};
@@ -54,8 +54,8 @@ struct BodyScan {
 struct Dir {
     scanner: StreamScanner,
     parser: Parser,
-    /// (stream offset, frame number) of recent deliveries, to name the frame of a hit.
-    recent: VecDeque<(u64, u64)>,
+    /// (stream offset, frame number, time) of recent deliveries, to name the frame of a hit.
+    recent: VecDeque<(u64, u64, u64)>,
     spans: VecDeque<Span>,
     pending: Vec<StreamHit>,
     body: Option<BodyScan>,
@@ -103,7 +103,15 @@ impl TcpConn {
 }
 
 /// Feeds one segment of direction `dir` of flow `fi`.
-pub(super) fn segment(an: &mut Analyzer, fi: usize, dir: usize, t: TcpInfo, payload: &[u8], missing: u32, at: At) {
+pub(super) fn segment(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    t: TcpInfo,
+    payload: &[u8],
+    missing: u32,
+    at: At,
+) {
     let Some(mut conn) = an.flows[fi].tcp.take() else {
         return;
     };
@@ -114,10 +122,22 @@ pub(super) fn segment(an: &mut Analyzer, fi: usize, dir: usize, t: TcpInfo, payl
         let mut chunks: Vec<(Option<Vec<u8>>, u64, bool)> = Vec::new();
         let mut direct: Option<(usize, usize)> = None;
         let base = payload.as_ptr() as usize;
-        r.segment(t.seq, t.syn, t.fin, payload, missing, at.packet, &mut |c| match c {
+        let seg = Segment {
+            seq: t.seq,
+            syn: t.syn,
+            fin: t.fin,
+            payload,
+            missing,
+            packet: at.packet,
+        };
+        r.segment(seg, &mut |c| match c {
             Chunk::Data { data, packet } => {
                 let p = data.as_ptr() as usize;
-                if direct.is_none() && chunks.is_empty() && p >= base && p + data.len() <= base + payload.len() {
+                if direct.is_none()
+                    && chunks.is_empty()
+                    && p >= base
+                    && p + data.len() <= base + payload.len()
+                {
                     // Zero-copy: a sub-slice of this packet's payload.
                     direct = Some((p - base, data.len()));
                     chunks.push((None, packet, false));
@@ -131,9 +151,29 @@ pub(super) fn segment(an: &mut Analyzer, fi: usize, dir: usize, t: TcpInfo, payl
             if is_gap {
                 gap(an, fi, dir, &mut conn, n);
             } else if let Some(bytes) = owned {
-                data(an, fi, dir, &mut conn, &bytes, At { packet: n, ts: at.ts });
+                data(
+                    an,
+                    fi,
+                    dir,
+                    &mut conn,
+                    &bytes,
+                    At {
+                        packet: n,
+                        ts: at.ts,
+                    },
+                );
             } else if let Some((off, len)) = direct {
-                data(an, fi, dir, &mut conn, &payload[off..off + len], At { packet: n, ts: at.ts });
+                data(
+                    an,
+                    fi,
+                    dir,
+                    &mut conn,
+                    &payload[off..off + len],
+                    At {
+                        packet: n,
+                        ts: at.ts,
+                    },
+                );
             }
         }
     }
@@ -218,9 +258,9 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
     let (cport, sport) = (f.client.1, f.server.1);
     let on = |p: u16| cport == p || sport == p;
     let midstream = conn.reasm[dir].stats().started_midstream;
-    let app: &'static str = if dir == 0 && http::looks_like_http_request(first) {
-        "http"
-    } else if dir == 1 && http::looks_like_http_response(first) {
+    let app: &'static str = if (dir == 0 && http::looks_like_http_request(first))
+        || (dir == 1 && http::looks_like_http_response(first))
+    {
         "http"
     } else if dir == 0 && tls::looks_like_tls_client(first) {
         "tls"
@@ -239,8 +279,12 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
             continue;
         }
         d.parser = match app {
-            "http" => Parser::Http(Box::new(HttpParser::new(if i == 0 { Role::Client } else { Role::Server }))),
-            "tls" => Parser::Tls(Box::new(HandshakeReader::new())),
+            "http" => Parser::Http(Box::new(HttpParser::new(if i == 0 {
+                Role::Client
+            } else {
+                Role::Server
+            }))),
+            "tls" => Parser::Tls(Box::default()),
             "dns" => Parser::Dns(DnsTcpFramer::new()),
             _ => Parser::Plain,
         };
@@ -324,7 +368,7 @@ fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u
         return;
     }
     // 2. The raw scan.
-    d.recent.push_back((start, at.packet));
+    d.recent.push_back((start, at.packet, at.ts));
     if d.recent.len() > 64 {
         d.recent.pop_front();
     }
@@ -343,15 +387,23 @@ fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u
 
 /// An HTTP event with its body bytes owned (events are collected, then handled with the engine borrowed).
 enum OwnedEvent {
-    Head(http::Head),
-    Body { decoded: Vec<u8>, decoded_offset: u64, layers: String },
-    End { body_wire_len: u64, body_decoded_len: u64, decode_error: bool },
+    Head(Box<http::Head>),
+    Body {
+        decoded: Vec<u8>,
+        decoded_offset: u64,
+        layers: String,
+    },
+    End {
+        body_wire_len: u64,
+        body_decoded_len: u64,
+        decode_error: bool,
+    },
     Desync(String),
 }
 
 fn own_event(e: HttpEvent<'_>) -> OwnedEvent {
     match e {
-        HttpEvent::Head(h) => OwnedEvent::Head(h),
+        HttpEvent::Head(h) => OwnedEvent::Head(Box::new(h)),
         HttpEvent::Body {
             decoded,
             decoded_offset,
@@ -378,7 +430,7 @@ fn own_event(e: HttpEvent<'_>) -> OwnedEvent {
 
 fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: OwnedEvent, at: At) {
     match e {
-        OwnedEvent::Head(h) => {
+        OwnedEvent::Head(mut h) => {
             let decoded_body = h.chunked || !h.content_encoding.is_empty();
             let (method, path) = match &h.kind {
                 HeadKind::Request {
@@ -436,7 +488,7 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                 end: None,
                 method,
                 path,
-                raw_head: h.raw,
+                raw_head: std::mem::take(&mut h.raw),
                 decoded_body,
             });
             if d.spans.len() > SPANS_KEPT {
@@ -478,7 +530,11 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
             }
             if dir == 0 {
                 // The request just ended is the newest one waiting for a response.
-                if let Some(r) = conn.awaiting.back().and_then(|&i| an.out.http_request_mut(i)) {
+                if let Some(r) = conn
+                    .awaiting
+                    .back()
+                    .and_then(|&i| an.out.http_request_mut(i))
+                {
                     r.body_bytes = body_wire_len;
                     r.body_decoded_bytes = body_decoded_len;
                 }
@@ -511,7 +567,15 @@ fn finish_body(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, mut b: BodySca
     report_body_hits(an, fi, dir, d, hits, &b.layers, at);
 }
 
-fn report_body_hits(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, hits: Vec<StreamHit>, layers: &str, at: At) {
+fn report_body_hits(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    d: &Dir,
+    hits: Vec<StreamHit>,
+    layers: &str,
+    at: At,
+) {
     let http = d.spans.back().map(|s| (s.method.clone(), s.path.clone()));
     for h in hits {
         an.out.finding(Raw {
@@ -532,7 +596,15 @@ fn report_body_hits(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, hits: Vec
 }
 
 /// Searches percent-decoded query parameters for canaries the raw query does not show as such.
-fn scan_query(an: &mut Analyzer, fi: usize, dir: usize, query: &str, method: &str, path: &str, at: At) {
+fn scan_query(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    query: &str,
+    method: &str,
+    path: &str,
+    at: At,
+) {
     let mut hits = Vec::new();
     let mut raw_hits = Vec::new();
     for (name, value) in http::split_query(query) {
@@ -544,7 +616,12 @@ fn scan_query(an: &mut Analyzer, fi: usize, dir: usize, query: &str, method: &st
         // Skip canaries that the raw scan finds in this parameter already.
         let raw_value = query
             .split('&')
-            .find(|kv| kv.split('=').next().map(|k| http::percent_decode(k.as_bytes(), true)) == Some(name.as_bytes().to_vec()))
+            .find(|kv| {
+                kv.split('=')
+                    .next()
+                    .map(|k| http::percent_decode(k.as_bytes(), true))
+                    == Some(name.as_bytes().to_vec())
+            })
             .and_then(|kv| kv.split_once('=').map(|(_, v)| v))
             .unwrap_or("");
         raw_hits.clear();
@@ -557,7 +634,11 @@ fn scan_query(an: &mut Analyzer, fi: usize, dir: usize, query: &str, method: &st
             an.out.finding(Raw {
                 flow: fi,
                 canary: h.canary,
-                encoding: if enc == "raw" { "url".into() } else { format!("{enc}>url") },
+                encoding: if enc == "raw" {
+                    "url".into()
+                } else {
+                    format!("{enc}>url")
+                },
                 dir,
                 protocol: "http",
                 field: Some(format!("query:{name}")),
@@ -574,16 +655,22 @@ fn scan_query(an: &mut Analyzer, fi: usize, dir: usize, query: &str, method: &st
 
 /// Reports a raw stream hit, attributed to its HTTP message when there is one. Returns the hit back when its
 /// message head has not been parsed yet (it is retried after the next chunk, or reported plainly at the end).
-fn report_stream_hit(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, h: StreamHit, last: bool) -> Option<StreamHit> {
-    let packet = d
+fn report_stream_hit(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    d: &Dir,
+    h: StreamHit,
+    last: bool,
+) -> Option<StreamHit> {
+    let (packet, ts) = d
         .recent
         .iter()
         .rev()
-        .find(|(off, _)| *off <= h.start)
+        .find(|(off, _, _)| *off <= h.start)
         .or(d.recent.front())
-        .map(|r| r.1)
-        .unwrap_or(0);
-    let ts = an.flows[fi].last_ns;
+        .map(|r| (r.1, r.2))
+        .unwrap_or((0, an.flows[fi].last_ns));
     let mut protocol = match an.flows[fi].app {
         "" => "tcp",
         a => a,
@@ -627,7 +714,11 @@ fn report_stream_hit(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, h: Strea
 /// Names the part of an HTTP head at `rel`: "path", "query:NAME", "header:NAME" or "request-line".
 fn head_field(raw: &[u8], rel: usize) -> String {
     let rel = rel.min(raw.len());
-    let line_start = raw[..rel].iter().rposition(|&b| b == b'\n').map(|p| p + 1).unwrap_or(0);
+    let line_start = raw[..rel]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(0);
     let line_end = raw[line_start..]
         .iter()
         .position(|&b| b == b'\n')
@@ -638,7 +729,12 @@ fn head_field(raw: &[u8], rel: usize) -> String {
     if line_start == 0 {
         // Request line: METHOD SP target SP version
         let sp1 = line.iter().position(|&b| b == b' ');
-        let sp2 = sp1.and_then(|a| line[a + 1..].iter().position(|&b| b == b' ').map(|p| a + 1 + p));
+        let sp2 = sp1.and_then(|a| {
+            line[a + 1..]
+                .iter()
+                .position(|&b| b == b' ')
+                .map(|p| a + 1 + p)
+        });
         if let (Some(a), Some(b)) = (sp1, sp2.or(Some(line.len()))) {
             if at > a && at < b {
                 let target = &line[a + 1..b];
@@ -648,10 +744,23 @@ fn head_field(raw: &[u8], rel: usize) -> String {
                         // Which parameter?
                         let qs = &target[q + 1..];
                         let qpos = pos - q - 1;
-                        let pstart = qs[..qpos.min(qs.len())].iter().rposition(|&c| c == b'&').map(|p| p + 1).unwrap_or(0);
+                        let pstart = qs[..qpos.min(qs.len())]
+                            .iter()
+                            .rposition(|&c| c == b'&')
+                            .map(|p| p + 1)
+                            .unwrap_or(0);
                         let param = &qs[pstart..];
-                        let name_end = param.iter().position(|&c| c == b'=' || c == b'&').unwrap_or(param.len());
-                        return format!("query:{}", String::from_utf8_lossy(&http::percent_decode(&param[..name_end], true)));
+                        let name_end = param
+                            .iter()
+                            .position(|&c| c == b'=' || c == b'&')
+                            .unwrap_or(param.len());
+                        return format!(
+                            "query:{}",
+                            String::from_utf8_lossy(&http::percent_decode(
+                                &param[..name_end],
+                                true
+                            ))
+                        );
                     }
                 }
                 return "path".into();
@@ -672,7 +781,11 @@ mod tests {
     #[test]
     fn head_fields_are_named() {
         let head = b"POST /v2/sync?imei=356938035643809&x=1 HTTP/1.1\r\nHost: api.example\r\nX-Device: abc\r\n\r\n";
-        let find = |needle: &[u8]| head.windows(needle.len()).position(|w| w == needle).unwrap();
+        let find = |needle: &[u8]| {
+            head.windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap()
+        };
         assert_eq!(head_field(head, find(b"sync")), "path");
         assert_eq!(head_field(head, find(b"3569")), "query:imei");
         assert_eq!(head_field(head, find(b"api.")), "header:Host");

@@ -315,7 +315,7 @@ mod tests {
                     for post_len in 0..4 {
                         let mut plain = vec![fill; pre_len];
                         plain.extend_from_slice(v);
-                        plain.extend(std::iter::repeat(fill ^ 0x5a).take(post_len));
+                        plain.extend(std::iter::repeat_n(fill ^ 0x5a, post_len));
                         let enc = STANDARD.encode(&plain);
                         assert!(
                             enc.as_bytes()

@@ -416,7 +416,7 @@ fn scan_top_level(text: &str) -> Vec<KeyLine> {
         } else {
             let mut j = 0;
             while j < chars.len() {
-                if chars[j] == ':' && chars.get(j + 1).map_or(true, |c| c.is_whitespace()) {
+                if chars[j] == ':' && chars.get(j + 1).is_none_or(|c| c.is_whitespace()) {
                     break;
                 }
                 if chars[j] == '#' && j > 0 && chars[j - 1].is_whitespace() {

@@ -103,7 +103,8 @@ impl CaptureReader {
         let head = magic[..n].to_vec();
         let chained = std::io::Cursor::new(head).chain(file);
         if n == 2 && magic == [0x1f, 0x8b] {
-            let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 << 10, chained));
+            let gz =
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 << 10, chained));
             Self::from_reader(FullRead(gz), path, true)
         } else {
             Self::from_reader(FullRead(chained), path, false)
@@ -111,7 +112,11 @@ impl CaptureReader {
     }
 
     /// Reads a capture from any byte stream. `name` is used in messages only.
-    pub fn from_reader<R: Read + Send + 'static>(reader: R, name: &Path, gzip: bool) -> Result<Self, Error> {
+    pub fn from_reader<R: Read + Send + 'static>(
+        reader: R,
+        name: &Path,
+        gzip: bool,
+    ) -> Result<Self, Error> {
         let not_capture = |detail: String| Error::NotACapture {
             path: name.to_path_buf(),
             detail,
@@ -127,7 +132,9 @@ impl CaptureReader {
                 }))
             }
             Err(PcapError::Incomplete(_)) => {
-                return Err(not_capture("the file is shorter than a capture file header".into()))
+                return Err(not_capture(
+                    "the file is shorter than a capture file header".into(),
+                ))
             }
             Err(_) => {
                 return Err(not_capture(
@@ -153,6 +160,11 @@ impl CaptureReader {
     /// The container format (known after the first call to [`CaptureReader::next_packet`]).
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// The name given when opening.
+    pub fn name(&self) -> &Path {
+        &self.name
     }
 
     /// Whether the file was gzip-compressed.
@@ -315,7 +327,9 @@ impl CaptureReader {
             Ok((_, PcapBlockOwned::NG(Block::SimplePacket(b)))) => {
                 let iface = interfaces.first().copied().ok_or(Damage {
                     offset,
-                    message: format!("packet {number} at byte {offset} comes before any interface description"),
+                    message: format!(
+                        "packet {number} at byte {offset} comes before any interface description"
+                    ),
                 })?;
                 let caplen = (b.origlen as usize).min(b.data.len());
                 Ok(Packet {

@@ -51,7 +51,12 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// Appends a frame of which only `frame` was captured out of `orig_len` bytes on the wire.
-    pub fn write_truncated(&mut self, ts_nanos: u64, frame: &[u8], orig_len: usize) -> io::Result<()> {
+    pub fn write_truncated(
+        &mut self,
+        ts_nanos: u64,
+        frame: &[u8],
+        orig_len: usize,
+    ) -> io::Result<()> {
         let secs = (ts_nanos / 1_000_000_000) as u32;
         let sub = ts_nanos % 1_000_000_000;
         let frac = if self.nanos { sub } else { sub / 1000 } as u32;

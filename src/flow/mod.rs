@@ -26,9 +26,17 @@ impl FlowKey {
     /// The same key for both directions of a conversation.
     pub fn new(proto: u8, src: (IpAddr, u16), dst: (IpAddr, u16)) -> Self {
         if src <= dst {
-            FlowKey { proto, a: src, b: dst }
+            FlowKey {
+                proto,
+                a: src,
+                b: dst,
+            }
         } else {
-            FlowKey { proto, a: dst, b: src }
+            FlowKey {
+                proto,
+                a: dst,
+                b: src,
+            }
         }
     }
 }
@@ -38,7 +46,23 @@ pub fn is_service_port(port: u16) -> bool {
     port < 1024
         || matches!(
             port,
-            1883 | 3128 | 3478 | 5222 | 5223 | 5228 | 5353 | 5355 | 8000 | 8008 | 8080 | 8081 | 8088 | 8443 | 8883 | 8888 | 9000 | 9443
+            1883 | 3128
+                | 3478
+                | 5222
+                | 5223
+                | 5228
+                | 5353
+                | 5355
+                | 8000
+                | 8008
+                | 8080
+                | 8081
+                | 8088
+                | 8443
+                | 8883
+                | 8888
+                | 9000
+                | 9443
         )
 }
 

@@ -49,6 +49,23 @@ pub struct ReassemblyStats {
     pub bogus_segments: u64,
 }
 
+/// One TCP segment as seen in the capture.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Sequence number.
+    pub seq: u32,
+    /// SYN flag (consumes one sequence number; data starts after it).
+    pub syn: bool,
+    /// FIN flag (the stream ends after this segment's data).
+    pub fin: bool,
+    /// Captured payload.
+    pub payload: &'a [u8],
+    /// Payload bytes that followed `payload` on the wire but were not captured (snap length).
+    pub missing: u32,
+    /// Frame number.
+    pub packet: u64,
+}
+
 struct Piece {
     data: Vec<u8>,
     /// Bytes after `data` that were on the wire but not captured.
@@ -116,17 +133,16 @@ impl Reassembler {
         self.fin_at.is_some_and(|f| self.next >= f)
     }
 
-    /// Feeds one segment. `missing` counts payload bytes that followed `payload` on the wire but were not captured.
-    pub fn segment(
-        &mut self,
-        seq: u32,
-        syn: bool,
-        fin: bool,
-        payload: &[u8],
-        missing: u32,
-        packet: u64,
-        out: &mut dyn FnMut(Chunk<'_>),
-    ) {
+    /// Feeds one segment.
+    pub fn segment(&mut self, seg: Segment<'_>, out: &mut dyn FnMut(Chunk<'_>)) {
+        let Segment {
+            seq,
+            syn,
+            fin,
+            payload,
+            missing,
+            packet,
+        } = seg;
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
         let base = match self.base {
             Some(b) => b,
@@ -296,7 +312,15 @@ mod tests {
         let mut bytes = Vec::new();
         let mut gaps = 0;
         for (i, (seq, syn, fin, p, miss)) in segs.iter().enumerate() {
-            r.segment(*seq, *syn, *fin, p, *miss, i as u64 + 1, &mut |c| match c {
+            let seg = Segment {
+                seq: *seq,
+                syn: *syn,
+                fin: *fin,
+                payload: p,
+                missing: *miss,
+                packet: i as u64 + 1,
+            };
+            r.segment(seg, &mut |c| match c {
                 Chunk::Data { data, .. } => bytes.extend_from_slice(data),
                 Chunk::Gap(n) => {
                     gaps += n;
@@ -317,7 +341,14 @@ mod tests {
     #[test]
     fn in_order_with_syn() {
         let mut r = Reassembler::new(1 << 20);
-        let (b, g) = run(&mut r, &[(100, true, false, b"", 0), (101, false, false, b"hello ", 0), (107, false, true, b"world", 0)]);
+        let (b, g) = run(
+            &mut r,
+            &[
+                (100, true, false, b"", 0),
+                (101, false, false, b"hello ", 0),
+                (107, false, true, b"world", 0),
+            ],
+        );
         assert_eq!(b, b"hello world");
         assert_eq!(g, 0);
         assert!(r.finished());
@@ -348,13 +379,25 @@ mod tests {
     fn overlaps_keep_first_data() {
         let mut r = Reassembler::new(1 << 20);
         // "abcdef" then an overlapping "XXXghi" at offset 3: first data wins for "def".
-        let (b, _) = run(&mut r, &[(0, true, false, b"", 0), (1, false, false, b"abcdef", 0), (4, false, false, b"XXXghi", 0)]);
+        let (b, _) = run(
+            &mut r,
+            &[
+                (0, true, false, b"", 0),
+                (1, false, false, b"abcdef", 0),
+                (4, false, false, b"XXXghi", 0),
+            ],
+        );
         assert_eq!(b, b"abcdefghi");
         // Pending overlap: two waiting pieces overlapping each other.
         let mut r = Reassembler::new(1 << 20);
         let (b, _) = run(
             &mut r,
-            &[(0, true, false, b"", 0), (5, false, false, b"efgh", 0), (3, false, false, b"cdEF", 0), (1, false, false, b"ab", 0)],
+            &[
+                (0, true, false, b"", 0),
+                (5, false, false, b"efgh", 0),
+                (3, false, false, b"cdEF", 0),
+                (1, false, false, b"ab", 0),
+            ],
         );
         assert_eq!(b, b"abcdEFgh");
     }
@@ -365,7 +408,11 @@ mod tests {
         let isn = u32::MAX - 3;
         let (b, g) = run(
             &mut r,
-            &[(isn, true, false, b"", 0), (isn.wrapping_add(1), false, false, b"abcdef", 0), (isn.wrapping_add(7), false, false, b"ghij", 0)],
+            &[
+                (isn, true, false, b"", 0),
+                (isn.wrapping_add(1), false, false, b"abcdef", 0),
+                (isn.wrapping_add(7), false, false, b"ghij", 0),
+            ],
         );
         assert_eq!(b, b"abcdefghij");
         assert_eq!(g, 0);
@@ -374,7 +421,14 @@ mod tests {
     #[test]
     fn midstream_start() {
         let mut r = Reassembler::new(1 << 20);
-        let (b, _) = run(&mut r, &[(5000, false, false, b"", 0), (5000, false, false, b"middle", 0), (5006, false, false, b"-end", 0)]);
+        let (b, _) = run(
+            &mut r,
+            &[
+                (5000, false, false, b"", 0),
+                (5000, false, false, b"middle", 0),
+                (5006, false, false, b"-end", 0),
+            ],
+        );
         assert_eq!(b, b"middle-end");
         assert!(r.stats().started_midstream);
     }
@@ -382,7 +436,14 @@ mod tests {
     #[test]
     fn gap_at_end_is_flushed_as_gap() {
         let mut r = Reassembler::new(1 << 20);
-        let (b, g) = run(&mut r, &[(0, true, false, b"", 0), (1, false, false, b"ab", 0), (6, false, false, b"fg", 0)]);
+        let (b, g) = run(
+            &mut r,
+            &[
+                (0, true, false, b"", 0),
+                (1, false, false, b"ab", 0),
+                (6, false, false, b"fg", 0),
+            ],
+        );
         assert_eq!(b, b"ab###fg");
         assert_eq!(g, 3);
         assert_eq!(r.stats().gaps, 1);
@@ -391,7 +452,14 @@ mod tests {
     #[test]
     fn truncated_payload_becomes_gap_in_place() {
         let mut r = Reassembler::new(1 << 20);
-        let (b, g) = run(&mut r, &[(0, true, false, b"", 0), (1, false, false, b"ab", 3), (6, false, false, b"fg", 0)]);
+        let (b, g) = run(
+            &mut r,
+            &[
+                (0, true, false, b"", 0),
+                (1, false, false, b"ab", 3),
+                (6, false, false, b"fg", 0),
+            ],
+        );
         assert_eq!(b, b"ab###fg");
         assert_eq!(g, 3);
     }
@@ -401,7 +469,12 @@ mod tests {
         let mut r = Reassembler::new(8);
         let (b, g) = run(
             &mut r,
-            &[(0, true, false, b"", 0), (3, false, false, b"cdef", 0), (7, false, false, b"ghij", 0), (11, false, false, b"k", 0)],
+            &[
+                (0, true, false, b"", 0),
+                (3, false, false, b"cdef", 0),
+                (7, false, false, b"ghij", 0),
+                (11, false, false, b"k", 0),
+            ],
         );
         assert_eq!(b, b"##cdefghijk");
         assert_eq!(g, 2);
@@ -412,7 +485,14 @@ mod tests {
     #[test]
     fn bogus_far_segment_ignored() {
         let mut r = Reassembler::new(1 << 20);
-        let (b, _) = run(&mut r, &[(0, true, false, b"", 0), (1, false, false, b"ok", 0), (1u32 << 31, false, false, b"zz", 0)]);
+        let (b, _) = run(
+            &mut r,
+            &[
+                (0, true, false, b"", 0),
+                (1, false, false, b"ok", 0),
+                (1u32 << 31, false, false, b"zz", 0),
+            ],
+        );
         assert_eq!(b, b"ok");
         assert_eq!(r.stats().bogus_segments, 1);
     }
@@ -420,15 +500,25 @@ mod tests {
     #[test]
     fn every_permutation_of_small_segments_yields_the_stream() {
         let text = b"the quick brown fox jumps";
-        let segs: Vec<(u32, &[u8])> = text.chunks(5).enumerate().map(|(i, c)| (1 + 5 * i as u32, c)).collect();
+        let segs: Vec<(u32, &[u8])> = text
+            .chunks(5)
+            .enumerate()
+            .map(|(i, c)| (1 + 5 * i as u32, c))
+            .collect();
         // All rotations and the reverse order.
         let n = segs.len();
-        let mut orders: Vec<Vec<usize>> = (0..n).map(|k| (0..n).map(|i| (i + k) % n).collect()).collect();
+        let mut orders: Vec<Vec<usize>> = (0..n)
+            .map(|k| (0..n).map(|i| (i + k) % n).collect())
+            .collect();
         orders.push((0..n).rev().collect());
         for order in orders {
             let mut r = Reassembler::new(1 << 20);
             let mut list: Vec<(u32, bool, bool, &[u8], u32)> = vec![(0, true, false, b"", 0)];
-            list.extend(order.iter().map(|&i| (segs[i].0, false, false, segs[i].1, 0)));
+            list.extend(
+                order
+                    .iter()
+                    .map(|&i| (segs[i].0, false, false, segs[i].1, 0)),
+            );
             let (b, g) = run(&mut r, &list);
             assert_eq!(b, text, "order {order:?}");
             assert_eq!(g, 0);

@@ -582,7 +582,7 @@ impl NameReader<'_> {
         let used = end.saturating_sub(start);
         let name = if buf.room == 0 {
             NAME_TOO_LONG.to_string()
-        } else if buf.bytes.first().map_or(true, |&b| b == 0) && used <= 2 {
+        } else if buf.bytes.first().is_none_or(|&b| b == 0) && used <= 2 {
             // Wireshark tests the C string: empty (or NUL-led) and at most
             // 2 bytes long (a 0 byte, or a pointer) is the root.
             ROOT_NAME.to_string()

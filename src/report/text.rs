@@ -8,7 +8,14 @@ use super::{Direction, Report};
 /// Renders the text summary. `color` adds ANSI emphasis for terminals.
 pub fn render(r: &Report, color: bool) -> String {
     let (bold, red, green, yellow, dim, reset) = if color {
-        ("\x1b[1m", "\x1b[1;31m", "\x1b[1;32m", "\x1b[33m", "\x1b[2m", "\x1b[0m")
+        (
+            "\x1b[1m",
+            "\x1b[1;31m",
+            "\x1b[1;32m",
+            "\x1b[33m",
+            "\x1b[2m",
+            "\x1b[0m",
+        )
     } else {
         ("", "", "", "", "", "")
     };
@@ -27,15 +34,23 @@ pub fn render(r: &Report, color: bool) -> String {
     let _ = writeln!(s);
 
     if r.findings.is_empty() {
-        let _ = writeln!(
-            s,
-            "{green}No canary found{reset} ({} searched: {}).",
-            r.canaries.len(),
-            r.canaries.join(", ")
-        );
+        if r.canaries.is_empty() {
+            let _ = writeln!(s, "No canaries were searched for (no identity file given).");
+        } else {
+            let _ = writeln!(
+                s,
+                "{green}No canary found{reset} ({} searched: {}).",
+                r.canaries.len(),
+                r.canaries.join(", ")
+            );
+        }
     } else {
         let total: u64 = r.findings.iter().map(|f| f.count).sum();
-        let _ = writeln!(s, "{red}FINDINGS{reset}: {total} occurrences in {} findings", r.findings.len());
+        let _ = writeln!(
+            s,
+            "{red}FINDINGS{reset}: {total} occurrences in {} findings",
+            r.findings.len()
+        );
         for f in &r.findings {
             let dir = match f.direction {
                 Direction::Up => "sent to",
@@ -68,7 +83,11 @@ pub fn render(r: &Report, color: bool) -> String {
         e.0 += 1;
         e.1 += f.bytes_up;
         e.2 += f.bytes_down;
-        let app = if f.app.is_empty() { f.protocol.as_str() } else { f.app.as_str() };
+        let app = if f.app.is_empty() {
+            f.protocol.as_str()
+        } else {
+            f.app.as_str()
+        };
         if !e.3.contains(&app) {
             e.3.push(app);
         }
@@ -93,7 +112,11 @@ pub fn render(r: &Report, color: bool) -> String {
         let _ = writeln!(s);
     }
 
-    let uploads: Vec<_> = r.http_requests.iter().filter(|h| h.body_bytes > 0).collect();
+    let uploads: Vec<_> = r
+        .http_requests
+        .iter()
+        .filter(|h| h.body_bytes > 0)
+        .collect();
     if !uploads.is_empty() {
         let _ = writeln!(s, "{bold}UPLOADS{reset} (HTTP requests with a body)");
         for h in uploads.iter().take(25) {
@@ -123,7 +146,11 @@ pub fn render(r: &Report, color: bool) -> String {
     names.dedup();
     if !names.is_empty() {
         let shown: Vec<&str> = names.iter().take(20).copied().collect();
-        let more = if names.len() > 20 { format!(" … and {} more", names.len() - 20) } else { String::new() };
+        let more = if names.len() > 20 {
+            format!(" … and {} more", names.len() - 20)
+        } else {
+            String::new()
+        };
         let _ = writeln!(s, "{bold}DNS{reset} {}{more}", shown.join(", "));
     }
     let mut snis: Vec<&str> = r.tls.iter().filter_map(|t| t.sni.as_deref()).collect();

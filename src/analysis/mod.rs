@@ -62,6 +62,8 @@ struct Flow {
     sni: Option<String>,
     host: Option<String>,
     tcp: Option<Box<TcpConn>>,
+    /// Reader of the client's QUIC Initial packets, while the ClientHello is still expected.
+    quic: Option<Box<crate::proto::quic::QuicInitialReader>>,
     tcp_stats: Option<[flow::reassembly::ReassemblyStats; 2]>,
     /// Both directions finished (FIN delivered or RST): a new SYN on the same tuple opens a new flow.
     closed: bool,
@@ -253,6 +255,7 @@ impl Analyzer {
             sni: None,
             host: None,
             tcp: None,
+            quic: None,
             tcp_stats: None,
             closed: false,
         });
@@ -278,7 +281,75 @@ impl Analyzer {
             }
             self.scan_datagram(fi, dir, "dhcp", payload, at, &[]);
         } else {
-            self.scan_datagram(fi, dir, "udp", payload, at, &[]);
+            if dir == 0 {
+                self.quic_datagram(fi, payload, at);
+            }
+            let protocol = if self.flows[fi].app == "quic" {
+                "quic"
+            } else {
+                "udp"
+            };
+            self.scan_datagram(fi, dir, protocol, payload, at, &[]);
+        }
+    }
+
+    /// A client datagram of a UDP conversation: QUIC Initial packets up to the ClientHello.
+    fn quic_datagram(&mut self, fi: usize, payload: &[u8], at: At) {
+        use crate::proto::quic::{looks_like_quic_initial, QuicProgress};
+        let f = &mut self.flows[fi];
+        if f.quic.is_none() {
+            // Decided on the client's first datagram only.
+            if f.packets[0] != 1 || !looks_like_quic_initial(payload) {
+                return;
+            }
+            f.app = "quic";
+            f.quic = Some(Box::default());
+        }
+        let Some(mut reader) = f.quic.take() else {
+            return;
+        };
+        match reader.push_client_datagram(payload) {
+            QuicProgress::NeedMore => f.quic = Some(reader),
+            QuicProgress::ClientHello(ch) => {
+                if f.sni.is_none() {
+                    f.sni = ch.sni.clone();
+                }
+                let versions = if ch.supported_versions.is_empty() {
+                    vec![ch.legacy_version.clone()]
+                } else {
+                    ch.supported_versions.clone()
+                };
+                self.out.tls(crate::report::TlsHello {
+                    sni: ch.sni,
+                    alpn: ch.alpn,
+                    versions,
+                    ja4: ch.ja4,
+                    negotiated_version: None,
+                    destination: String::new(),
+                    flow: fi,
+                    packet: at.packet,
+                });
+                // Encrypted on the wire: search the decrypted hello too.
+                if let Some(msg) = reader.client_hello_message() {
+                    self.scan_datagram(fi, 0, "quic", msg, at, &[]);
+                }
+            }
+            QuicProgress::Error(e) => {
+                self.out
+                    .warn("quic", format!("{}: {e}", sockaddr(f.server)), None)
+            }
+            QuicProgress::Done | QuicProgress::NotQuic => {
+                let s = reader.stats();
+                if s.truncated > 0 || s.undecryptable > 0 {
+                    let msg = format!(
+                        "{}: QUIC ClientHello not seen ({} Initial packets truncated, {} undecryptable)",
+                        sockaddr(f.server),
+                        s.truncated,
+                        s.undecryptable
+                    );
+                    self.out.warn("quic", msg, None);
+                }
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 
 use super::forms::encoded_forms;
 use super::identity::Identity;
@@ -72,6 +72,75 @@ pub(super) enum Event<'m> {
     },
 }
 
+/// A strided q-gram filter over the case-folded 4-byte substrings of every pattern (a 2^16-bit hashed bitmap,
+/// 8 KiB: it stays in L1 cache).
+///
+/// Every pattern is at least `min_len` bytes long, so with a stride `k = min_len - 3` a match starting at `s`
+/// covers the position `j` that ends `s`'s block of `k` starts, and the 4 bytes at `j` are the pattern's bytes
+/// at offset `j - s < k`. The bitmap holds the hashes of every pattern's 4-grams at offsets `0..k`; only blocks
+/// whose checkpoint passes are searched (anchored, at each of their `k` starts). `x | 0x20` folds ASCII
+/// letters and keeps case-insensitive equality of any two bytes (letters differ only in that bit; other bytes
+/// must be equal anyway), so no case-insensitive match is ever filtered out.
+#[derive(Debug)]
+struct QGram {
+    bits: Box<[u64; 1024]>,
+    stride: usize,
+}
+
+impl QGram {
+    fn new(patterns: &[Box<[u8]>]) -> Option<QGram> {
+        let min_len = patterns.iter().map(|p| p.len()).min()?;
+        if min_len < 4 {
+            return None;
+        }
+        let stride = (min_len - 3).min(16);
+        let mut bits = Box::new([0u64; 1024]);
+        for p in patterns {
+            for o in 0..stride {
+                if let Some(w) = p.get(o..o + 4) {
+                    let h = Self::hash(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                    bits[h >> 6] |= 1 << (h & 63);
+                }
+            }
+        }
+        Some(QGram { bits, stride })
+    }
+
+    #[inline(always)]
+    fn hash(v: u32) -> usize {
+        ((v | 0x2020_2020).wrapping_mul(0x9E37_79B1) >> 16) as usize & 0xffff
+    }
+
+    /// The first match `verify(s)` returns for a start `s` in `from..=last_start` that the filter lets through.
+    #[inline]
+    fn find<M>(
+        &self,
+        hay: &[u8],
+        from: usize,
+        last_start: usize,
+        mut verify: impl FnMut(usize) -> Option<M>,
+    ) -> Option<M> {
+        let k = self.stride;
+        let mut block = from;
+        while block <= last_start {
+            let j = block + k - 1;
+            let Some(w) = hay.get(j..j + 4) else {
+                return None; // no pattern fits from here on (see the type's documentation)
+            };
+            let h = Self::hash(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+            if self.bits[h >> 6] & (1 << (h & 63)) != 0 {
+                for s in block..(block + k).min(last_start + 1) {
+                    if let Some(m) = verify(s) {
+                        return Some(m);
+                    }
+                }
+            }
+            block += k;
+        }
+        None
+    }
+}
+
 #[derive(Debug, Default)]
 struct AtomicStats {
     blobs: AtomicU64,
@@ -94,6 +163,10 @@ pub struct Matcher {
     /// Pattern ids by decreasing length, for re-checking after a failed verification.
     by_len_desc: Vec<usize>,
     max_len: usize,
+    /// Candidate filter on the first four bytes of every pattern (None if a pattern is shorter).
+    prefilter: Option<QGram>,
+    /// SIMD search for the gzip trigger, used with the prefilter.
+    trigger_finder: memchr::memmem::Finder<'static>,
     stats: AtomicStats,
 }
 
@@ -145,17 +218,31 @@ impl Matcher {
             }
         }
         let trigger = pid_of(GZIP_B64_MAGIC, &mut lower, &mut targets);
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(&lower)
-            .or_else(|_| {
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(&lower)
-            })?;
+        // The gzip trigger is found by a SIMD substring search instead of the automaton when it has a pattern id
+        // of its own (the last): then every automaton pattern is a canary form, all at least `min_len` long,
+        // which lets the prefilter test only every k-th position.
+        let separate_trigger =
+            trigger + 1 == lower.len() && targets.get(trigger).is_some_and(|t| t.is_empty());
+        let ac_patterns = if separate_trigger {
+            &lower[..trigger]
+        } else {
+            &lower[..]
+        };
+        let build = |kind: Option<AhoCorasickKind>| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .start_kind(StartKind::Both)
+                .kind(kind)
+                .build(ac_patterns)
+        };
+        let ac = build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None))?;
+        let prefilter = if separate_trigger {
+            QGram::new(ac_patterns)
+        } else {
+            None
+        };
+        let trigger_finder = memchr::memmem::Finder::new(GZIP_B64_MAGIC).into_owned();
         let mut by_len_desc: Vec<usize> = (0..lower.len()).collect();
         by_len_desc.sort_by_key(|&p| std::cmp::Reverse(lower.get(p).map_or(0, |x| x.len())));
         let max_len = lower.iter().map(|p| p.len()).max().unwrap_or(1).max(1);
@@ -167,6 +254,8 @@ impl Matcher {
             trigger,
             by_len_desc,
             max_len,
+            prefilter,
+            trigger_finder,
             stats: AtomicStats::default(),
         })
     }
@@ -341,16 +430,15 @@ impl Matcher {
             hay.len().saturating_sub(self.max_len - 1)
         };
         let mut pos = from.min(hay.len());
+        let mut next_trigger = None;
         while pos < hay.len() {
-            let m = match self.ac.try_find(Input::new(hay).range(pos..)) {
-                Ok(Some(m)) => m,
-                _ => break,
+            let Some((start, end, pid)) = self.find_from(hay, pos, &mut next_trigger) else {
+                break;
             };
-            let start = m.start();
             if start >= safe {
                 break;
             }
-            match self.resolve(hay, start, m.pattern().as_usize(), m.end()) {
+            match self.resolve(hay, start, pid, end) {
                 Some((pid, end)) => {
                     self.emit(pid, hay.get(start..end).unwrap_or(&[]), start, end, &mut on);
                     pos = end.max(start + 1);
@@ -362,6 +450,51 @@ impl Matcher {
             hay.len()
         } else {
             pos.max(safe)
+        }
+    }
+
+    /// The leftmost-longest match (start, end, pattern id) starting at or after `pos`.
+    ///
+    /// With the prefilter, the automaton runs only where the q-gram filter lets a match start, anchored: the
+    /// first start with a match is the leftmost, and the anchored leftmost-longest search gives the longest
+    /// there — the same answer as an unanchored leftmost-longest search, at a fraction of the cost (the
+    /// automaton has no prefilter of its own for many case-insensitive patterns). The gzip trigger comes from
+    /// the SIMD substring search; `next_trigger` caches its position between calls of one scan.
+    fn find_from(
+        &self,
+        hay: &[u8],
+        pos: usize,
+        next_trigger: &mut Option<Option<usize>>,
+    ) -> Option<(usize, usize, usize)> {
+        let Some(q) = &self.prefilter else {
+            let m = self
+                .ac
+                .try_find(Input::new(hay).range(pos..))
+                .ok()
+                .flatten()?;
+            return Some((m.start(), m.end(), m.pattern().as_usize()));
+        };
+        let trig = match *next_trigger {
+            Some(t) if t.is_none_or(|t| t >= pos) => t,
+            _ => {
+                let t = hay
+                    .get(pos..)
+                    .and_then(|h| self.trigger_finder.find(h))
+                    .map(|i| pos + i);
+                *next_trigger = Some(t);
+                t
+            }
+        };
+        // A canary match must start no later than the trigger to come first (at the same start it is longer).
+        let last_start = trig.unwrap_or(hay.len());
+        let hit = q.find(hay, pos, last_start, |s| {
+            let input = Input::new(hay).range(s..).anchored(Anchored::Yes);
+            self.ac.try_find(input).ok().flatten()
+        });
+        match (hit, trig) {
+            (Some(m), _) => Some((m.start(), m.end(), m.pattern().as_usize())),
+            (None, Some(t)) => Some((t, t + GZIP_B64_MAGIC.len(), self.trigger)),
+            (None, None) => None,
         }
     }
 
@@ -755,6 +888,47 @@ pub(super) mod tests {
         assert_eq!(m.automaton_kind(), AhoCorasickKind::DFA);
         fn is_send_sync<T: Send + Sync>() {}
         is_send_sync::<Matcher>();
+    }
+
+    /// The strided q-gram prefilter and the separate trigger search change nothing: on haystacks full of planted
+    /// forms (in every case, touching each other, at every offset), hits equal those of the plain automaton.
+    #[test]
+    fn prefiltered_search_equals_plain_automaton_search() {
+        let m = Matcher::new(&identity());
+        assert!(
+            m.prefilter.is_some(),
+            "the test identity must enable the prefilter"
+        );
+        let mut plain = Matcher::new(&identity());
+        plain.prefilter = None;
+        plain.ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&plain.lower)
+            .unwrap();
+        let forms: Vec<Vec<u8>> = m.patterns();
+        let mut rng = Rng(0xfeed_beef);
+        for round in 0..300 {
+            let mut hay = Vec::new();
+            for _ in 0..rng.below(12) {
+                let n = rng.below(40);
+                hay.extend(rng.printable(n));
+                let f = &forms[rng.below(forms.len())];
+                let mut f = f.clone();
+                if round % 3 == 1 {
+                    f.make_ascii_uppercase();
+                }
+                hay.extend_from_slice(&f);
+                if rng.below(4) == 0 {
+                    hay.extend_from_slice(b"H4sI");
+                }
+            }
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            m.find_all(&hay, &mut a);
+            plain.find_all(&hay, &mut b);
+            assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&hay));
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Protocol parsers, all sans-IO: DNS, HTTP/1.x, TLS handshakes (ClientHello, JA4), DHCP.
+//! Protocol parsers, all sans-IO: DNS, HTTP/1.x, TLS handshakes (ClientHello, JA4), QUIC Initial packets
+//! (decrypted to read the ClientHello), DHCP.
 //!
 //! Each parser takes bytes of one datagram or one direction of a reassembled stream and returns values or events;
 //! none of them reads files or sockets, and none panics on malformed input.
@@ -6,4 +7,5 @@
 pub mod dhcp;
 pub mod dns;
 pub mod http;
+pub mod quic;
 pub mod tls;

@@ -452,6 +452,12 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                         target: target.clone(),
                         content_type: h.content_type.clone(),
                         content_encoding: h.content_encoding.clone(),
+                        headers: h
+                            .headers
+                            .iter()
+                            .take(64)
+                            .map(|(n, v)| [n.clone(), v.chars().take(512).collect()])
+                            .collect(),
                         body_bytes: 0,
                         body_decoded_bytes: 0,
                         status: None,

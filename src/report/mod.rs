@@ -191,6 +191,9 @@ pub struct HttpRequest {
     /// Content-Encoding of the request body.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub content_encoding: Vec<String>,
+    /// Request headers as sent, `[name, value]` (at most 64, values cut at 512 bytes).
+    #[serde(default)]
+    pub headers: Vec<[String; 2]>,
     /// Body bytes on the wire.
     pub body_bytes: u64,
     /// Body bytes after undoing chunked/compression.

@@ -280,6 +280,21 @@ impl Analyzer {
                 self.out.dhcp(info, at.packet);
             }
             self.scan_datagram(fi, dir, "dhcp", payload, at, &[]);
+        } else if is(1900) {
+            // SSDP: HTTP heads over UDP.
+            self.flows[fi].app = "ssdp";
+            if let Some(head) =
+                crate::proto::http::parse_datagram(crate::proto::http::Role::Client, payload)
+            {
+                if let Some(req) = tcp::request_record(&head, fi, at) {
+                    self.out.http_request(req);
+                }
+            }
+            self.scan_datagram(fi, dir, "ssdp", payload, at, &[]);
+        } else if ports.0 > 1023 && ports.1 > 1023 && crate::proto::dns::looks_like_dns(payload) {
+            // DNS on a port of its own choosing (Wireshark's heuristic, for the same answers as tshark).
+            self.flows[fi].app = "dns";
+            self.dns_message(fi, dir, payload, at);
         } else {
             if dir == 0 {
                 self.quic_datagram(fi, payload, at);

@@ -71,6 +71,10 @@ pub(super) struct TcpConn {
     /// Report indices of requests waiting for their response.
     awaiting: VecDeque<usize>,
     tls_index: Option<usize>,
+    /// Report index of the request whose body is being read.
+    current_request: Option<usize>,
+    /// The direction that sends requests (0 unless the side that answered the SYN sends HTTP requests).
+    client_dir: usize,
 }
 
 impl TcpConn {
@@ -90,6 +94,8 @@ impl TcpConn {
             methods: Vec::new(),
             awaiting: VecDeque::new(),
             tls_index: None,
+            current_request: None,
+            client_dir: 0,
         }
     }
 
@@ -258,9 +264,13 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
     let (cport, sport) = (f.client.1, f.server.1);
     let on = |p: u16| cport == p || sport == p;
     let midstream = conn.reasm[dir].stats().started_midstream;
-    let app: &'static str = if (dir == 0 && http::looks_like_http_request(first))
-        || (dir == 1 && http::looks_like_http_response(first))
-    {
+    let request = http::looks_like_http_request(first);
+    let response = http::looks_like_http_response(first);
+    let app: &'static str = if (dir == 0 && request) || (dir == 1 && response) {
+        "http"
+    } else if dir == 1 && request {
+        // The side that answered the SYN sends requests (seen in the wild, and in Zeek's tests).
+        conn.client_dir = 1;
         "http"
     } else if dir == 0 && tls::looks_like_tls_client(first) {
         "tls"
@@ -274,12 +284,13 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
         ""
     };
     f.app = app;
+    let client_dir = conn.client_dir;
     for (i, d) in conn.dirs.iter_mut().enumerate() {
         if !matches!(d.parser, Parser::Undecided) {
             continue;
         }
         d.parser = match app {
-            "http" => Parser::Http(Box::new(HttpParser::new(if i == 0 {
+            "http" => Parser::Http(Box::new(HttpParser::new(if i == client_dir {
                 Role::Client
             } else {
                 Role::Server
@@ -292,28 +303,52 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
 }
 
 fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u8], at: At) {
-    if matches!(conn.dirs[dir].parser, Parser::Undecided) {
-        decide(an, fi, dir, conn, bytes);
-    }
     let start = conn.dirs[dir].offset;
     let opaque_before = matches!(conn.dirs[dir].parser, Parser::Opaque);
     // 1. The protocol parser.
+    parse(an, fi, dir, conn, bytes, start, at);
+    scan(an, fi, dir, conn, bytes, start, opaque_before, at);
+}
+
+/// Hands `bytes` (at stream offset `start`) to the direction's protocol parser, choosing it first if needed.
+fn parse(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    conn: &mut TcpConn,
+    bytes: &[u8],
+    start: u64,
+    at: At,
+) {
+    if matches!(conn.dirs[dir].parser, Parser::Undecided) {
+        decide(an, fi, dir, conn, bytes);
+    }
     match &mut conn.dirs[dir].parser {
         Parser::Http(_) => {
-            if dir == 1 {
+            if dir != conn.client_dir {
                 let methods = std::mem::take(&mut conn.methods);
-                if let Parser::Http(p) = &mut conn.dirs[1].parser {
+                if let Parser::Http(p) = &mut conn.dirs[dir].parser {
                     for m in &methods {
                         p.push_request_method(m);
                     }
                 }
             }
             let mut evs = Vec::new();
+            let mut tunnel = None;
             if let Parser::Http(p) = &mut conn.dirs[dir].parser {
                 p.feed(bytes, &mut |e| evs.push(own_event(e)));
+                tunnel = p.tunnel_start();
             }
             for e in evs {
                 http_event(an, fi, dir, conn, e, at);
+            }
+            if let Some(t) = tunnel {
+                // CONNECT or an upgrade: what follows is another protocol (often TLS through a proxy).
+                conn.dirs[dir].parser = Parser::Undecided;
+                let cut = t.saturating_sub(start);
+                if let Some(rest) = bytes.get(cut as usize..).filter(|r| !r.is_empty()) {
+                    parse(an, fi, dir, conn, rest, start + cut, at);
+                }
             }
         }
         Parser::Tls(r) => match r.push(bytes) {
@@ -360,6 +395,20 @@ fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u
         }
         Parser::Opaque | Parser::Plain | Parser::Undecided => {}
     }
+}
+
+/// Searches the raw bytes for canaries (unless the direction was already opaque) and attributes the hits.
+#[allow(clippy::too_many_arguments)]
+fn scan(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    conn: &mut TcpConn,
+    bytes: &[u8],
+    start: u64,
+    opaque_before: bool,
+    at: At,
+) {
     let d = &mut conn.dirs[dir];
     d.offset = start + bytes.len() as u64;
     if opaque_before {
@@ -435,7 +484,6 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
             let (method, path) = match &h.kind {
                 HeadKind::Request {
                     method,
-                    target,
                     path,
                     query,
                     ..
@@ -444,28 +492,11 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                     if f.host.is_none() {
                         f.host.clone_from(&h.host);
                     }
-                    let idx = an.out.http_request(HttpRequest {
-                        method: method.clone(),
-                        host: h.host.clone().unwrap_or_default(),
-                        path: path.clone(),
-                        query: query.clone(),
-                        target: target.clone(),
-                        content_type: h.content_type.clone(),
-                        content_encoding: h.content_encoding.clone(),
-                        headers: h
-                            .headers
-                            .iter()
-                            .take(64)
-                            .map(|(n, v)| [n.clone(), v.chars().take(512).collect()])
-                            .collect(),
-                        body_bytes: 0,
-                        body_decoded_bytes: 0,
-                        status: None,
-                        destination: String::new(),
-                        flow: fi,
-                        packet: at.packet,
-                        time_ns: at.ts,
-                    });
+                    let Some(req) = request_record(&h, fi, at) else {
+                        return;
+                    };
+                    let idx = an.out.http_request(req);
+                    conn.current_request = Some(idx);
                     conn.awaiting.push_back(idx);
                     conn.methods.push(method.clone());
                     if let Some(q) = query {
@@ -534,12 +565,11 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
             if let Some(b) = d.body.take() {
                 finish_body(an, fi, dir, &conn.dirs[dir], b, at);
             }
-            if dir == 0 {
-                // The request just ended is the newest one waiting for a response.
+            if dir == conn.client_dir {
                 if let Some(r) = conn
-                    .awaiting
-                    .back()
-                    .and_then(|&i| an.out.http_request_mut(i))
+                    .current_request
+                    .take()
+                    .and_then(|i| an.out.http_request_mut(i))
                 {
                     r.body_bytes = body_wire_len;
                     r.body_decoded_bytes = body_decoded_len;
@@ -556,6 +586,42 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
             an.out.warn("http-desync", msg, None);
         }
     }
+}
+
+/// The report record of a request head (None for a response head).
+pub(super) fn request_record(h: &http::Head, fi: usize, at: At) -> Option<HttpRequest> {
+    let HeadKind::Request {
+        method,
+        target,
+        path,
+        query,
+        ..
+    } = &h.kind
+    else {
+        return None;
+    };
+    Some(HttpRequest {
+        method: method.clone(),
+        host: h.host.clone().unwrap_or_default(),
+        path: path.clone(),
+        query: query.clone(),
+        target: target.clone(),
+        content_type: h.content_type.clone(),
+        content_encoding: h.content_encoding.clone(),
+        headers: h
+            .headers
+            .iter()
+            .take(64)
+            .map(|(n, v)| [n.clone(), v.chars().take(512).collect()])
+            .collect(),
+        body_bytes: 0,
+        body_decoded_bytes: 0,
+        status: None,
+        destination: String::new(),
+        flow: fi,
+        packet: at.packet,
+        time_ns: at.ts,
+    })
 }
 
 /// Flushes a decoded-body scanner at the end of its message.

@@ -1493,3 +1493,57 @@ mod tests {
         assert!(framer.frame.capacity() <= 65535);
     }
 }
+
+/// Whether a UDP payload on a port with no known protocol looks like a DNS message.
+///
+/// The same rules as Wireshark's DNS heuristic (tshark applies it to UDP ports that no dissector claims), so
+/// that both tools recognise DNS on non-standard ports alike: a header plus something; a query is a standard
+/// query with exactly one question and no answer or authority records; a response has at most one question
+/// and at most 10 answer and 10 authority records; at most 10 additional records; questions and answers are not
+/// both absent; and the message is long enough to hold the records it announces.
+pub fn looks_like_dns(payload: &[u8]) -> bool {
+    let Some(h) = payload.get(..12) else {
+        return false;
+    };
+    if payload.len() <= 12 {
+        return false;
+    }
+    let word = |i: usize| u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+    let (flags, quest, ans, auth, add) = (word(2), word(4), word(6), word(8), word(10));
+    if flags & 0x8000 == 0 {
+        if (flags >> 11) & 0xf != 0 || quest != 1 || ans != 0 || auth != 0 {
+            return false;
+        }
+    } else if quest > 1 || ans > 10 || auth > 10 {
+        return false;
+    }
+    if add > 10 || quest + ans == 0 {
+        return false;
+    }
+    (quest * 6 + (ans + auth + add) * 11) as usize <= payload.len() - 12
+}
+
+#[cfg(test)]
+mod heuristic_tests {
+    use super::looks_like_dns;
+
+    #[test]
+    fn heuristic_accepts_queries_and_rejects_noise() {
+        // id, flags (RD), 1 question, no records, "a.example" A IN
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x01a\x07example\x00\x00\x01\x00\x01");
+        assert!(looks_like_dns(&q));
+        let mut two = q.clone();
+        two[5] = 2;
+        assert!(!looks_like_dns(&two), "a query with two questions");
+        assert!(!looks_like_dns(&q[..12]), "a bare header");
+        assert!(
+            !looks_like_dns(&[0u8; 64]),
+            "zeros: no question and no answer"
+        );
+        let mut resp = q.clone();
+        resp[2] = 0x81;
+        resp[7] = 11;
+        assert!(!looks_like_dns(&resp), "eleven answers");
+    }
+}

@@ -10,7 +10,14 @@
 //! * it ends every message ([`HttpEvent::End`]) and reports loss of sync ([`HttpEvent::Desync`]),
 //!   after which it scans for the next request line / status line and carries on;
 //! * capture gaps inside a body of known length (or a chunk of known size) are skipped
-//!   without losing sync.
+//!   without losing sync;
+//! * it reports what clients really send, not only what RFC 9112 allows: any token method,
+//!   request lines split on whitespace words (RFC 9112 §3), and — for a known method at a
+//!   message boundary — HTTP/0.9-form lines without version, a malformed `HTTP/1.` version
+//!   or a line holding only the method; obsolete line folding in requests is replaced by
+//!   spaces (RFC 9112 §5.2). Each tolerated deviation is listed in [`Head::anomalies`].
+//!   Lengths (Content-Length, chunk sizes) above 2^63 − 1 are invalid framing, so the bytes
+//!   after them are searched for the next message instead of being swallowed as body.
 //!
 //! Bodies that are not transformed (plain `Content-Length` or read-until-close bodies without
 //! content coding) produce no `Body` events: the caller scans the raw stream itself, and such
@@ -22,7 +29,6 @@
 //! (64 MiB by default, see [`HttpParser::set_decoded_cap`]).
 
 use std::collections::VecDeque;
-use std::io::Write as _;
 
 use memchr::{memchr, memchr2, memmem};
 use serde::Serialize;
@@ -40,7 +46,10 @@ const OUT_CHUNK: usize = 32 * 1024;
 const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 
-/// Methods recognised by [`looks_like_http_request`] and when resynchronising a client stream.
+/// Registered and widely deployed methods (RFC 9110, WebDAV and its extensions, UPnP/SSDP,
+/// Microsoft RPC-over-HTTP and SSTP, Cisco CCM): recognised by [`looks_like_http_request`] and
+/// when resynchronising a client stream, and the only methods accepted on a degraded request
+/// line (missing or malformed HTTP version, see [`Head::anomalies`]).
 const KNOWN_METHODS: &[&str] = &[
     "GET",
     "POST",
@@ -59,7 +68,53 @@ const KNOWN_METHODS: &[&str] = &[
     "LOCK",
     "UNLOCK",
     "REPORT",
+    "SEARCH",
+    "QUERY",
+    "ACL",
+    "BIND",
+    "REBIND",
+    "UNBIND",
+    "LINK",
+    "UNLINK",
+    "LABEL",
+    "MERGE",
+    "UPDATE",
+    "CHECKIN",
+    "CHECKOUT",
+    "UNCHECKOUT",
+    "MKACTIVITY",
+    "MKWORKSPACE",
+    "MKCALENDAR",
+    "MKREDIRECTREF",
+    "UPDATEREDIRECTREF",
+    "ORDERPATCH",
+    "VERSION-CONTROL",
+    "BASELINE-CONTROL",
+    "BCOPY",
+    "BMOVE",
+    "BDELETE",
+    "BPROPFIND",
+    "BPROPPATCH",
+    "POLL",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "M-SEARCH",
+    "M-POST",
+    "CCM_POST",
+    "RPC_CONNECT",
+    "RPC_IN_DATA",
+    "RPC_OUT_DATA",
+    "SSTP_DUPLEX_POST",
 ];
+
+/// How many of [`KNOWN_METHODS`] (the first ones) are common enough that
+/// [`looks_like_http_request`] trusts them alone on a line.
+const CORE_METHODS: usize = 17;
+
+fn is_known_method(m: &[u8]) -> bool {
+    KNOWN_METHODS.iter().any(|k| k.as_bytes() == m)
+}
 
 /// Which side of the connection produced the bytes fed to a parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,12 +142,17 @@ pub struct Head {
     pub host: Option<String>,
     /// First `Content-Type` header.
     pub content_type: Option<String>,
-    /// Valid `Content-Length` (all values present agree and are decimal digits).
+    /// Valid `Content-Length` (all values present agree, are decimal digits and at most
+    /// 2^63 − 1).
     pub content_length: Option<u64>,
     /// `Transfer-Encoding` ends in `chunked`.
     pub chunked: bool,
     /// Content codings, lower-cased, in the order they were applied.
     pub content_encoding: Vec<String>,
+    /// Deviations from RFC 9112 tolerated while parsing this head, e.g. a request line without
+    /// HTTP version (HTTP/0.9 form), a malformed version, extra words in the request line, or
+    /// obsolete line folding (replaced by spaces, RFC 9112 §5.2). Empty for a well-formed head.
+    pub anomalies: Vec<String>,
 }
 
 /// The first line of a head.
@@ -102,13 +162,14 @@ pub enum HeadKind {
     Request {
         /// Method as sent.
         method: String,
-        /// Request target as sent.
+        /// Request target as sent (empty when the request line has only a method).
         target: String,
         /// Target path (up to `?`/`#`; for absolute-form targets the path part, `/` if empty).
         path: String,
         /// Text after `?`, without any fragment.
         query: Option<String>,
-        /// HTTP/1.x minor version (0 or 1).
+        /// HTTP/1.x minor version (0 or 1); 0 also for a request line without HTTP version
+        /// (HTTP/0.9 form, listed in [`Head::anomalies`]).
         version: u8,
     },
     /// A status line.
@@ -223,6 +284,8 @@ pub struct HttpParser {
     /// Methods of requests seen on the other direction (Server role).
     methods: VecDeque<String>,
     decoded_cap: u64,
+    /// Stream offset where tunnelled (non-HTTP) bytes start, once a tunnel is entered.
+    tunnel_start: Option<u64>,
 }
 
 enum State {
@@ -231,8 +294,9 @@ enum State {
     Probe { strict: bool },
     /// Resynchronising: skipping to the next line feed.
     MidLine,
-    /// Collecting a head until the empty line.
-    Head { eoh: Eoh },
+    /// Collecting a head until the empty line. `in_sync`: the head starts at a message
+    /// boundary (not found while resynchronising), so degraded request lines are accepted.
+    Head { eoh: Eoh, in_sync: bool },
     /// Inside a body.
     Body(Box<Body>),
     /// After CONNECT / 101 Switching Protocols: not HTTP any more; bytes are ignored.
@@ -266,7 +330,16 @@ impl HttpParser {
             head_start: 0,
             methods: VecDeque::new(),
             decoded_cap: DEFAULT_DECODED_CAP,
+            tunnel_start: None,
         }
+    }
+
+    /// Stream offset of the first byte after the head that started a tunnel (a CONNECT
+    /// request, a 2xx answer to CONNECT, or 101 Switching Protocols), if the stream entered one.
+    /// Bytes from there on are not HTTP; the parser only counts them, so a caller that wants to
+    /// dissect the tunnelled protocol (e.g. TLS through a proxy) should hand them elsewhere.
+    pub fn tunnel_start(&self) -> Option<u64> {
+        self.tunnel_start
     }
 
     /// Sets the cap on decoded bytes delivered per message (default [`DEFAULT_DECODED_CAP`]);
@@ -380,7 +453,14 @@ impl HttpParser {
 
     /// End of stream (FIN/RST/end of capture): ends a read-until-close body (complete), ends a
     /// partial message (incomplete), reports a partial head as [`HttpEvent::Desync`].
+    /// A request line without HTTP version (HTTP/0.9 form) is complete at its line end, so a
+    /// stream that ends after it still reports the request.
     pub fn finish(&mut self, out: &mut dyn FnMut(HttpEvent<'_>)) {
+        if let State::Head { in_sync: true, .. } = self.state {
+            if self.role == Role::Client && memchr(b'\n', &self.head_buf).is_some() {
+                self.complete_head(true, true, out);
+            }
+        }
         let state = std::mem::replace(&mut self.state, State::Closed);
         match state {
             State::Probe { strict: false } | State::Head { .. } if !self.head_buf.is_empty() => {
@@ -412,7 +492,7 @@ impl HttpParser {
                     data.len()
                 }
             },
-            State::Head { eoh } => self.step_head(data, eoh, out),
+            State::Head { eoh, in_sync } => self.step_head(data, eoh, in_sync, out),
             State::Body(body) => self.step_body(body, data, base, out),
             State::Tunnel => {
                 self.state = State::Tunnel;
@@ -442,7 +522,16 @@ impl HttpParser {
             match probe_verdict(self.role, &self.head_buf, strict) {
                 Verdict::Undecided => {}
                 Verdict::Match => {
-                    self.state = State::Head { eoh: Eoh::InLine };
+                    // A method-only request line ends at the byte that matched.
+                    let eoh = if b == b'\n' {
+                        Eoh::LineStart
+                    } else {
+                        Eoh::InLine
+                    };
+                    self.state = State::Head {
+                        eoh,
+                        in_sync: !strict,
+                    };
                     return i + 1;
                 }
                 Verdict::Reject => {
@@ -473,6 +562,7 @@ impl HttpParser {
         &mut self,
         data: &[u8],
         mut eoh: Eoh,
+        in_sync: bool,
         out: &mut dyn FnMut(HttpEvent<'_>),
     ) -> usize {
         let (n, done) = scan_eoh(&mut eoh, data);
@@ -490,18 +580,22 @@ impl HttpParser {
         self.head_buf
             .extend_from_slice(data.get(..n).unwrap_or_default());
         if done {
-            self.complete_head(out);
+            self.complete_head(in_sync, false, out);
         } else {
-            self.state = State::Head { eoh };
+            self.state = State::Head { eoh, in_sync };
         }
         n
     }
 
-    fn complete_head(&mut self, out: &mut dyn FnMut(HttpEvent<'_>)) {
+    /// Parses the collected head and sets up the body. `at_eof`: the stream ended before the
+    /// empty line; only a request line without HTTP version (HTTP/0.9 form, which has no
+    /// header section) is then complete.
+    fn complete_head(&mut self, in_sync: bool, at_eof: bool, out: &mut dyn FnMut(HttpEvent<'_>)) {
         let raw = std::mem::take(&mut self.head_buf);
         let start = self.head_start;
         let body_start = start.saturating_add(raw.len() as u64);
-        let (head, info) = match parse_head(self.role, raw, start) {
+        let mode = ParseMode { in_sync, at_eof };
+        let (head, info) = match parse_head(self.role, raw, start, mode) {
             Ok(v) => v,
             Err(e) => {
                 out(HttpEvent::Desync {
@@ -535,6 +629,7 @@ impl HttpParser {
             }
             Plan::Tunnel => {
                 end_empty(out, true);
+                self.tunnel_start = Some(body_start);
                 self.state = State::Tunnel;
                 return;
             }
@@ -696,6 +791,10 @@ fn probe_verdict(role: Role, buf: &[u8], strict: bool) -> Verdict {
                         Verdict::Reject
                     };
                 }
+                if (b == b'\r' || b == b'\n') && is_known_method(buf.get(..i).unwrap_or_default()) {
+                    // A request line holding only a method (tolerated when in sync).
+                    return Verdict::Match;
+                }
                 if !is_tchar(b) || i >= MAX_METHOD_LEN {
                     return Verdict::Reject;
                 }
@@ -768,37 +867,237 @@ fn split_list(value: &str, out: &mut Vec<String>) {
     }
 }
 
+/// How a head was delimited.
+#[derive(Clone, Copy)]
+struct ParseMode {
+    /// The head starts at a message boundary (not found while resynchronising).
+    in_sync: bool,
+    /// The stream ended before the empty line.
+    at_eof: bool,
+}
+
+/// A request line parsed on whitespace-delimited word boundaries (RFC 9112 §3).
+struct RequestLine {
+    method: String,
+    target: String,
+    /// HTTP/1.x minor version; `None` when the line has no version (HTTP/0.9 form).
+    version: Option<u8>,
+    anomalies: Vec<String>,
+}
+
+/// Whitespace a recipient may treat as the request-line separator (RFC 9112 §3).
+fn is_line_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | 0x0b | 0x0c | b'\r')
+}
+
+/// Parses a request line (without its LF) leniently, the way a recipient may (RFC 9112 §3):
+/// words separated by any run of whitespace; the first word after the method is the target and
+/// the last word the HTTP version, which must be `HTTP/1.x`. Words in between are tolerated (and
+/// reported). A malformed version (`HTTP/1.`), a missing version (HTTP/0.9 form `GET /`) or a
+/// missing target are accepted only for a known method at a message boundary (`in_sync`).
+fn parse_request_line(line: &[u8], in_sync: bool) -> Option<RequestLine> {
+    let end = line
+        .iter()
+        .rposition(|b| !is_line_ws(*b))
+        .map_or(0, |i| i + 1);
+    let line = line.get(..end)?;
+    let mlen = line.iter().take_while(|b| is_tchar(**b)).count();
+    if mlen == 0 || mlen > MAX_METHOD_LEN {
+        return None;
+    }
+    let (method, rest) = line.split_at(mlen);
+    if rest.first().is_some_and(|b| !is_line_ws(*b)) {
+        return None;
+    }
+    let words: Vec<&[u8]> = rest
+        .split(|b| is_line_ws(*b))
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.iter().any(|w| w.iter().any(|b| b.is_ascii_control())) {
+        return None;
+    }
+    let degraded_ok = in_sync && is_known_method(method);
+    let mut anomalies = Vec::new();
+    let (target, version): (&[u8], Option<u8>) = match words.as_slice() {
+        [] if degraded_ok => {
+            anomalies.push("request line has no request target and no HTTP version".to_owned());
+            (b"", None)
+        }
+        [target] if degraded_ok => {
+            anomalies.push("request line has no HTTP version (HTTP/0.9 form)".to_owned());
+            (target, None)
+        }
+        [target, middle @ .., version] => {
+            let minor = version.strip_prefix(b"HTTP/1.")?;
+            let minor = match minor {
+                b"0" => 0,
+                b"1" => 1,
+                _ if degraded_ok => {
+                    anomalies.push(format!(
+                        "malformed HTTP version {:?}",
+                        String::from_utf8_lossy(version)
+                    ));
+                    u8::from(minor != b"0")
+                }
+                _ => return None,
+            };
+            if !middle.is_empty() {
+                let extra: Vec<String> = middle
+                    .iter()
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .collect();
+                anomalies.push(format!(
+                    "extra words in request line: {:?}",
+                    extra.join(" ")
+                ));
+            }
+            (target, Some(minor))
+        }
+        _ => return None,
+    };
+    Some(RequestLine {
+        method: String::from_utf8_lossy(method).into_owned(),
+        target: String::from_utf8_lossy(target).into_owned(),
+        version,
+        anomalies,
+    })
+}
+
+/// Replaces each obs-fold (a line break followed by SP/HTAB continuing a header field) in a
+/// request head with spaces, as RFC 9112 §5.2 allows a server to do. A whitespace-led line right
+/// after the request line continues no field and is left alone (httparse ignores it).
+/// Returns `None` when there is nothing to unfold.
+fn unfold_request_head(raw: &[u8]) -> Option<Vec<u8>> {
+    let mut pos = memchr(b'\n', raw)? + 1;
+    let mut out: Option<Vec<u8>> = None;
+    let mut prev_is_field = false;
+    while let Some(rest) = raw.get(pos..).filter(|r| !r.is_empty()) {
+        let len = memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = rest.get(..len).unwrap_or_default();
+        if line.is_empty() || line == b"\r" {
+            break;
+        }
+        let ws_led = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if ws_led && prev_is_field {
+            let buf = out.get_or_insert_with(|| raw.to_vec());
+            // The previous line's terminator: LF at pos - 1, possibly CR before it.
+            for i in [pos.wrapping_sub(1), pos.wrapping_sub(2)] {
+                if let Some(b) = buf.get_mut(i).filter(|b| **b == b'\n' || **b == b'\r') {
+                    *b = b' ';
+                }
+            }
+        } else {
+            prev_is_field = !ws_led;
+        }
+        pos = pos.saturating_add(len).saturating_add(1);
+    }
+    out
+}
+
+/// A parsed request head.
+struct ParsedRequest {
+    method: String,
+    target: String,
+    version: u8,
+    headers: Vec<(String, String)>,
+    anomalies: Vec<String>,
+}
+
+/// Runs httparse's request parser.
+fn httparse_request(cfg: &httparse::ParserConfig, input: &[u8]) -> Result<ParsedRequest, String> {
+    let lines = memchr::memchr_iter(b'\n', input).count().max(1);
+    let mut slots = vec![httparse::EMPTY_HEADER; lines];
+    let mut req = httparse::Request::new(&mut slots);
+    match cfg.parse_request(&mut req, input) {
+        Ok(httparse::Status::Complete(_)) => Ok(ParsedRequest {
+            method: req.method.unwrap_or_default().to_owned(),
+            target: req.path.unwrap_or_default().to_owned(),
+            version: req.version.unwrap_or(1),
+            headers: collect_headers(req.headers),
+            anomalies: Vec::new(),
+        }),
+        Ok(httparse::Status::Partial) => Err("incomplete".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Parses a request head: httparse first; when it rejects the request line, the lenient
+/// [`parse_request_line`] decides and httparse parses the header section behind a stand-in
+/// request line.
+fn parse_request_head(raw: &[u8], mode: ParseMode) -> Result<ParsedRequest, SyncError> {
+    let mut anomalies = Vec::new();
+    let unfolded = unfold_request_head(raw);
+    if unfolded.is_some() {
+        anomalies.push("obsolete line folding replaced by spaces".to_owned());
+    }
+    let mut input = unfolded.unwrap_or_else(|| raw.to_vec());
+    let first_len = memchr(b'\n', &input).unwrap_or(input.len());
+    let first = input.get(..first_len).unwrap_or_default();
+    if mode.at_eof {
+        // Only an HTTP/0.9-form request is complete without the empty line.
+        match parse_request_line(first, mode.in_sync) {
+            Some(RequestLine { version: None, .. }) => {}
+            _ => return Err(SyncError::TruncatedHead),
+        }
+        match input.last() {
+            Some(b'\n') => {}
+            Some(b'\r') => input.push(b'\n'),
+            _ => input.extend_from_slice(b"\r\n"),
+        }
+        input.extend_from_slice(b"\r\n");
+    }
+    let mut cfg = httparse::ParserConfig::default();
+    cfg.allow_multiple_spaces_in_request_line_delimiters(true)
+        .ignore_invalid_headers_in_requests(true);
+    let mut parsed = match httparse_request(&cfg, &input) {
+        Ok(v) => v,
+        Err(e) => {
+            let first = input.get(..first_len).unwrap_or_default();
+            let Some(rl) = parse_request_line(first, mode.in_sync) else {
+                return Err(SyncError::BadHead(e));
+            };
+            let mut stand_in = b"GET / HTTP/1.1".to_vec();
+            stand_in.extend_from_slice(input.get(first_len..).unwrap_or_default());
+            let headers = httparse_request(&cfg, &stand_in)
+                .map_err(SyncError::BadHead)?
+                .headers;
+            ParsedRequest {
+                method: rl.method,
+                target: rl.target,
+                version: rl.version.unwrap_or(0),
+                headers,
+                anomalies: rl.anomalies,
+            }
+        }
+    };
+    anomalies.append(&mut parsed.anomalies);
+    parsed.anomalies = anomalies;
+    Ok(parsed)
+}
+
 fn parse_head(
     role: Role,
     raw: Vec<u8>,
     stream_offset: u64,
+    mode: ParseMode,
 ) -> Result<(Head, FramingInfo), SyncError> {
     let lines = memchr::memchr_iter(b'\n', &raw).count().max(1);
     let mut slots = vec![httparse::EMPTY_HEADER; lines];
     let mut cfg = httparse::ParserConfig::default();
+    let mut anomalies = Vec::new();
     let (kind, headers) = match role {
         Role::Client => {
-            cfg.allow_multiple_spaces_in_request_line_delimiters(true)
-                .ignore_invalid_headers_in_requests(true);
-            let mut req = httparse::Request::new(&mut slots);
-            match cfg.parse_request(&mut req, &raw) {
-                Ok(httparse::Status::Complete(_)) => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(SyncError::BadHead("incomplete".into()));
-                }
-                Err(e) => return Err(SyncError::BadHead(e.to_string())),
-            }
-            let method = req.method.unwrap_or_default().to_owned();
-            let target = req.path.unwrap_or_default().to_owned();
-            let (path, query) = split_target(&method, &target);
+            let req = parse_request_head(&raw, mode)?;
+            anomalies = req.anomalies;
+            let (path, query) = split_target(&req.method, &req.target);
             let kind = HeadKind::Request {
-                method,
-                target,
+                method: req.method,
+                target: req.target,
                 path,
                 query,
-                version: req.version.unwrap_or(1),
+                version: req.version,
             };
-            (kind, collect_headers(req.headers))
+            (kind, req.headers)
         }
         Role::Server => {
             cfg.allow_spaces_after_header_name_in_responses(true)
@@ -836,8 +1135,12 @@ fn parse_head(
         } else if name.eq_ignore_ascii_case("content-length") {
             for item in value.split(',') {
                 let item = item.trim();
+                // Above 2^63 - 1 no implementation can represent the length (off_t and most
+                // servers' parsers are signed 64-bit) and such a body can never be sent: invalid.
                 let parsed = if !item.is_empty() && item.bytes().all(|b| b.is_ascii_digit()) {
-                    item.parse::<u64>().ok()
+                    item.parse::<u64>()
+                        .ok()
+                        .filter(|n| i64::try_from(*n).is_ok())
                 } else {
                     None
                 };
@@ -879,6 +1182,7 @@ fn parse_head(
         content_length,
         chunked,
         content_encoding,
+        anomalies,
     };
     let info = FramingInfo {
         te_present,
@@ -1193,7 +1497,10 @@ fn parse_chunk_line(mut line: Vec<u8>) -> ChunkLine {
     }
     line.extend_from_slice(b"\r\n");
     match httparse::parse_chunk_size(&line) {
-        Ok(httparse::Status::Complete((_, size))) => ChunkLine::Size(size),
+        // Like Content-Length: a size above 2^63 - 1 is not representable in practice.
+        Ok(httparse::Status::Complete((_, size))) if i64::try_from(size).is_ok() => {
+            ChunkLine::Size(size)
+        }
         _ => ChunkLine::Invalid,
     }
 }
@@ -1627,74 +1934,175 @@ impl Decoder {
     }
 }
 
-/// gzip (multi-member) via flate2's write-side decoder, drained after every write.
+/// gzip (RFC 1952, multi-member): the member framing (header, CRC-32 and length trailer) is read here, the
+/// deflate data by `flate2::Decompress` into a scratch buffer that is allocated and zeroed once. (flate2's
+/// `Vec`-based APIs zero their spare capacity on every call: for a body fed one TCP segment at a time that was
+/// 22 times the data in `memset`.)
 struct GzipDec {
-    dec: Option<flate2::write::GzDecoder<Vec<u8>>>,
-    /// Bytes after the last member that are not another member: ignored.
-    trailing: bool,
+    state: GzState,
+    inflate: flate2::Decompress,
+    crc: flate2::Crc,
+    scratch: Box<[u8]>,
     members: u32,
+}
+
+enum GzState {
+    /// Expecting a member (the first one, or after a complete member).
+    Between,
+    /// Collecting a member header (bounded).
+    Header(Vec<u8>),
+    Body,
+    /// Collecting the 8-byte trailer.
+    Trailer(Vec<u8>),
+    /// Bytes after the last member that are not another member: ignored.
+    Trailing,
+}
+
+/// Longest gzip header accepted (the optional name, comment and extra fields included).
+const MAX_GZIP_HEADER: usize = 64 * 1024;
+
+/// Length of a complete gzip member header at the start of `b`, `Ok(None)` while more bytes are needed.
+fn gzip_header_len(b: &[u8]) -> Result<Option<usize>, DecodeError> {
+    if b.len() < 10 {
+        return Ok(None);
+    }
+    if b[0] != 0x1f || b[1] != 0x8b || b[2] != 8 {
+        return Err(DecodeError::Gzip("invalid gzip header".into()));
+    }
+    let flags = b[3];
+    let mut at = 10usize;
+    if flags & 0x04 != 0 {
+        let Some(x) = b.get(at..at + 2) else {
+            return Ok(None);
+        };
+        at += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
+    }
+    for bit in [0x08u8, 0x10] {
+        if flags & bit != 0 {
+            match b.get(at..).and_then(|r| r.iter().position(|&c| c == 0)) {
+                Some(nul) => at += nul + 1,
+                None => return Ok(None),
+            }
+        }
+    }
+    if flags & 0x02 != 0 {
+        at += 2;
+    }
+    Ok((at <= b.len()).then_some(at))
 }
 
 impl GzipDec {
     fn new() -> Self {
         GzipDec {
-            dec: Some(flate2::write::GzDecoder::new(Vec::new())),
-            trailing: false,
+            state: GzState::Between,
+            inflate: flate2::Decompress::new(false),
+            crc: flate2::Crc::new(),
+            scratch: vec![0u8; OUT_CHUNK].into_boxed_slice(),
             members: 0,
         }
     }
 
-    fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(usize, bool), DecodeError> {
-        if self.trailing {
-            return Ok((input.len(), !input.is_empty()));
-        }
-        let d = match &mut self.dec {
-            Some(d) => d,
-            None => {
-                match input.first() {
-                    None => return Ok((0, false)),
-                    Some(&0x1f) => {}
-                    Some(_) => {
-                        self.trailing = true;
-                        return Ok((input.len(), true));
-                    }
-                }
-                self.dec.insert(flate2::write::GzDecoder::new(Vec::new()))
-            }
-        };
-        let n = d
-            .write(input)
+    /// Inflates from `input` into `out`; returns (input consumed, output produced, stream end).
+    fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, usize, bool), DecodeError> {
+        let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
+        let status = self
+            .inflate
+            .decompress(input, &mut self.scratch, flate2::FlushDecompress::None)
             .map_err(|e| DecodeError::Gzip(e.to_string()))?;
-        std::mem::swap(d.get_mut(), out);
-        if n == 0 && !input.is_empty() {
-            // The member (including its CRC trailer) is complete.
-            d.try_finish()
-                .map_err(|e| DecodeError::Gzip(e.to_string()))?;
-            out.append(d.get_mut());
-            self.dec = None;
-            self.members = self.members.saturating_add(1);
-            return Ok((0, true));
+        let cin = usize::try_from(self.inflate.total_in() - in0)
+            .unwrap_or(usize::MAX)
+            .min(input.len());
+        let cout = usize::try_from(self.inflate.total_out() - out0)
+            .unwrap_or(0)
+            .min(self.scratch.len());
+        let produced = self.scratch.get(..cout).unwrap_or_default();
+        self.crc.update(produced);
+        out.extend_from_slice(produced);
+        Ok((cin, cout, status == flate2::Status::StreamEnd))
+    }
+
+    fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(usize, bool), DecodeError> {
+        match &mut self.state {
+            GzState::Trailing => Ok((input.len(), !input.is_empty())),
+            GzState::Between => match input.first() {
+                None => Ok((0, false)),
+                Some(&0x1f) => {
+                    self.state = GzState::Header(Vec::new());
+                    Ok((0, true))
+                }
+                Some(_) if self.members > 0 => {
+                    self.state = GzState::Trailing;
+                    Ok((input.len(), true))
+                }
+                Some(_) => Err(DecodeError::Gzip("invalid gzip header".into())),
+            },
+            GzState::Header(buf) => {
+                let before = buf.len();
+                let take = input.len().min(MAX_GZIP_HEADER + 1 - before);
+                buf.extend_from_slice(&input[..take]);
+                match gzip_header_len(buf)? {
+                    Some(hlen) => {
+                        let used = hlen - before;
+                        self.state = GzState::Body;
+                        Ok((used, true))
+                    }
+                    None if buf.len() > MAX_GZIP_HEADER => {
+                        Err(DecodeError::Gzip("gzip header too long".into()))
+                    }
+                    None => Ok((take, take > 0)),
+                }
+            }
+            GzState::Body => {
+                let (cin, cout, end) = self.inflate(input, out)?;
+                if end {
+                    self.state = GzState::Trailer(Vec::with_capacity(8));
+                }
+                Ok((cin, cin > 0 || cout > 0 || end))
+            }
+            GzState::Trailer(t) => {
+                let take = input.len().min(8 - t.len());
+                t.extend_from_slice(&input[..take]);
+                if t.len() < 8 {
+                    return Ok((take, take > 0));
+                }
+                let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+                let size = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+                if crc != self.crc.sum() || size != self.crc.amount() {
+                    return Err(DecodeError::Gzip(
+                        "corrupt gzip member (CRC or length mismatch)".into(),
+                    ));
+                }
+                self.members = self.members.saturating_add(1);
+                self.inflate.reset(false);
+                self.crc.reset();
+                self.state = GzState::Between;
+                Ok((take, true))
+            }
         }
-        Ok((n, n > 0 || !out.is_empty()))
     }
 
     fn finish_step(&mut self, out: &mut Vec<u8>) -> Result<bool, DecodeError> {
-        let Some(d) = &mut self.dec else {
-            return Ok(false);
-        };
-        d.write(&[]).map_err(|e| DecodeError::Gzip(e.to_string()))?;
-        std::mem::swap(d.get_mut(), out);
-        if !out.is_empty() {
-            return Ok(true);
-        }
-        let result = d.try_finish();
-        out.append(d.get_mut());
-        self.dec = None;
-        match result {
-            Ok(()) => Ok(false),
-            Err(e) => Err(DecodeError::Gzip(format!(
-                "truncated or corrupt stream ({e})"
-            ))),
+        match &self.state {
+            GzState::Between | GzState::Trailing => Ok(false),
+            GzState::Header(_) => Err(DecodeError::Gzip("truncated gzip header".into())),
+            GzState::Trailer(_) => Err(DecodeError::Gzip(
+                "truncated or corrupt stream (missing CRC trailer)".into(),
+            )),
+            GzState::Body => {
+                let (_, cout, end) = self.inflate(&[], out)?;
+                if end {
+                    self.state = GzState::Trailer(Vec::with_capacity(8));
+                    return Ok(true);
+                }
+                if cout > 0 {
+                    return Ok(true);
+                }
+                Err(DecodeError::Gzip("truncated or corrupt stream".into()))
+            }
         }
     }
 }
@@ -1707,6 +2115,7 @@ struct DeflateDec {
     hdr_fed: usize,
     dec: Option<flate2::Decompress>,
     done: bool,
+    scratch: Option<Box<[u8]>>,
 }
 
 impl DeflateDec {
@@ -1717,6 +2126,7 @@ impl DeflateDec {
             hdr_fed: 0,
             dec: None,
             done: false,
+            scratch: None,
         }
     }
 
@@ -1729,16 +2139,22 @@ impl DeflateDec {
         let Some(d) = &mut self.dec else {
             return Ok((0, 0));
         };
-        out.reserve(OUT_CHUNK);
+        // Into a scratch buffer zeroed once: flate2's `decompress_vec` zeroes spare capacity on every call.
+        let scratch = self
+            .scratch
+            .get_or_insert_with(|| vec![0u8; OUT_CHUNK].into_boxed_slice());
         let (in0, out0) = (d.total_in(), d.total_out());
         let status = d
-            .decompress_vec(input, out, flate2::FlushDecompress::None)
+            .decompress(input, scratch, flate2::FlushDecompress::None)
             .map_err(|e| DecodeError::Deflate(e.to_string()))?;
         if status == flate2::Status::StreamEnd {
             self.done = true;
         }
         let cin = usize::try_from(d.total_in().saturating_sub(in0)).unwrap_or(usize::MAX);
-        let cout = usize::try_from(d.total_out().saturating_sub(out0)).unwrap_or(usize::MAX);
+        let cout = usize::try_from(d.total_out().saturating_sub(out0))
+            .unwrap_or(usize::MAX)
+            .min(scratch.len());
+        out.extend_from_slice(scratch.get(..cout).unwrap_or_default());
         Ok((cin.min(input.len()), cout))
     }
 
@@ -1939,17 +2355,31 @@ impl ZstdDec {
 // ---------------------------------------------------------------------------------------------
 // Sniffing and URL helpers
 
-/// Cheap sniff for the start of a request: a known method token followed by SP, or
-/// `[A-Z]{3,16} ` followed by a target and ` HTTP/1.` on the same line.
+/// Cheap sniff for the start of a request: a known method (see the list in the source)
+/// followed by SP, a common one (`GET`, `POST`, `PUT`, `HEAD`, `DELETE`, `OPTIONS`, `PATCH`,
+/// `CONNECT`, `TRACE` or a core WebDAV method) followed by a line end, or a method token of
+/// 3 to 31 characters starting with an upper-case letter and without lower-case letters
+/// (e.g. `CCM_POST`, `M-SEARCH`) followed by SP, a target and ` HTTP/1.` on the same line.
 pub fn looks_like_http_request(prefix: &[u8]) -> bool {
-    for m in KNOWN_METHODS {
+    for (i, m) in KNOWN_METHODS.iter().enumerate() {
         let m = m.as_bytes();
-        if prefix.starts_with(m) && prefix.get(m.len()) == Some(&b' ') {
+        let ok = match prefix.get(m.len()) {
+            Some(b' ') => true,
+            Some(b'\r' | b'\n') => i < CORE_METHODS,
+            _ => false,
+        };
+        if ok && prefix.starts_with(m) {
             return true;
         }
     }
-    let n = prefix.iter().take_while(|b| b.is_ascii_uppercase()).count();
-    if !(3..=16).contains(&n) || prefix.get(n) != Some(&b' ') {
+    let n = prefix
+        .iter()
+        .take_while(|b| is_tchar(**b) && !b.is_ascii_lowercase())
+        .count();
+    if !(3..=MAX_METHOD_LEN).contains(&n)
+        || !prefix.first().is_some_and(u8::is_ascii_uppercase)
+        || prefix.get(n) != Some(&b' ')
+    {
         return false;
     }
     let rest = prefix.get(n + 1..).unwrap_or_default();
@@ -1960,6 +2390,23 @@ pub fn looks_like_http_request(prefix: &[u8]) -> bool {
         Some(i) => i > 0 && !line.get(..i).unwrap_or_default().contains(&b' '),
         None => false,
     }
+}
+
+/// Parses the first head in `data`, a self-contained message such as an SSDP `M-SEARCH` or
+/// `NOTIFY` datagram (an HTTP/1.1 head sent over UDP). `None` when `data` does not start with a
+/// request line / status line or the head is malformed or incomplete (a request line without
+/// HTTP version excepted, see [`HttpParser::finish`]). Bytes after the head are ignored.
+pub fn parse_datagram(role: Role, data: &[u8]) -> Option<Head> {
+    let mut parser = HttpParser::new(role);
+    let mut head = None;
+    let mut keep = |e: HttpEvent<'_>| {
+        if let HttpEvent::Head(h) = e {
+            head.get_or_insert(h);
+        }
+    };
+    parser.feed(data, &mut keep);
+    parser.finish(&mut keep);
+    head
 }
 
 /// Cheap sniff for the start of a response: `HTTP/1.x NNN`.
@@ -2021,6 +2468,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    // Test-only mirror of `HttpEvent`; size does not matter here.
+    #[allow(clippy::large_enum_variant)]
     #[derive(Debug, Clone, PartialEq)]
     enum Ev {
         Head(Head),
@@ -2934,6 +3383,270 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert!(split_query("").is_empty());
+    }
+
+    fn request_heads(data: &[u8], finish: bool) -> Vec<(String, String, Option<String>, u8)> {
+        heads(&run(Role::Client, data, finish))
+            .into_iter()
+            .filter_map(|h| match &h.kind {
+                HeadKind::Request {
+                    method,
+                    target,
+                    version,
+                    ..
+                } => Some((method.clone(), target.clone(), h.host.clone(), *version)),
+                HeadKind::Response { .. } => None,
+            })
+            .collect()
+    }
+
+    fn req(m: &str, t: &str, host: Option<&str>, v: u8) -> (String, String, Option<String>, u8) {
+        (m.to_owned(), t.to_owned(), host.map(str::to_owned), v)
+    }
+
+    #[test]
+    fn unusual_method_tokens() {
+        // Any RFC 9110 token is a method when the request line carries an HTTP/1.x version.
+        for m in ["CCM_POST", "M-SEARCH", "X.Y~Z!", "RPC_IN_DATA"] {
+            let data = format!("{m} /a HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(
+                request_heads(data.as_bytes(), false),
+                vec![req(m, "/a", Some("h"), 1)],
+                "{m}"
+            );
+            assert!(looks_like_http_request(data.as_bytes()), "{m} sniffed");
+        }
+        // No separator after the method, or bytes outside the token set: not a request.
+        for bad in [
+            &b"GET/ HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            b"CCM_POST/HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"\xc3\x83\xc2 / HTTP/1.1\r\nHost: h\r\n\r\n",
+        ] {
+            let evs = run(Role::Client, bad, true);
+            assert!(heads(&evs).is_empty());
+            assert_eq!(desyncs(&evs).len(), 1);
+            assert!(!looks_like_http_request(bad));
+        }
+        assert!(!looks_like_http_request(b"CCM_POST/ HTTP/1.1\r\n"));
+        assert!(looks_like_http_request(b"OPTIONS\r\nHost: h\r\n"));
+    }
+
+    #[test]
+    fn degraded_request_lines_of_known_methods() {
+        // Target that looks like a version ("GET /HTTP/1.1", "OPTIONS HTTP/1.1"): no version.
+        let data = b"GET /HTTP/1.1\r\nHost: www.example\r\n\r\nOPTIONS HTTP/1.1\r\nHost: b\r\n\r\n";
+        let evs = run(Role::Client, data, false);
+        assert_eq!(
+            request_heads(data, false),
+            vec![
+                req("GET", "/HTTP/1.1", Some("www.example"), 0),
+                req("OPTIONS", "HTTP/1.1", Some("b"), 0)
+            ]
+        );
+        assert!(desyncs(&evs).is_empty());
+        assert!(heads(&evs)[0].anomalies[0].contains("no HTTP version"));
+        // Malformed version, and a request line holding only the method.
+        let data =
+            b"CCM_POST / HTTP/1.\r\nHost: h\r\n\r\nOPTIONS\r\nHost: h\r\n\r\nHEAD\nHost: i\n\n";
+        let evs = run(Role::Client, data, false);
+        assert_eq!(
+            request_heads(data, false),
+            vec![
+                req("CCM_POST", "/", Some("h"), 1),
+                req("OPTIONS", "", Some("h"), 0),
+                req("HEAD", "", Some("i"), 0)
+            ]
+        );
+        assert!(heads(&evs)[0].anomalies[0].contains("malformed HTTP version"));
+        assert!(desyncs(&evs).is_empty());
+        // An unknown token gets no such leniency; neither does another major version.
+        for bad in [
+            &b"FOO /x\r\n\r\n"[..],
+            b"FOO / HTTP/1.\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / HTTP/1.1 trailing\r\n\r\n",
+        ] {
+            let evs = run(Role::Client, bad, true);
+            assert!(heads(&evs).is_empty(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        // While resynchronising, a request line must carry its version.
+        let data = b"\x00junk\r\nGET /a\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        assert_eq!(request_heads(data, true), vec![req("GET", "/b", None, 1)]);
+    }
+
+    #[test]
+    fn http09_request_lines() {
+        // "GET /" ended by an empty line (Content-Length confusion attempts send it so).
+        let evs = run(Role::Client, b"GET /\r\n\r\n", false);
+        assert_eq!(
+            request_heads(b"GET /\r\n\r\n", false),
+            vec![req("GET", "/", None, 0)]
+        );
+        assert_eq!(ends(&evs), vec![(0, 0, true, None, false)]);
+        // A lone HTTP/0.9 request line is complete at the end of the stream ...
+        let evs = run(Role::Client, b"GET /zeek.html\n", true);
+        assert_eq!(heads(&evs).len(), 1);
+        assert_eq!(heads(&evs)[0].head_len, 15);
+        assert_eq!(ends(&evs), vec![(0, 0, true, None, false)]);
+        assert!(desyncs(&evs).is_empty());
+        // ... but not before it, and an HTTP/1.x head cut short is still a truncated head.
+        let evs = run(Role::Client, b"GET /zeek.html\n", false);
+        assert!(heads(&evs).is_empty());
+        let evs = run(Role::Client, b"GET / HTTP/1.1\r\n", true);
+        assert!(heads(&evs).is_empty());
+        assert_eq!(desyncs(&evs)[0].1, "stream ended inside a message head");
+        // "GET HTTP/1.1" (no target): the word after the method is the target.
+        let data = b"GET HTTP/1.1\r\n123User-Agent: Wget\r\nHost: bro.org\r\n\r\n";
+        let evs = run(Role::Client, data, false);
+        assert_eq!(
+            request_heads(data, false),
+            vec![req("GET", "HTTP/1.1", Some("bro.org"), 0)]
+        );
+        assert_eq!(heads(&evs)[0].headers.len(), 2);
+        assert_eq!(
+            parse_datagram(Role::Client, b"GET /x"),
+            None,
+            "no line end: incomplete"
+        );
+    }
+
+    #[test]
+    fn chunk_size_overflow_desyncs_and_reports_next_request() {
+        // 2^64 cannot be a chunk size (RFC 9112 §7.1): the framing is invalid, and the complete
+        // request that follows is reported rather than hidden as chunk data.
+        let data = b"POST / HTTP/1.1\r\nHost: target\r\nTransfer-Encoding: chunked\r\n\r\n\
+            10000000000000000\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: target\r\n\r\n";
+        let evs = run(Role::Client, data, false);
+        assert_eq!(
+            request_heads(data, false),
+            vec![
+                req("POST", "/", Some("target"), 1),
+                req("GET", "/smuggled", Some("target"), 1)
+            ]
+        );
+        assert_eq!(desyncs(&evs)[0].1, "invalid chunk size line");
+        // So is 2^64 - 1, which no implementation can represent as a signed 64-bit length.
+        let data = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            ffffffffffffffff\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n";
+        assert_eq!(request_heads(data, false).len(), 2);
+        // 2^32 is a valid (large) size: what follows is chunk data.
+        let data = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            100000000\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n";
+        assert_eq!(request_heads(data, false).len(), 1);
+    }
+
+    #[test]
+    fn content_length_beyond_i64_is_invalid() {
+        let data =
+            b"POST / HTTP/1.1\r\nHost: target\r\nContent-Length: 18446744073709551615\r\n\r\n\
+            GET /smuggled HTTP/1.1\r\nHost: target\r\n\r\n";
+        let evs = run(Role::Client, data, false);
+        let hs = heads(&evs);
+        assert_eq!(hs.len(), 2);
+        assert_eq!(hs[0].content_length, None);
+        assert!(matches!(&hs[1].kind, HeadKind::Request { path, .. } if path == "/smuggled"));
+        assert_eq!(desyncs(&evs)[0].1, "invalid Content-Length");
+        // The largest signed 64-bit length is still a length.
+        let evs = run(
+            Role::Client,
+            b"POST / HTTP/1.1\r\nContent-Length: 9223372036854775807\r\n\r\nGET /x HTTP/1.1\r\n\r\n",
+            false,
+        );
+        assert_eq!(heads(&evs).len(), 1);
+        assert_eq!(heads(&evs)[0].content_length, Some(i64::MAX as u64));
+        assert!(desyncs(&evs).is_empty());
+    }
+
+    #[test]
+    fn obs_fold_in_request_is_unfolded() {
+        // RFC 9112 §5.2: a server may replace obs-fold by SP; then the body is chunked and the
+        // GET is the next request, parsed in sync.
+        let data = b"POST / HTTP/1.1\r\nHost: target\r\nTransfer-Encoding:\r\n chunked\r\n\r\n\
+            0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: target\r\n\r\n";
+        let evs = run(Role::Client, data, false);
+        let hs = heads(&evs);
+        assert_eq!(hs.len(), 2);
+        assert!(hs[0].chunked);
+        assert_eq!(
+            hs[0].raw,
+            data[..hs[0].head_len].to_vec(),
+            "raw bytes unchanged"
+        );
+        assert!(hs[0].anomalies.iter().any(|a| a.contains("folding")));
+        assert!(hs[1].anomalies.is_empty());
+        assert!(desyncs(&evs).is_empty());
+        // LF-only folds, several continuation lines.
+        let evs = run(
+            Role::Client,
+            b"GET / HTTP/1.1\nX-A: a\n\tb\n  c\nHost: h\n\n",
+            false,
+        );
+        let h = heads(&evs)[0];
+        assert_eq!(h.headers[0].1, "a \tb   c");
+        assert_eq!(h.host.as_deref(), Some("h"));
+        // A whitespace-led line right after the request line continues nothing: ignored.
+        let evs = run(
+            Role::Client,
+            b"GET / HTTP/1.1\r\n X: y\r\nHost: h\r\n\r\n",
+            false,
+        );
+        let h = heads(&evs)[0];
+        assert_eq!(h.host.as_deref(), Some("h"));
+        assert!(matches!(&h.kind, HeadKind::Request { target, .. } if target == "/"));
+        assert!(h.anomalies.is_empty());
+    }
+
+    #[test]
+    fn connect_with_extra_words_and_colonless_header() {
+        let head =
+            b"CONNECT mail.example:25 / HTTP/1.0\r\nMozilla 4.0 (compatible; MSIE 5.01)\r\n\r\n";
+        let mut data = head.to_vec();
+        data.extend_from_slice(b"HELO x\r\n");
+        let mut p = HttpParser::new(Role::Client);
+        let mut evs = Vec::new();
+        feed(&mut p, &data, &mut evs);
+        assert_eq!(
+            request_heads(&data, false),
+            vec![req(
+                "CONNECT",
+                "mail.example:25",
+                Some("mail.example:25"),
+                0
+            )]
+        );
+        assert!(heads(&evs)[0].anomalies[0].contains("extra words"));
+        assert!(heads(&evs)[0].headers.is_empty());
+        assert!(desyncs(&evs).is_empty());
+        assert_eq!(p.tunnel_start(), Some(head.len() as u64));
+        let mut p = HttpParser::new(Role::Server);
+        p.push_request_method("GET");
+        feed(
+            &mut p,
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81",
+            &mut Vec::new(),
+        );
+        assert_eq!(p.tunnel_start(), Some(36));
+        assert_eq!(HttpParser::new(Role::Client).tunnel_start(), None);
+    }
+
+    #[test]
+    fn ssdp_datagram() {
+        let h = parse_datagram(
+            Role::Client,
+            b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h.host.as_deref(), Some("239.255.255.250:1900"));
+        assert!(
+            matches!(&h.kind, HeadKind::Request { method, target, .. } if method == "M-SEARCH" && target == "*")
+        );
+        let h = parse_datagram(
+            Role::Server,
+            b"HTTP/1.1 200 OK\r\nST: upnp:rootdevice\r\n\r\n",
+        )
+        .unwrap();
+        assert!(matches!(h.kind, HeadKind::Response { status: 200, .. }));
+        assert_eq!(parse_datagram(Role::Client, b"\x00\x01binary"), None);
     }
 
     #[test]

@@ -522,3 +522,54 @@ fn nothing_found_in_unrelated_traffic() {
     assert!(r.findings.is_empty(), "{}", describe(&r));
     assert_eq!(r.http_requests[0].body_bytes, body.len() as u64);
 }
+
+/// HTTP through a SOCKS proxy (4a and 5 with username/password): the handshake is skipped, the request parsed,
+/// and the destination named by the SOCKS target.
+#[test]
+fn http_through_socks_proxies() {
+    let proxy: SocketAddr = "10.0.2.2:1080".parse().unwrap();
+    let socks4a_req = [
+        &[4u8, 1, 0, 80, 0, 0, 0, 1, b'u', 0][..],
+        b"sink.vendor.example\0",
+    ]
+    .concat();
+    let socks5_client = [
+        &[5u8, 1, 2][..],           // greeting: username/password
+        &[1, 1, b'u', 1, b'p'][..], // RFC 1929 sub-negotiation
+        &[5, 1, 0, 3, 19][..],
+        b"sink.vendor.example",
+        &[0, 80][..], // CONNECT sink.vendor.example:80
+    ]
+    .concat();
+    let socks5_server = [
+        &[5u8, 2][..],
+        &[1, 0][..],
+        &[5, 0, 0, 1, 10, 0, 0, 1, 0, 80][..],
+    ]
+    .concat();
+    for (client_hs, server_hs) in [
+        (socks4a_req, vec![0u8, 0x5a, 0, 0, 0, 0, 0, 0]),
+        (socks5_client, socks5_server),
+    ] {
+        let mut s = Synth::ethernet();
+        let mut t = Tcp::new(client(), proxy, 1, 1);
+        t.open(&mut s);
+        let mut up = client_hs.clone();
+        up.extend_from_slice(b"POST /u HTTP/1.1\r\nContent-Length: 15\r\n\r\n");
+        up.extend_from_slice(IMEI.as_bytes());
+        t.send(&mut s, Side::Client, &up, 1460);
+        t.send(&mut s, Side::Server, &server_hs, 1460);
+        t.close(&mut s);
+        let r = analyze(s.finish());
+        let f = expect(&r, "imei", &["raw"]);
+        assert_eq!(
+            f.field.as_deref(),
+            Some("body"),
+            "{}\n{}",
+            describe(&r),
+            serde_json::to_string_pretty(&r.flows).unwrap()
+        );
+        assert_eq!(f.destination, "sink.vendor.example");
+        assert_eq!(r.http_requests[0].path, "/u");
+    }
+}

@@ -2,14 +2,20 @@
 //! Run: `cargo fuzz run analyze -- -max_total_time=60` (seed corpus: `cargo run --example gen_capture` output).
 #![no_main]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use telltale::{Analyzer, Config, Identity, Matcher};
 
+static MATCHER: OnceLock<Arc<Matcher>> = OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
-    let identity = Identity::from_pairs(&[("imei", "356938035643809"), ("contact", "Alice Canary")]);
-    let matcher = Arc::new(Matcher::new(&identity));
+    let matcher = MATCHER
+        .get_or_init(|| {
+            let identity = Identity::from_pairs(&[("imei", "356938035643809"), ("contact", "Alice Canary")]);
+            Arc::new(Matcher::new(&identity))
+        })
+        .clone();
     let reader = telltale::capture::CaptureReader::from_reader(
         std::io::Cursor::new(data.to_vec()),
         std::path::Path::new("fuzz"),

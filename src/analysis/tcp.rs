@@ -28,6 +28,8 @@ enum Parser {
     Http(Box<HttpParser>),
     Tls(Box<HandshakeReader>),
     Dns(DnsTcpFramer),
+    /// A SOCKS 4/4a/5 handshake; the tunnelled protocol is chosen after it.
+    Socks(Box<Socks>),
     /// Encrypted or otherwise unsearchable: counted, not scanned.
     Opaque,
     /// Unknown protocol: scanned raw only.
@@ -60,6 +62,8 @@ struct Dir {
     pending: Vec<StreamHit>,
     body: Option<BodyScan>,
     offset: u64,
+    /// Stream offset where the current parser started (after a SOCKS handshake or a CONNECT, not 0).
+    base: u64,
 }
 
 /// State of one live TCP conversation.
@@ -87,6 +91,7 @@ impl TcpConn {
             pending: Vec::new(),
             body: None,
             offset: 0,
+            base: 0,
         };
         TcpConn {
             reasm: [Reassembler::new(cap), Reassembler::new(cap)],
@@ -272,6 +277,8 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
         // The side that answered the SYN sends requests (seen in the wild, and in Zeek's tests).
         conn.client_dir = 1;
         "http"
+    } else if dir == 0 && on(1080) && matches!(first.first(), Some(4 | 5)) {
+        "socks"
     } else if dir == 0 && tls::looks_like_tls_client(first) {
         "tls"
     } else if on(53) {
@@ -289,6 +296,7 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
         if !matches!(d.parser, Parser::Undecided) {
             continue;
         }
+        d.base = d.offset;
         d.parser = match app {
             "http" => Parser::Http(Box::new(HttpParser::new(if i == client_dir {
                 Role::Client
@@ -297,6 +305,10 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
             }))),
             "tls" => Parser::Tls(Box::default()),
             "dns" => Parser::Dns(DnsTcpFramer::new()),
+            "socks" => Parser::Socks(Box::new(Socks::new(
+                first.first().copied().unwrap_or(5),
+                i == 0,
+            ))),
             _ => Parser::Plain,
         };
     }
@@ -322,6 +334,7 @@ fn parse(
 ) {
     if matches!(conn.dirs[dir].parser, Parser::Undecided) {
         decide(an, fi, dir, conn, bytes);
+        conn.dirs[dir].base = start;
     }
     match &mut conn.dirs[dir].parser {
         Parser::Http(_) => {
@@ -344,8 +357,8 @@ fn parse(
             }
             if let Some(t) = tunnel {
                 // CONNECT or an upgrade: what follows is another protocol (often TLS through a proxy).
+                let cut = (conn.dirs[dir].base + t).saturating_sub(start);
                 conn.dirs[dir].parser = Parser::Undecided;
-                let cut = t.saturating_sub(start);
                 if let Some(rest) = bytes.get(cut as usize..).filter(|r| !r.is_empty()) {
                     parse(an, fi, dir, conn, rest, start + cut, at);
                 }
@@ -393,6 +406,19 @@ fn parse(
                 an.learn_names(&m);
             }
         }
+        Parser::Socks(socks) => match socks.push(bytes) {
+            SocksStep::NeedMore => {}
+            SocksStep::Invalid => conn.dirs[dir].parser = Parser::Plain,
+            SocksStep::Done { used, target } => {
+                if let Some(t) = target {
+                    an.flows[fi].host.get_or_insert(t);
+                }
+                conn.dirs[dir].parser = Parser::Undecided;
+                if let Some(rest) = bytes.get(used..).filter(|r| !r.is_empty()) {
+                    parse(an, fi, dir, conn, rest, start + used as u64, at);
+                }
+            }
+        },
         Parser::Opaque | Parser::Plain | Parser::Undecided => {}
     }
 }
@@ -432,6 +458,131 @@ fn scan(
                 .for_each(|h| conn.dirs[dir].pending.push(h));
         }
     }
+}
+
+/// Skips one direction of a SOCKS handshake (RFC 1928 / 1929, SOCKS 4 and 4a).
+struct Socks {
+    buf: Vec<u8>,
+    version: u8,
+    client: bool,
+    /// Messages of the handshake already consumed in this direction.
+    stage: u8,
+    target: Option<String>,
+}
+
+enum SocksStep {
+    NeedMore,
+    Invalid,
+    /// The handshake ended after `used` bytes of the last chunk; `target` is the requested destination.
+    Done {
+        used: usize,
+        target: Option<String>,
+    },
+}
+
+impl Socks {
+    fn new(version: u8, client: bool) -> Self {
+        Socks {
+            buf: Vec::new(),
+            version,
+            client,
+            stage: 0,
+            target: None,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> SocksStep {
+        let before = self.buf.len();
+        self.buf.extend_from_slice(&bytes[..bytes.len().min(1024)]);
+        let mut at = 0;
+        loop {
+            let b = &self.buf[at..];
+            // Username/password sub-negotiation (RFC 1929): a message starting with 1 before the request.
+            let auth = self.version == 5 && self.stage == 1 && b.first() == Some(&1);
+            let len = match (self.version, self.client, self.stage) {
+                (4, true, 0) => self.socks4_request(at),
+                (4, false, 0) => (b.len() >= 8).then_some(8),
+                (5, false, 0) => (b.len() >= 2).then_some(2),
+                (5, true, 0) => b
+                    .get(1)
+                    .and_then(|&n| (b.len() >= 2 + usize::from(n)).then_some(2 + usize::from(n))),
+                (5, true, 1) if auth => socks5_auth_len(b),
+                (5, false, 1) if auth => (b.len() >= 2).then_some(2),
+                (5, _, 1) => self.socks5_request(at),
+                _ => return SocksStep::Invalid,
+            };
+            let Some(len) = len else {
+                if self.buf.len() >= 1024 {
+                    return SocksStep::Invalid;
+                }
+                return SocksStep::NeedMore;
+            };
+            at += len;
+            if !auth {
+                self.stage += 1;
+            }
+            let last = if self.version == 4 { 1 } else { 2 };
+            if self.stage >= last {
+                let used = at.saturating_sub(before);
+                return SocksStep::Done {
+                    used,
+                    target: self.target.take(),
+                };
+            }
+        }
+    }
+
+    fn socks4_request(&mut self, at: usize) -> Option<usize> {
+        let b = self.buf.get(at..)?;
+        let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+        let ip = b.get(4..8)?;
+        let user_end = 8 + b.get(8..)?.iter().position(|&c| c == 0)?;
+        if ip[..3] == [0, 0, 0] && ip[3] != 0 {
+            // SOCKS 4a: a host name follows.
+            let name_start = user_end + 1;
+            let name_end = name_start + b.get(name_start..)?.iter().position(|&c| c == 0)?;
+            self.target = Some(format!(
+                "{}:{port}",
+                String::from_utf8_lossy(&b[name_start..name_end])
+            ));
+            return Some(name_end + 1);
+        }
+        self.target = Some(format!("{}.{}.{}.{}:{port}", ip[0], ip[1], ip[2], ip[3]));
+        Some(user_end + 1)
+    }
+
+    fn socks5_request(&mut self, at: usize) -> Option<usize> {
+        let b = self.buf.get(at..)?;
+        let (addr_len, name) = match *b.get(3)? {
+            1 => (4, None),
+            3 => {
+                let n = usize::from(*b.get(4)?);
+                (
+                    1 + n,
+                    b.get(5..5 + n)
+                        .map(|d| String::from_utf8_lossy(d).into_owned()),
+                )
+            }
+            4 => (16, None),
+            _ => return None,
+        };
+        let len = 4 + addr_len + 2;
+        if b.len() < len {
+            return None;
+        }
+        if self.client {
+            let port = u16::from_be_bytes([b[len - 2], b[len - 1]]);
+            self.target = name.map(|n| format!("{n}:{port}"));
+        }
+        Some(len)
+    }
+}
+
+fn socks5_auth_len(b: &[u8]) -> Option<usize> {
+    let ulen = usize::from(*b.get(1)?);
+    let plen = usize::from(*b.get(2 + ulen)?);
+    let len = 3 + ulen + plen;
+    (b.len() >= len).then_some(len)
 }
 
 /// An HTTP event with its body bytes owned (events are collected, then handled with the engine borrowed).
@@ -519,9 +670,10 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                 finish_body(an, fi, dir, &conn.dirs[dir], b, at);
             }
             let d = &mut conn.dirs[dir];
+            let head_start = d.base + h.stream_offset;
             d.spans.push_back(Span {
-                start: h.stream_offset,
-                head_end: h.stream_offset + h.head_len as u64,
+                start: head_start,
+                head_end: head_start + h.head_len as u64,
                 end: None,
                 method,
                 path,

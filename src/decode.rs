@@ -111,8 +111,26 @@ pub struct Decoded<'a> {
     /// The IP packet is a fragment (not reassembled); for a decapsulated packet, also set when the outer packet
     /// was the first fragment the tunnel was read from.
     pub fragment: bool,
+    /// For an IPv4 fragment (the outermost IP header): its header and payload, for reassembly.
+    pub fragment_ip: Option<Fragment<'a>>,
     /// The packet was decapsulated from this tunnel (the outermost one when nested), e.g. `"GRE"`, `"VXLAN"`.
     pub tunnel: Option<&'static str>,
+}
+
+/// An IPv4 fragment: a copy of its header (options included) and its captured payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Fragment<'a> {
+    header: [u8; 60],
+    header_len: u8,
+    /// The fragment's payload.
+    pub payload: &'a [u8],
+}
+
+impl Fragment<'_> {
+    /// The IPv4 header bytes.
+    pub fn header(&self) -> &[u8] {
+        &self.header[..usize::from(self.header_len).min(60)]
+    }
 }
 
 /// What a frame turned out to be.
@@ -474,9 +492,21 @@ fn le32(data: &[u8], at: usize) -> Option<u32> {
 }
 
 fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
+    let mut fragment_ip = None;
     let (src, dst, payload, expected, first_fragment) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
+            if v4.payload().fragmented {
+                let hs = h.slice();
+                let mut header = [0u8; 60];
+                let len = hs.len().min(60);
+                header[..len].copy_from_slice(&hs[..len]);
+                fragment_ip = Some(Fragment {
+                    header,
+                    header_len: len as u8,
+                    payload: v4.payload().payload,
+                });
+            }
             let hdr_len = h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len());
             let expected = usize::from(h.total_len()).saturating_sub(hdr_len);
             (
@@ -538,6 +568,7 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
         transport,
         missing,
         fragment: payload.fragmented,
+        fragment_ip,
         tunnel: None,
     };
     if depth < MAX_DEPTH {
@@ -560,6 +591,9 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
         if let Some((name, Outcome::Ip(mut d))) = inner {
             d.tunnel = Some(name);
             d.fragment |= outer.fragment;
+            if outer.fragment_ip.is_some() {
+                d.fragment_ip = outer.fragment_ip;
+            }
             return Outcome::Ip(d);
         }
     }

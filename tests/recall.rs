@@ -573,3 +573,33 @@ fn http_through_socks_proxies() {
         assert_eq!(r.http_requests[0].path, "/u");
     }
 }
+
+/// A UDP datagram split into IPv4 fragments, the canary straddling the fragment boundary: found once
+/// reassembled.
+#[test]
+fn canary_across_ipv4_fragments() {
+    let s0 = Synth::ethernet();
+    let payload = format!("{}{IMEI}{}", "a".repeat(1000), "b".repeat(500));
+    let frame = s0.udp_frame(
+        "10.0.2.15:40000".parse().unwrap(),
+        "198.18.0.9:7000".parse().unwrap(),
+        payload.as_bytes(),
+    );
+    let (eth, ip) = frame.split_at(14);
+    let (hdr, data) = ip.split_at(20);
+    let cut = 1008; // a multiple of 8 inside the IMEI (UDP header 8 + 1000 bytes of 'a')
+    let mut s = Synth::ethernet();
+    for (off, part, more) in [(0, &data[..cut], true), (cut, &data[cut..], false)] {
+        let mut h = hdr.to_vec();
+        h[2..4].copy_from_slice(&((20 + part.len()) as u16).to_be_bytes());
+        let fo = (off / 8) as u16 | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&fo.to_be_bytes());
+        let f = [eth, &h[..], part].concat();
+        s.frame(&f);
+    }
+    let r = analyze(s.finish());
+    let f = expect(&r, "imei", &["raw"]);
+    assert_eq!(f.protocol, "udp");
+    assert_eq!(f.address, "198.18.0.9:7000");
+    assert_eq!(r.capture.ip_fragments, 2);
+}

@@ -136,6 +136,7 @@ pub struct Analyzer {
     out: Collector,
     live_tcp: usize,
     next_sweep: u64,
+    defrag: flow::defrag::Defragmenter,
 }
 
 impl Analyzer {
@@ -156,6 +157,7 @@ impl Analyzer {
             out: Collector::new(canaries),
             live_tcp: 0,
             next_sweep: 1 << 16,
+            defrag: flow::defrag::Defragmenter::default(),
         }
     }
 
@@ -194,15 +196,20 @@ impl Analyzer {
         };
         match decode::decode(p.link_type, p.data) {
             Outcome::Ip(d) => {
-                if d.fragment {
+                if let Some(frag) = &d.fragment_ip {
+                    // Analysed once whole; a datagram that never completes is lost (counted).
                     self.out.capture.ip_fragments += 1;
-                }
-                match d.transport {
-                    Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
-                    Transport::Udp(sp, dp, payload) => {
-                        self.udp((d.src, sp), (d.dst, dp), payload, at)
+                    if let Some(whole) = self.defrag.push(frag.header(), frag.payload) {
+                        if let Outcome::Ip(d) = decode::decode(decode::link::RAW_ALIASES[2], &whole)
+                        {
+                            self.ip(d, at);
+                        }
                     }
-                    Transport::Other(_) => {}
+                } else {
+                    if d.fragment {
+                        self.out.capture.ip_fragments += 1;
+                    }
+                    self.ip(d, at);
                 }
             }
             Outcome::NonIp(_) => self.out.capture.non_ip_packets += 1,
@@ -212,6 +219,14 @@ impl Analyzer {
         if p.number >= self.next_sweep {
             self.next_sweep = p.number + (1 << 16);
             self.sweep_idle(p.ts_nanos);
+        }
+    }
+
+    fn ip(&mut self, d: decode::Decoded<'_>, at: At) {
+        match d.transport {
+            Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
+            Transport::Udp(sp, dp, payload) => self.udp((d.src, sp), (d.dst, dp), payload, at),
+            Transport::Other(_) => {}
         }
     }
 

@@ -5,6 +5,7 @@
 //! for conversations seen mid-way, well-known server ports decide it; otherwise the first packet's destination is
 //! taken as the server.
 
+pub mod defrag;
 pub mod reassembly;
 
 use std::net::IpAddr;

@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use telltale::{Analyzer, Config, Identity, Matcher};
+use telltale::{Config, Identity, Matcher};
 
 static MATCHER: OnceLock<Arc<Matcher>> = OnceLock::new();
 
@@ -16,22 +16,5 @@ fuzz_target!(|data: &[u8]| {
             Arc::new(Matcher::new(&identity))
         })
         .clone();
-    let reader = telltale::capture::CaptureReader::from_reader(
-        std::io::Cursor::new(data.to_vec()),
-        std::path::Path::new("fuzz"),
-        false,
-    );
-    let Ok(mut reader) = reader else { return };
-    let mut an = Analyzer::new(matcher, Config::default());
-    loop {
-        match reader.next_packet() {
-            Ok(Some(p)) => an.packet(&p),
-            Ok(None) => break,
-            Err(d) => {
-                an.damage(&d);
-                break;
-            }
-        }
-    }
-    let _ = an.finish();
+    let _ = telltale::analyze_bytes(data.to_vec(), "fuzz", matcher, Config::default());
 });

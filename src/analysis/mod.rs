@@ -222,6 +222,34 @@ impl Analyzer {
         }
     }
 
+    /// Records a TLS ClientHello (over TCP or QUIC) and names the flow by its SNI; returns the record's index.
+    fn record_hello(
+        &mut self,
+        fi: usize,
+        ch: crate::proto::tls::ClientHello,
+        packet: u64,
+    ) -> usize {
+        let f = &mut self.flows[fi];
+        if f.sni.is_none() {
+            f.sni.clone_from(&ch.sni);
+        }
+        let versions = if ch.supported_versions.is_empty() {
+            vec![ch.legacy_version]
+        } else {
+            ch.supported_versions
+        };
+        self.out.tls(crate::report::TlsHello {
+            sni: ch.sni,
+            alpn: ch.alpn,
+            versions,
+            ja4: ch.ja4,
+            negotiated_version: None,
+            destination: String::new(),
+            flow: fi,
+            packet,
+        })
+    }
+
     fn ip(&mut self, d: decode::Decoded<'_>, at: At) {
         match d.transport {
             Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
@@ -341,24 +369,7 @@ impl Analyzer {
         match reader.push_client_datagram(payload) {
             QuicProgress::NeedMore => f.quic = Some(reader),
             QuicProgress::ClientHello(ch) => {
-                if f.sni.is_none() {
-                    f.sni = ch.sni.clone();
-                }
-                let versions = if ch.supported_versions.is_empty() {
-                    vec![ch.legacy_version.clone()]
-                } else {
-                    ch.supported_versions.clone()
-                };
-                self.out.tls(crate::report::TlsHello {
-                    sni: ch.sni,
-                    alpn: ch.alpn,
-                    versions,
-                    ja4: ch.ja4,
-                    negotiated_version: None,
-                    destination: String::new(),
-                    flow: fi,
-                    packet: at.packet,
-                });
+                self.record_hello(fi, ch, at.packet);
                 // Encrypted on the wire: search the decrypted hello too.
                 if let Some(msg) = reader.client_hello_message() {
                     self.scan_datagram(fi, 0, "quic", msg, at, &[]);

@@ -16,7 +16,7 @@ use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{self, HandshakeReader, TlsProgress};
-use crate::report::{HttpRequest, TlsHello};
+use crate::report::HttpRequest;
 
 /// How far back (in stream bytes) a raw hit may wait for the head of its HTTP message.
 const MAX_PENDING_BACK: u64 = 128 << 10;
@@ -367,25 +367,7 @@ fn parse(
         Parser::Tls(r) => match r.push(bytes) {
             TlsProgress::NeedMore => {}
             TlsProgress::ClientHello(ch) => {
-                let f = &mut an.flows[fi];
-                if f.sni.is_none() {
-                    f.sni = ch.sni.clone();
-                }
-                let versions = if ch.supported_versions.is_empty() {
-                    vec![ch.legacy_version.clone()]
-                } else {
-                    ch.supported_versions.clone()
-                };
-                conn.tls_index = Some(an.out.tls(TlsHello {
-                    sni: ch.sni,
-                    alpn: ch.alpn,
-                    versions,
-                    ja4: ch.ja4,
-                    negotiated_version: None,
-                    destination: String::new(),
-                    flow: fi,
-                    packet: at.packet,
-                }));
+                conn.tls_index = Some(an.record_hello(fi, ch, at.packet));
             }
             TlsProgress::ServerHello(sh) => {
                 if let Some(t) = conn.tls_index.and_then(|i| an.out.tls_mut(i)) {

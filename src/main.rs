@@ -131,13 +131,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let report =
                 telltale::analyze_file(&capture, matcher, cfg, |done| progress.update(done))?;
             progress.finish();
-            let text = match format {
-                Format::Json => {
-                    let mut s = serde_json::to_string_pretty(&report)
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                    s.push('\n');
-                    s
-                }
+            match format {
+                // Streamed to the output: the report's JSON is never held in memory whole.
+                Format::Json => write_with(output.as_deref(), |w| {
+                    serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
+                    w.write_all(b"\n")
+                })?,
                 Format::Text => {
                     let tty = output.is_none() && std::io::stdout().is_terminal();
                     let color = match color {
@@ -145,10 +144,10 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                         Color::Never => false,
                         Color::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
                     };
-                    telltale::report::text::render(&report, color)
+                    let text = telltale::report::text::render(&report, color);
+                    write_out(output.as_deref(), text.as_bytes())?;
                 }
-            };
-            write_out(output.as_deref(), text.as_bytes())?;
+            }
             Ok(if report.has_findings() {
                 ExitCode::Found
             } else {
@@ -182,16 +181,28 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 fn write_out(path: Option<&std::path::Path>, bytes: &[u8]) -> Result<(), Error> {
-    match path {
-        Some(p) => std::fs::write(p, bytes).map_err(Error::Output),
+    write_with(path, |w| w.write_all(bytes))
+}
+
+/// Writes to FILE or standard output through a buffer; a closed pipe (e.g. `| head`) is not a failure.
+fn write_with(
+    path: Option<&std::path::Path>,
+    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let result = match path {
+        Some(p) => std::fs::File::create(p).and_then(|file| {
+            let mut w = std::io::BufWriter::new(file);
+            f(&mut w)?;
+            w.flush()
+        }),
         None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(bytes).and_then(|_| out.flush()) {
-                // A closed pipe (e.g. `| head`) is not a failure of the analysis.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                r => r.map_err(Error::Output),
-            }
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            f(&mut w).and_then(|_| w.flush())
         }
+    };
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && path.is_none() => Ok(()),
+        r => r.map_err(Error::Output),
     }
 }
 

@@ -3,7 +3,7 @@
 //! `gen_capture OUT.pcap [--size-mb N]` writes a pcap of about N MB (default 400) that looks like a chatty
 //! device: DNS lookups, then per connection either an HTTP upload of JSON telemetry (plain, or chunked and
 //! gzip-compressed), an HTTP download, or a TLS connection (ClientHello with SNI, then encrypted-looking records).
-//! Every 500th upload carries canary values from `ci/bench-identity.yaml` (raw, and base64 in a JSON field), so
+//! The first upload and every 500th after it carry canary values from `ci/bench-identity.yaml` (raw, and base64 in a JSON field), so
 //! the benchmark also measures the path that reports findings. Deterministic: same size, same bytes.
 
 use std::fs::File;
@@ -202,7 +202,7 @@ fn main() -> std::io::Result<()> {
         match kind {
             0..=5 => {
                 let size = 4096 + rng.below(60_000) as usize;
-                let body = json_body(&mut rng, size, n % 500 == 0);
+                let body = json_body(&mut rng, size, n % 500 == 1);
                 let mut req = format!(
                     "POST /v1/telemetry/{} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     n % 13,

@@ -134,7 +134,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             match format {
                 // Streamed to the output: the report's JSON is never held in memory whole.
                 Format::Json => write_with(output.as_deref(), |w| {
-                    serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
+                    serde_json::to_writer_pretty(&mut *w, &report)
+                        .map_err(std::io::Error::other)?;
                     w.write_all(b"\n")
                 })?,
                 Format::Text => {

@@ -12,7 +12,8 @@ fn telltale() -> Command {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("telltale-cli-{}", std::process::id()));
+    // Inside target/ (Cargo's scratch space for integration tests), so nothing is left elsewhere.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -23,9 +24,12 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// A fresh identity file per call: tests run in parallel and must not read each other's half-written files.
 fn identity_file() -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     write(
-        "ids.yaml",
+        &format!("ids-{n}.yaml"),
         format!("imei: \"{IMEI}\"\nphone: \"{PHONE}\"\ncontacts: [\"{CONTACT}\"]\n").as_bytes(),
     )
 }

@@ -603,3 +603,21 @@ fn canary_across_ipv4_fragments() {
     assert_eq!(f.address, "198.18.0.9:7000");
     assert_eq!(r.capture.ip_fragments, 2);
 }
+
+/// A body that claims gzip but is not: a warning says so, and its raw bytes are still searched.
+#[test]
+fn undecodable_body_is_warned_about_and_searched_raw() {
+    let body = format!("not gzip at all, imei={IMEI}");
+    let req = format!(
+        "POST /z HTTP/1.1\r\nHost: api.vendor.example\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let r = analyze(conversation(req.as_bytes(), 1460));
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == "http-decode-error")
+        .expect("warning");
+    assert!(w.message.contains("POST /z"), "{}", w.message);
+    assert_eq!(expect(&r, "imei", &["raw"]).field.as_deref(), Some("body"));
+}

@@ -557,6 +557,21 @@ impl Analyzer {
         for i in 0..self.flows.len() {
             self.close_tcp(i);
         }
+        let n = self.matcher.nested_stats();
+        if n.inflate_truncated + n.run_truncated > 0 {
+            let msg = format!(
+                "{} base64-encoded gzip blobs were larger than the decoding caps and were searched only in part",
+                n.inflate_truncated + n.run_truncated
+            );
+            self.out.warn("nested-decode-cap", msg, None);
+        }
+        if self.defrag.dropped > 0 {
+            let msg = format!(
+                "{} fragmented IPv4 datagrams could not be reassembled",
+                self.defrag.dropped
+            );
+            self.out.warn("ip-fragments-dropped", msg, None);
+        }
         let flows = std::mem::take(&mut self.flows);
         self.out.finish(&flows)
     }

@@ -578,7 +578,8 @@ enum OwnedEvent {
     End {
         body_wire_len: u64,
         body_decoded_len: u64,
-        decode_error: bool,
+        decode_error: Option<String>,
+        decoded_capped: bool,
     },
     Desync(String),
 }
@@ -600,11 +601,13 @@ fn own_event(e: HttpEvent<'_>) -> OwnedEvent {
             body_wire_len,
             body_decoded_len,
             decode_error,
+            decoded_capped,
             ..
         } => OwnedEvent::End {
             body_wire_len,
             body_decoded_len,
-            decode_error: decode_error.is_some(),
+            decode_error,
+            decoded_capped,
         },
         HttpEvent::Desync { reason, .. } => OwnedEvent::Desync(reason),
     }
@@ -688,13 +691,31 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
             body_wire_len,
             body_decoded_len,
             decode_error,
+            decoded_capped,
         } => {
             let d = &mut conn.dirs[dir];
+            let what = d
+                .spans
+                .back()
+                .map(|s| format!("{} {}", s.method, s.path))
+                .unwrap_or_default();
             if let Some(s) = d.spans.back_mut() {
                 s.end = Some(s.head_end + body_wire_len);
-                if decode_error {
+                if decode_error.is_some() {
                     s.decoded_body = false;
                 }
+            }
+            let where_ = format!("flow {fi} ({}), {what}", an.flows[fi].destination());
+            if let Some(e) = &decode_error {
+                let msg = format!("{where_}: the body could not be decoded ({e}); its raw bytes are still searched");
+                an.out.warn("http-decode-error", msg, None);
+            }
+            if decoded_capped {
+                let msg = format!(
+                    "{where_}: decoding stopped at the cap of {} MiB of decoded body; the rest is searched raw only",
+                    http::DEFAULT_DECODED_CAP >> 20
+                );
+                an.out.warn("http-decode-cap", msg, None);
             }
             if let Some(b) = d.body.take() {
                 finish_body(an, fi, dir, &conn.dirs[dir], b, at);

@@ -126,69 +126,73 @@ pub(super) fn segment(
     let Some(mut conn) = an.flows[fi].tcp.take() else {
         return;
     };
-    {
-        let TcpConn { reasm, .. } = &mut *conn;
-        let r = &mut reasm[dir];
-        // Collect deliveries first: the reassembler hands out borrowed data only inside its callback.
-        let mut chunks: Vec<(Option<Vec<u8>>, u64, bool)> = Vec::new();
-        let mut direct: Option<(usize, usize)> = None;
-        let base = payload.as_ptr() as usize;
-        let seg = Segment {
-            seq: t.seq,
-            syn: t.syn,
-            fin: t.fin,
-            payload,
-            missing,
-            packet: at.packet,
-        };
-        r.segment(seg, &mut |c| match c {
+    let seg = Segment {
+        seq: t.seq,
+        syn: t.syn,
+        fin: t.fin,
+        payload,
+        missing,
+        packet: at.packet,
+    };
+    let mut out = Vec::new();
+    conn.reasm[dir].segment(seg, &mut |c| out.push(Delivery::of(c, payload)));
+    deliver(an, fi, dir, &mut conn, payload, out, at.ts);
+    an.flows[fi].tcp = Some(conn);
+}
+
+/// What the reassembler delivered, held until the engine can act on it (the reassembler lends data only inside
+/// its callback, while the engine is borrowed).
+enum Delivery {
+    /// `payload[from..to]` of the segment being fed: no copy on the in-order path.
+    InSegment { from: usize, to: usize, packet: u64 },
+    /// Bytes that waited out of order.
+    Owned { bytes: Vec<u8>, packet: u64 },
+    /// Bytes never seen.
+    Gap(u64),
+}
+
+impl Delivery {
+    fn of(c: Chunk<'_>, payload: &[u8]) -> Delivery {
+        match c {
+            Chunk::Gap(n) => Delivery::Gap(n),
             Chunk::Data { data, packet } => {
-                let p = data.as_ptr() as usize;
-                if direct.is_none()
-                    && chunks.is_empty()
-                    && p >= base
-                    && p + data.len() <= base + payload.len()
-                {
-                    // Zero-copy: a sub-slice of this packet's payload.
-                    direct = Some((p - base, data.len()));
-                    chunks.push((None, packet, false));
-                } else {
-                    chunks.push((Some(data.to_vec()), packet, false));
+                let from = (data.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+                match from.checked_add(data.len()) {
+                    Some(to)
+                        if from <= payload.len() && to <= payload.len() && !payload.is_empty() =>
+                    {
+                        Delivery::InSegment { from, to, packet }
+                    }
+                    _ => Delivery::Owned {
+                        bytes: data.to_vec(),
+                        packet,
+                    },
                 }
-            }
-            Chunk::Gap(n) => chunks.push((None, n, true)),
-        });
-        for (owned, n, is_gap) in chunks {
-            if is_gap {
-                gap(an, fi, dir, &mut conn, n);
-            } else if let Some(bytes) = owned {
-                data(
-                    an,
-                    fi,
-                    dir,
-                    &mut conn,
-                    &bytes,
-                    At {
-                        packet: n,
-                        ts: at.ts,
-                    },
-                );
-            } else if let Some((off, len)) = direct {
-                data(
-                    an,
-                    fi,
-                    dir,
-                    &mut conn,
-                    &payload[off..off + len],
-                    At {
-                        packet: n,
-                        ts: at.ts,
-                    },
-                );
             }
         }
     }
-    an.flows[fi].tcp = Some(conn);
+}
+
+/// Hands deliveries of direction `dir` to the parsers and the scanner, in order.
+fn deliver(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    conn: &mut TcpConn,
+    payload: &[u8],
+    out: Vec<Delivery>,
+    ts: u64,
+) {
+    for d in out {
+        match d {
+            Delivery::Gap(n) => gap(an, fi, dir, conn, n),
+            Delivery::InSegment { from, to, packet } => {
+                let bytes = payload.get(from..to).unwrap_or_default();
+                data(an, fi, dir, conn, bytes, At { packet, ts });
+            }
+            Delivery::Owned { bytes, packet } => data(an, fi, dir, conn, &bytes, At { packet, ts }),
+        }
+    }
 }
 
 /// Flushes both directions at the end of the conversation.
@@ -198,18 +202,9 @@ pub(super) fn flush(an: &mut Analyzer, fi: usize) {
     };
     let ts = an.flows[fi].last_ns;
     for dir in 0..2 {
-        let mut chunks: Vec<(Vec<u8>, u64, bool)> = Vec::new();
-        conn.reasm[dir].flush(&mut |c| match c {
-            Chunk::Data { data, packet } => chunks.push((data.to_vec(), packet, false)),
-            Chunk::Gap(n) => chunks.push((Vec::new(), n, true)),
-        });
-        for (bytes, n, is_gap) in chunks {
-            if is_gap {
-                gap(an, fi, dir, &mut conn, n);
-            } else {
-                data(an, fi, dir, &mut conn, &bytes, At { packet: n, ts });
-            }
-        }
+        let mut out = Vec::new();
+        conn.reasm[dir].flush(&mut |c| out.push(Delivery::of(c, &[])));
+        deliver(an, fi, dir, &mut conn, &[], out, ts);
         // End of stream for the parser.
         let d = &mut conn.dirs[dir];
         if let Parser::Http(p) = &mut d.parser {

@@ -11,7 +11,7 @@
 //! Everything from [`decode`] on is sans-IO: bytes in, values out. File access lives in [`capture`] and in the
 //! convenience entry point [`analyze_file`].
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod analysis;
@@ -23,6 +23,7 @@ pub mod flow;
 pub mod proto;
 pub mod report;
 pub mod synth;
+pub mod vnet;
 
 use std::path::Path;
 use std::sync::Arc;

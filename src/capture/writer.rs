@@ -73,6 +73,11 @@ impl<W: Write> PcapWriter<W> {
         Ok(())
     }
 
+    /// The underlying writer (e.g. to flush it).
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Frames written so far.
     pub fn frames(&self) -> u64 {
         self.frames

@@ -1,0 +1,175 @@
+//! What the vnet did, as a log of typed events.
+//!
+//! This module owns the vnet's account of a run: every lease, DNS answer, connection,
+//! HTTP request received by the sink (with its body), TLS hello, refused datagram and
+//! ping. The capture holds the frames; this log holds telltale's side of the conversation
+//! (what was answered), which the run report and the tests read. Timestamps are
+//! nanoseconds since the Unix epoch, the same clock as the capture.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use serde::Serialize;
+
+use super::dhcp::Lease;
+use super::dns::DnsOutcome;
+
+/// One thing that happened on the segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum VnetEvent {
+    /// A DHCP exchange; `lease` is set on ACK.
+    Dhcp {
+        /// When.
+        ts: u64,
+        /// Client MAC.
+        mac: String,
+        /// Message received (`DISCOVER`, `REQUEST`, `RELEASE`…).
+        received: String,
+        /// Message sent (`OFFER`, `ACK`, `NAK`), if any.
+        sent: Option<String>,
+        /// The lease confirmed by an ACK.
+        lease: Option<Lease>,
+    },
+    /// A DNS question and its answer.
+    Dns {
+        /// When.
+        ts: u64,
+        /// Who asked.
+        client: SocketAddrV4,
+        /// The address the query was sent to (answered from that address).
+        server: Ipv4Addr,
+        /// `udp` or `tcp`.
+        transport: &'static str,
+        /// Name as queried.
+        name: String,
+        /// Query type.
+        qtype: String,
+        /// What was answered.
+        outcome: DnsOutcome,
+    },
+    /// A TCP connection accepted by the catch-all.
+    TcpOpen {
+        /// When the SYN arrived.
+        ts: u64,
+        /// Connection number (order of arrival, from 1).
+        conn: u64,
+        /// Client end.
+        client: SocketAddrV4,
+        /// The address and port the client connected to.
+        server: SocketAddrV4,
+        /// The name the server address was handed out for by the vnet's DNS, if any.
+        name: Option<String>,
+    },
+    /// A whole HTTP request read by the sink (and the answer it got).
+    Http {
+        /// When the request was complete.
+        ts: u64,
+        /// Connection number.
+        conn: u64,
+        /// Server end of the connection.
+        server: SocketAddrV4,
+        /// DNS name of the server address, if any.
+        name: Option<String>,
+        /// Method.
+        method: String,
+        /// Request target as sent.
+        target: String,
+        /// Host header.
+        host: Option<String>,
+        /// Body bytes on the wire (chunk framing included).
+        body_len: u64,
+        /// SHA-256 of the body bytes on the wire, lower-case hex.
+        body_sha256: String,
+        /// The first bytes of the body (up to the configured cap).
+        #[serde(skip)]
+        body: Vec<u8>,
+        /// False when the connection ended before the body did.
+        complete: bool,
+        /// Status answered (0 when the request was incomplete and nothing was answered).
+        status: u16,
+    },
+    /// A TLS ClientHello read by the catch-all (the connection is then closed).
+    TlsHello {
+        /// When.
+        ts: u64,
+        /// Connection number.
+        conn: u64,
+        /// Server end.
+        server: SocketAddrV4,
+        /// DNS name of the server address, if any.
+        name: Option<String>,
+        /// Server name indication.
+        sni: Option<String>,
+    },
+    /// A TCP connection ended.
+    TcpClose {
+        /// When.
+        ts: u64,
+        /// Connection number.
+        conn: u64,
+        /// What the catch-all took it for: `http`, `tls`, `dns`, `opaque`, `none` (no data).
+        protocol: &'static str,
+        /// Payload bytes received from the client.
+        bytes_in: u64,
+        /// Payload bytes sent to the client.
+        bytes_out: u64,
+    },
+    /// A UDP datagram nobody serves; answered with ICMP port unreachable (not for
+    /// broadcast and multicast).
+    UdpRefused {
+        /// When.
+        ts: u64,
+        /// Sender.
+        client: SocketAddrV4,
+        /// Destination.
+        server: SocketAddrV4,
+        /// Payload length.
+        len: usize,
+    },
+    /// An NTP request answered with telltale's clock.
+    Ntp {
+        /// When.
+        ts: u64,
+        /// Sender.
+        client: SocketAddrV4,
+        /// Server address asked.
+        server: Ipv4Addr,
+    },
+    /// An ICMP echo request; only the gateway answers.
+    Ping {
+        /// When.
+        ts: u64,
+        /// Sender.
+        client: Ipv4Addr,
+        /// Address pinged.
+        target: Ipv4Addr,
+        /// Whether a reply was sent.
+        answered: bool,
+    },
+    /// Something the vnet refused or could not handle (connection limit, unsupported
+    /// protocol); the reason is in words.
+    Refused {
+        /// When.
+        ts: u64,
+        /// What and why.
+        what: String,
+    },
+}
+
+impl VnetEvent {
+    /// Timestamp of the event.
+    pub fn ts(&self) -> u64 {
+        match self {
+            VnetEvent::Dhcp { ts, .. }
+            | VnetEvent::Dns { ts, .. }
+            | VnetEvent::TcpOpen { ts, .. }
+            | VnetEvent::Http { ts, .. }
+            | VnetEvent::TlsHello { ts, .. }
+            | VnetEvent::TcpClose { ts, .. }
+            | VnetEvent::UdpRefused { ts, .. }
+            | VnetEvent::Ntp { ts, .. }
+            | VnetEvent::Ping { ts, .. }
+            | VnetEvent::Refused { ts, .. } => *ts,
+        }
+    }
+}

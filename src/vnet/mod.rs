@@ -43,7 +43,7 @@ pub type PortId = usize;
 /// Receive buffer of each TCP connection (the advertised window).
 const TCP_RX_BUFFER: usize = 64 * 1024;
 /// Send buffer of each TCP connection (the sink's answers are small).
-const TCP_TX_BUFFER: usize = 16 * 1024;
+const TCP_TX_BUFFER: usize = 4 * 1024;
 /// How often every connection is looked at (timers, closes), at most.
 const SWEEP_NANOS: u64 = 50_000_000;
 /// A listening socket whose SYN never got through is dropped after this long.

@@ -72,14 +72,16 @@ impl FrameRead {
             }
             FrameRead::Tap(fd) => loop {
                 let mut guard = fd.readable().await?;
-                buf.resize(MAX_FRAME, 0);
+                // Read into a full-size buffer, then hand out a right-sized copy: queued
+                // frames must not each pin 64 KiB.
+                let mut big = [0u8; MAX_FRAME];
                 let res = guard.try_io(|inner| {
                     // SAFETY: reading into a buffer we own, of the length given.
                     let n = unsafe {
                         libc::read(
                             inner.get_ref().as_raw_fd(),
-                            buf.as_mut_ptr().cast(),
-                            buf.len(),
+                            big.as_mut_ptr().cast(),
+                            big.len(),
                         )
                     };
                     if n < 0 {
@@ -90,7 +92,8 @@ impl FrameRead {
                 });
                 match res {
                     Ok(Ok(n)) => {
-                        buf.truncate(n);
+                        buf.clear();
+                        buf.extend_from_slice(&big[..n.min(MAX_FRAME)]);
                         return Ok(Some(()));
                     }
                     Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(None),

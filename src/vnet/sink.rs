@@ -183,13 +183,10 @@ impl App {
             },
             Proto::Dns(buf) => {
                 buf.extend_from_slice(data);
-                loop {
-                    let Some(len) = buf
-                        .get(..2)
-                        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-                    else {
-                        break;
-                    };
+                while let Some(len) = buf
+                    .get(..2)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                {
                     let Some(msg) = buf.get(2..2 + len) else {
                         break;
                     };
@@ -291,7 +288,7 @@ struct HttpSink {
 
 /// A parser event, reduced to what the sink needs (the parser's events borrow its buffers).
 enum Ev {
-    Head(Request, bool),
+    Head(Box<Request>, bool),
     End { body_wire_len: u64, complete: bool },
     Desync,
 }
@@ -355,7 +352,7 @@ impl HttpSink {
                         sha: Sha256::new(),
                         close,
                     };
-                    evs.push(Ev::Head(req, expect));
+                    evs.push(Ev::Head(Box::new(req), expect));
                 }
             }
             HttpEvent::End {
@@ -376,7 +373,7 @@ impl HttpSink {
                     if expect {
                         tx.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
-                    self.current = Some(req);
+                    self.current = Some(*req);
                 }
                 Ev::End {
                     body_wire_len,

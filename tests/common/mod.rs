@@ -116,3 +116,4 @@ pub fn url_encode(s: &str) -> String {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+pub mod netns;

@@ -23,6 +23,7 @@ pub mod flow;
 pub mod proto;
 pub mod report;
 pub mod synth;
+pub mod target;
 pub mod vnet;
 
 use std::path::Path;

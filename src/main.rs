@@ -71,6 +71,32 @@ Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure."
         #[arg(long)]
         patterns: bool,
     },
+    /// Serve telltale's isolated network to a QEMU you start yourself (until Ctrl-C).
+    #[command(after_help = "\
+The network gives DHCP (10.77.0.10 and up, gateway and DNS 10.77.0.1), answers every DNS name with
+its own address from 198.18.0.0/15, accepts TCP to any address and port (HTTP gets `200 {}`), refuses
+other UDP with ICMP port unreachable, and forwards nothing anywhere. Every frame goes to the capture.
+
+Example:
+  telltale vnet --listen /tmp/tt.sock --pcap run.pcap &
+  qemu-system-x86_64 ... -nodefaults \\
+    -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/tt.sock \\
+    -device virtio-net-pci,netdev=n0
+  telltale analyze run.pcap --identity canaries.yaml")]
+    Vnet {
+        /// Unix socket to listen on for QEMU's `-netdev stream`.
+        #[arg(long, value_name = "SOCKET")]
+        listen: PathBuf,
+        /// Capture file to write (classic pcap, nanosecond timestamps).
+        #[arg(long, value_name = "FILE")]
+        pcap: PathBuf,
+        /// Also write the network's events (leases, DNS answers, requests) as JSON lines.
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
+        /// Print nothing while running.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -155,6 +181,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::Clean
             })
         }
+        Command::Vnet {
+            listen,
+            pcap,
+            events,
+            quiet,
+        } => serve_vnet(&listen, &pcap, events.as_deref(), quiet),
         Command::Identity { file, patterns } => {
             let identity = telltale::load_identity(&file)?;
             let matcher = Matcher::new(&identity);
@@ -239,4 +271,77 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+/// `telltale vnet`: serve the network on a unix socket until Ctrl-C.
+fn serve_vnet(
+    listen: &std::path::Path,
+    pcap: &std::path::Path,
+    events_file: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<ExitCode, Error> {
+    use telltale::vnet::{run::VnetHandle, VnetConfig};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        let io_err = |path: &std::path::Path, source: std::io::Error| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let handle = VnetHandle::start(VnetConfig::default(), pcap).map_err(|e| io_err(pcap, e))?;
+        handle.listen_qemu(listen).map_err(|e| io_err(listen, e))?;
+        if !quiet {
+            eprintln!(
+                "telltale vnet: listening on {} (QEMU: -netdev stream,id=n0,server=off,addr.type=unix,addr.path={}); Ctrl-C stops",
+                listen.display(),
+                listen.display()
+            );
+        }
+        let mut shown = 0usize;
+        let mut out = match events_file {
+            Some(p) => Some(std::fs::File::create(p).map_err(|e| io_err(p, e))?),
+            None => None,
+        };
+        let mut show = |evs: Vec<telltale::vnet::VnetEvent>| {
+            for e in evs {
+                let line = serde_json::to_string(&e).unwrap_or_default();
+                if !quiet {
+                    eprintln!("{line}");
+                }
+                if let Some(f) = out.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    let evs = handle.events_since(shown);
+                    shown += evs.len();
+                    show(evs);
+                }
+            }
+        }
+        let summary = handle
+            .stop()
+            .await
+            .map_err(|e| Error::Internal(format!("stopping the network: {e}")))?;
+        show(summary.events.get(shown..).map(<[_]>::to_vec).unwrap_or_default());
+        let _ = std::fs::remove_file(listen);
+        if !quiet {
+            eprintln!(
+                "telltale vnet: {} frames recorded in {} ({} in, {} out, {} TCP connections)",
+                summary.frames_recorded,
+                pcap.display(),
+                summary.stats.frames_in,
+                summary.stats.frames_out,
+                summary.stats.connections
+            );
+        }
+        Ok(ExitCode::Clean)
+    })
 }

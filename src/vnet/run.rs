@@ -127,7 +127,15 @@ impl VnetHandle {
 
     /// The events logged so far (a copy).
     pub fn events(&self) -> Vec<VnetEvent> {
-        self.live.lock().map(|e| e.clone()).unwrap_or_default()
+        self.events_since(0)
+    }
+
+    /// The events logged after the first `start` ones (a copy).
+    pub fn events_since(&self, start: usize) -> Vec<VnetEvent> {
+        self.live
+            .lock()
+            .map(|e| e.get(start..).map(<[VnetEvent]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Stops the segment, flushes the capture and returns the summary.

@@ -43,6 +43,9 @@ pub enum Error {
     /// The identity (canary) file is invalid.
     #[error("{0}")]
     Identity(#[from] crate::canary::IdentityError),
+    /// A scenario file is invalid (or names files that do not exist).
+    #[error("{0}")]
+    Scenario(#[from] crate::scenario::ScenarioError),
     /// Writing the report failed.
     #[error("cannot write the report: {0}")]
     Output(#[source] std::io::Error),
@@ -55,7 +58,10 @@ impl Error {
     /// The exit code this error ends the process with.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Io { .. } | Error::NotACapture { .. } | Error::Identity(_) => ExitCode::BadInput,
+            Error::Io { .. }
+            | Error::NotACapture { .. }
+            | Error::Identity(_)
+            | Error::Scenario(_) => ExitCode::BadInput,
             Error::Output(_) | Error::Internal(_) => ExitCode::Internal,
         }
     }

@@ -105,7 +105,7 @@ impl IdentityError {
 }
 
 /// Hurl-style rendering of an identity error.
-fn render(
+pub(crate) fn render(
     title: &str,
     source_name: &str,
     line: usize,

@@ -134,7 +134,11 @@ impl VnetHandle {
     pub fn events_since(&self, start: usize) -> Vec<VnetEvent> {
         self.live
             .lock()
-            .map(|e| e.get(start..).map(<[VnetEvent]>::to_vec).unwrap_or_default())
+            .map(|e| {
+                e.get(start..)
+                    .map(<[VnetEvent]>::to_vec)
+                    .unwrap_or_default()
+            })
             .unwrap_or_default()
     }
 

@@ -16,8 +16,13 @@ pub enum ExitCode {
     Found = 1,
     /// The input was bad: unreadable, not a capture, invalid identity file.
     BadInput = 2,
-    /// telltale itself failed.
+    /// telltale itself failed, or the infrastructure did (a target that does not boot, hangs or
+    /// crashes).
     Internal = 3,
+    /// The run could not show whether a claim holds (reserved for `verify`).
+    Inconclusive = 4,
+    /// Interrupted by Ctrl-C (128 + SIGINT, as shells do).
+    Interrupted = 130,
 }
 
 /// Errors raised by the library. Each maps to an [`ExitCode`].

@@ -22,6 +22,7 @@ pub mod error;
 pub mod flow;
 pub mod proto;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod synth;
 pub mod target;

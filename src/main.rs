@@ -10,10 +10,11 @@ use telltale::{Config, Error, ExitCode, Identity, Matcher};
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  analysed; no canary found
-  1  a canary was found (personal data left the device)
-  2  bad input: unreadable file, not a capture, invalid identity file
-  3  internal failure of telltale";
+  0  pass: no canary found (analyze), every policy rule and claim held (run)
+  1  a canary was found / a policy rule or claim was violated (personal data left the device)
+  2  bad input: unreadable file, not a capture, invalid identity file or scenario
+  3  infrastructure failure: the target did not boot, hung or crashed, or telltale failed
+  130  interrupted (Ctrl-C); artifacts of the runs are kept";
 
 /// Finds planted personal data (canaries) in everything a device sent.
 #[derive(Parser, Debug)]
@@ -71,6 +72,40 @@ Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure."
         #[arg(long)]
         patterns: bool,
     },
+    /// Run scenarios: boot each target on telltale's network, drive it, capture, analyse, judge.
+    #[command(after_help = "\
+Examples:
+  telltale run scenarios/cloudsync-v1.yaml
+  telltale run scenarios/ --jobs 2 --out results/
+
+Each scenario gets an artifacts folder OUT/<name>/ with capture.pcap, console.log, report.json
+(analysis, steps, phases, network log, policy and claim results) and manifest.json (hashes of the
+scenario and images, telltale's version, timings). See scenarios/README.md for the language.
+
+Exit codes: 0 all policies and claims held, 1 a policy or claim was violated, 2 invalid scenario,
+3 infrastructure failure (target did not boot, hung, crashed; the step is named, the console log
+kept), 130 interrupted.")]
+    Run {
+        /// Scenario files, or folders of them (*.yaml, *.yml).
+        #[arg(required = true, value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+        /// Where the artifacts folders go.
+        #[arg(long, short, default_value = "telltale-out", value_name = "DIR")]
+        out: PathBuf,
+        /// Scenarios run at the same time (default: the number of CPUs, at most 4).
+        #[arg(long, short, value_name = "N")]
+        jobs: Option<usize>,
+        /// QEMU accelerator: auto tries KVM and falls back to TCG when KVM does not work.
+        #[arg(long, value_enum, default_value_t = Accel::Auto)]
+        accel: Accel,
+    },
+    /// Check scenarios without running them.
+    #[command(after_help = "Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column).")]
+    Validate {
+        /// Scenario files, or folders of them.
+        #[arg(required = true, value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+    },
     /// Serve telltale's isolated network to a QEMU you start yourself (until Ctrl-C).
     #[command(after_help = "\
 The network gives DHCP (10.77.0.10 and up, gateway and DNS 10.77.0.1), answers every DNS name with
@@ -97,6 +132,16 @@ Example:
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Accel {
+    /// KVM when it works, else TCG.
+    Auto,
+    /// Software emulation only.
+    Tcg,
+    /// KVM only.
+    Kvm,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -181,6 +226,13 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::Clean
             })
         }
+        Command::Run {
+            scenarios,
+            out,
+            jobs,
+            accel,
+        } => run_scenarios(&scenarios, &out, jobs, accel),
+        Command::Validate { scenarios } => validate(&scenarios),
         Command::Vnet {
             listen,
             pcap,
@@ -344,4 +396,283 @@ fn serve_vnet(
         }
         Ok(ExitCode::Clean)
     })
+}
+
+/// Scenario files named on the command line: files as given, folders expanded to their
+/// `*.yaml` / `*.yml` files in name order.
+fn collect_scenarios(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })?;
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::Io {
+                    path: p.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the folder has no *.yaml scenario",
+                    ),
+                });
+            }
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Loads every scenario; all errors are shown, not only the first.
+fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<telltale::scenario::Scenario>, ExitCode> {
+    let files = collect_scenarios(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        e.exit_code()
+    })?;
+    let mut ok = Vec::new();
+    let mut bad = 0;
+    for f in &files {
+        match telltale::scenario::Scenario::load(f) {
+            Ok(s) => ok.push(s),
+            Err(e) => {
+                eprintln!("{e}\n");
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!(
+            "{bad} of {} scenario(s) invalid; nothing was run",
+            files.len()
+        );
+        return Err(ExitCode::BadInput);
+    }
+    Ok(ok)
+}
+
+fn validate(paths: &[PathBuf]) -> Result<ExitCode, Error> {
+    match load_scenarios(paths) {
+        Ok(list) => {
+            for s in &list {
+                println!(
+                    "ok  {} ({}: {} steps, {} policy rules, {} claims)",
+                    s.source_name,
+                    s.name,
+                    s.steps.len(),
+                    s.policy.forbid.len()
+                        + usize::from(s.policy.allow_destinations.is_some())
+                        + s.policy.max_upload_bytes.len(),
+                    s.claims.len()
+                );
+            }
+            Ok(ExitCode::Clean)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+/// Progress lines (plain, one per step) or spinners on a terminal.
+struct RunProgress {
+    bars: Option<(indicatif::MultiProgress, std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>)>,
+}
+
+impl RunProgress {
+    fn new(names: &[String]) -> RunProgress {
+        if !std::io::stderr().is_terminal() {
+            return RunProgress { bars: None };
+        }
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let mut map = std::collections::HashMap::new();
+        for n in names {
+            let pb = multi.add(indicatif::ProgressBar::new_spinner());
+            pb.set_style(style.clone());
+            pb.set_prefix(n.clone());
+            pb.set_message("waiting");
+            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+            map.insert(n.clone(), pb);
+        }
+        RunProgress {
+            bars: Some((multi, std::sync::Mutex::new(map))),
+        }
+    }
+
+    fn finish(&self, name: &str, msg: &str) {
+        match &self.bars {
+            Some((_, map)) => {
+                if let Some(pb) = map.lock().ok().and_then(|m| m.get(name).cloned()) {
+                    pb.finish_with_message(msg.to_string());
+                }
+            }
+            None => eprintln!("[{name}] {msg}"),
+        }
+    }
+}
+
+impl telltale::runner::Progress for RunProgress {
+    fn step(&self, scenario: &str, index: usize, total: usize, label: &str) {
+        let msg = format!("{}/{total} {label}", index + 1);
+        match &self.bars {
+            Some((_, map)) => {
+                if let Some(pb) = map.lock().ok().and_then(|m| m.get(scenario).cloned()) {
+                    pb.set_message(msg);
+                }
+            }
+            None => eprintln!("[{scenario}] {msg}"),
+        }
+    }
+
+    fn note(&self, scenario: &str, message: &str) {
+        match &self.bars {
+            Some((_, map)) => {
+                if let Some(pb) = map.lock().ok().and_then(|m| m.get(scenario).cloned()) {
+                    pb.set_message(message.to_string());
+                }
+            }
+            None => eprintln!("[{scenario}] {message}"),
+        }
+    }
+}
+
+fn run_scenarios(
+    paths: &[PathBuf],
+    out: &std::path::Path,
+    jobs: Option<usize>,
+    accel: Accel,
+) -> Result<ExitCode, Error> {
+    use telltale::runner::{run_scenario, RunOptions, Verdict};
+    let scenarios = match load_scenarios(paths) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    // Artifacts folders: the scenario name, made unique when two scenarios share one.
+    let mut dirs = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for s in &scenarios {
+        let mut name = s.name.clone();
+        let mut n = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{}-{n}", s.name);
+            n += 1;
+        }
+        dirs.push(out.join(name));
+    }
+    let jobs = jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4)
+        })
+        .max(1);
+    let accel = match accel {
+        Accel::Auto => vec!["kvm".to_string(), "tcg".to_string()],
+        Accel::Tcg => vec!["tcg".to_string()],
+        Accel::Kvm => vec!["kvm".to_string()],
+    };
+    let command_line: Vec<String> = std::env::args().collect();
+    let names: Vec<String> = dirs
+        .iter()
+        .map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .collect();
+    let progress = Arc::new(RunProgress::new(&names));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let results = rt.block_on(async {
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: stopping the targets and keeping the artifacts (Ctrl-C again to abort at once)");
+                let _ = cancel_tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(ExitCode::Interrupted as i32);
+                }
+            }
+        });
+        let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
+        let mut tasks = Vec::new();
+        for ((scenario, dir), name) in scenarios.into_iter().zip(dirs).zip(names) {
+            let opts = RunOptions {
+                dir,
+                accel: accel.clone(),
+                command_line: command_line.clone(),
+            };
+            let (sem, progress, cancel) = (sem.clone(), progress.clone(), cancel_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                if *cancel.borrow() {
+                    return (name, opts.dir, Err("not started (interrupted)".to_string()));
+                }
+                let p: Arc<dyn telltale::runner::Progress> = progress.clone();
+                let r = run_scenario(&scenario, &opts, p, cancel).await;
+                let r = r.map_err(|e| e.to_string());
+                let msg = match &r {
+                    Ok(o) => format!("{:?}", o.report.verdict).to_lowercase(),
+                    Err(e) => format!("error: {e}"),
+                };
+                progress.finish(&name, &msg);
+                (name, opts.dir, r)
+            }));
+        }
+        let mut results = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                results.push(r);
+            }
+        }
+        results
+    });
+    let mut code = ExitCode::Clean;
+    let worse = |a: ExitCode, b: ExitCode| {
+        let rank = |c: ExitCode| match c {
+            ExitCode::Clean => 0,
+            ExitCode::Found => 1,
+            ExitCode::Inconclusive => 2,
+            ExitCode::Interrupted => 3,
+            ExitCode::BadInput => 4,
+            ExitCode::Internal => 5,
+        };
+        if rank(b) > rank(a) {
+            b
+        } else {
+            a
+        }
+    };
+    println!();
+    for (name, dir, r) in &results {
+        match r {
+            Ok(o) => {
+                print!("{}", telltale::runner::summary::render(&o.report, dir));
+                code = worse(
+                    code,
+                    match o.report.verdict {
+                        Verdict::Pass => ExitCode::Clean,
+                        Verdict::Fail => ExitCode::Found,
+                        Verdict::Error => ExitCode::Internal,
+                        Verdict::Interrupted => ExitCode::Interrupted,
+                    },
+                );
+            }
+            Err(e) => {
+                println!("{name}: ERROR  {e}");
+                code = worse(code, ExitCode::Internal);
+            }
+        }
+        println!();
+    }
+    Ok(code)
 }

@@ -44,11 +44,13 @@ pub(super) struct Collector {
     warnings: Vec<Warning>,
     warning_counts: FxHashMap<String, u64>,
     links: FxHashMap<u32, u64>,
+    phases: Vec<(u64, String)>,
 }
 
 impl Collector {
-    pub fn new(canaries: Vec<String>) -> Self {
+    pub fn new(canaries: Vec<String>, phases: Vec<(u64, String)>) -> Self {
         Collector {
+            phases,
             capture: CaptureSummary::default(),
             canaries,
             findings: Vec::new(),
@@ -83,7 +85,8 @@ impl Collector {
     /// Adds a hit; identical (flow, canary, encoding, direction, protocol, field) hits are counted, not repeated.
     pub fn finding(&mut self, raw: Raw) {
         let key = format!(
-            "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}",
+            "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}",
+            self.phase_index(raw.ts).map_or(0, |i| i + 1),
             raw.flow,
             raw.canary,
             raw.encoding,
@@ -100,6 +103,12 @@ impl Collector {
                 self.findings.push((raw, 1));
             }
         }
+    }
+
+    /// Index of the phase that `ts` falls in (`None` before the first or without phases).
+    fn phase_index(&self, ts: u64) -> Option<usize> {
+        let n = self.phases.partition_point(|(start, _)| *start <= ts);
+        n.checked_sub(1)
     }
 
     pub fn dns(&mut self, flow: usize, msg: &DnsMessage, packet: u64) {
@@ -191,10 +200,19 @@ impl Collector {
         for t in &mut self.tls {
             t.destination = dest(t.flow);
         }
+        let phases = std::mem::take(&mut self.phases);
+        let phase_of = |ts: u64| {
+            let n = phases.partition_point(|(start, _)| *start <= ts);
+            match n.checked_sub(1) {
+                Some(i) => phases.get(i).map(|p| p.1.clone()),
+                None => phases.first().map(|p| p.1.clone()),
+            }
+        };
         let mut findings: Vec<Finding> = self
             .findings
             .into_iter()
             .map(|(r, count)| Finding {
+                phase: phase_of(r.ts),
                 canary: self.canaries.get(r.canary).cloned().unwrap_or_default(),
                 encoding: r.encoding,
                 destination: dest(r.flow),

@@ -35,6 +35,11 @@ pub struct Config {
     pub reassembly_cap: usize,
     /// Conversations idle for this long (capture time) release their reassembly state.
     pub idle_timeout_ns: u64,
+    /// Phases of a run: `(start time in ns since the epoch, name)`, in time order. When set,
+    /// every finding names the phase of its first occurrence, and occurrences in different
+    /// phases are separate findings (so a connection that spans a phase change still shows
+    /// what it sent in each phase). Empty: no phases.
+    pub phases: Vec<(u64, String)>,
 }
 
 impl Default for Config {
@@ -42,6 +47,7 @@ impl Default for Config {
         Config {
             reassembly_cap: 512 << 10,
             idle_timeout_ns: 600 * 1_000_000_000,
+            phases: Vec::new(),
         }
     }
 }
@@ -148,13 +154,14 @@ impl Analyzer {
             .iter()
             .map(|c| c.name.clone())
             .collect();
+        let phases = cfg.phases.clone();
         Analyzer {
             matcher,
             cfg,
             index: FxHashMap::default(),
             flows: Vec::new(),
             names: FxHashMap::default(),
-            out: Collector::new(canaries),
+            out: Collector::new(canaries, phases),
             live_tcp: 0,
             next_sweep: 1 << 16,
             defrag: flow::defrag::Defragmenter::default(),

@@ -111,7 +111,10 @@ pub struct Finding {
     pub offset: u64,
     /// Capture time of the first occurrence (ns since the epoch).
     pub time_ns: u64,
-    /// Occurrences with the same canary, encoding, flow, direction and field.
+    /// Phase of the run the occurrences belong to (only when the analysis was given phases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Occurrences with the same canary, encoding, flow, direction and field (and phase).
     pub count: u64,
     /// A short excerpt around the first occurrence; non-printable bytes escaped.
     pub excerpt: String,

@@ -95,8 +95,11 @@ pub struct ShellOutput {
 impl ShellCall {
     /// Frames `cmd` with markers numbered `n` (unique per console).
     pub fn new(cmd: &str, n: u64) -> ShellCall {
-        let begin = Regex::new(&format!(r"(?m)^__TT_B{n}__\r?\n")).expect("static regex");
-        let end = Regex::new(&format!(r"(?m)^__TT_E{n}_(\d+)__\r?$")).expect("static regex");
+        // A shell prompt (`# `, `$ `) may sit in front of a marker on its line.
+        let begin =
+            Regex::new(&format!(r"(?m)^(?:[#$>%] ?)*__TT_B{n}__\r?\n")).expect("static regex");
+        let end = Regex::new(&format!(r"(?m)^(?:[#$>%] ?)*__TT_E{n}_(\d+)__\r?$"))
+            .expect("static regex");
         ShellCall {
             begin,
             end,
@@ -181,6 +184,17 @@ mod tests {
         assert_eq!(out.output, "356938035643809\n[  12.3] random kernel line");
         // Consumed: polling again finds nothing.
         assert!(call.poll(&mut c).is_none());
+    }
+
+    #[test]
+    fn prompts_without_echo() {
+        // What the demo firmware's shell shows: echo off, `# ` before each command's output.
+        let call = ShellCall::new("cat /data/phone", 4);
+        let mut c = ConsoleBuffer::new();
+        c.push(b"# __TT_B4__\r\n+15555550123\r\n# __TT_E4_0__\r\n# ");
+        let out = call.poll(&mut c).unwrap();
+        assert_eq!(out.status, 0);
+        assert_eq!(out.output, "+15555550123");
     }
 
     #[test]

@@ -1,0 +1,476 @@
+//! Running a scenario: boot the target on a fresh vnet, drive it through the steps,
+//! stop everything, analyse the capture, judge it, and write the artifacts.
+//!
+//! This module owns the run's lifecycle and its artifacts folder:
+//! `capture.pcap` (every frame, both directions), `console.log`, `report.json` (the analysis
+//! report plus steps, phases with time spans, the vnet's log, policy and claim results) and
+//! `manifest.json` (hashes of the scenario and of every image, telltale's version, the
+//! command line, timings). Async lives here and in the target and vnet drivers only; the
+//! analysis and the judgement are the library's sans-IO parts.
+//!
+//! Failures are typed: an invalid scenario never gets here (exit 2); a target that does not
+//! boot, hangs, crashes or whose step fails ends the run as an infrastructure failure
+//! (exit 3) naming the step, with the console log and everything captured so far kept;
+//! Ctrl-C stops QEMU and the vnet cleanly and keeps the artifacts too.
+
+pub mod record;
+pub mod summary;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::bytes::Regex;
+use tokio::sync::watch;
+
+use crate::scenario::{HostCommand, Scenario, StepKind, Target};
+use crate::target::qemu::{describe_status, Qemu, QemuSpec};
+use crate::target::TargetError;
+use crate::vnet::run::{now_nanos, VnetHandle};
+use crate::vnet::{DnsConfig, SinkResponse, VnetConfig};
+use crate::{Config, Matcher};
+pub use record::{Manifest, PhaseSpan, RunReport, StepRecord, Verdict};
+
+/// Default timeout of steps that wait for the guest (shell, plant).
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default timeout of host commands.
+pub const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Kernel command line when the scenario gives none.
+pub const DEFAULT_APPEND: &str = "console=ttyS0 quiet loglevel=3";
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The scenario's artifacts folder (created; files of an earlier run are replaced).
+    pub dir: PathBuf,
+    /// Accelerators to try, in order.
+    pub accel: Vec<String>,
+    /// The command line, for the manifest.
+    pub command_line: Vec<String>,
+}
+
+/// Where a run is (for progress display).
+pub trait Progress: Send + Sync {
+    /// A step started.
+    fn step(&self, scenario: &str, index: usize, total: usize, label: &str);
+    /// Something worth a line.
+    fn note(&self, scenario: &str, message: &str);
+}
+
+/// A progress sink that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn step(&self, _: &str, _: usize, _: usize, _: &str) {}
+    fn note(&self, _: &str, _: &str) {}
+}
+
+/// Why a run could not be carried out (beyond the target's own failures).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The target failed during a step.
+    #[error("{step}: {source}")]
+    Step {
+        /// Step label (`step 3 (shell, line 20)`).
+        step: String,
+        /// What happened.
+        #[source]
+        source: TargetError,
+    },
+    /// Setting up or tearing down failed.
+    #[error("{0}")]
+    Setup(String),
+    /// Ctrl-C.
+    #[error("interrupted during {0}")]
+    Interrupted(String),
+}
+
+/// A run that got as far as writing its artifacts. A run whose target failed or that was
+/// interrupted still ends here, with [`Verdict::Error`] or [`Verdict::Interrupted`] and the
+/// error in words in [`RunReport::error`]; `Err` is only for runs that could not start.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run's report (also in `report.json`).
+    pub report: RunReport,
+    /// The artifacts folder.
+    pub dir: PathBuf,
+}
+
+/// The vnet configuration a scenario asks for.
+pub fn vnet_config(scenario: &Scenario) -> VnetConfig {
+    let net = &scenario.network;
+    let dns = DnsConfig {
+        overrides: net
+            .dns
+            .overrides
+            .iter()
+            .filter_map(|(g, ip)| match ip {
+                std::net::IpAddr::V4(v4) => Some((g.as_str().to_string(), *v4)),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect(),
+        nxdomain: net.dns.nxdomain.iter().map(|g| g.as_str().to_string()).collect(),
+        ..DnsConfig::default()
+    };
+    VnetConfig {
+        dns,
+        responses: net
+            .responses
+            .iter()
+            .map(|r| SinkResponse {
+                host: Some(r.host.as_str().to_string()),
+                path: r.path.as_ref().map(|p| p.as_str().to_string()),
+                status: r.status,
+                body: r.body.clone().into_bytes(),
+                content_type: r.content_type.clone(),
+            })
+            .collect(),
+        ..VnetConfig::default()
+    }
+}
+
+/// A short directory for unix sockets (their paths must stay under 108 bytes).
+fn socket_dir() -> std::io::Result<PathBuf> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("tt-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// Removes the socket directory on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs one scenario to the end. `cancel` turning true means Ctrl-C.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    progress: Arc<dyn Progress>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<RunOutcome, RunError> {
+    let started = now_nanos();
+    let wall = std::time::Instant::now();
+    let Target::Qemu(q) = &scenario.target;
+    let identity = scenario
+        .identity()
+        .cloned()
+        .ok_or_else(|| RunError::Setup("the scenario's identity was not loaded".into()))?;
+    let dir = &opts.dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    for f in ["capture.pcap", "console.log", "report.json", "manifest.json", "disk.img"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let sockets = TempDir(socket_dir().map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?);
+    let net_sock = sockets.0.join("net.sock");
+    let qmp_sock = sockets.0.join("qmp.sock");
+    let disk = match &q.disk {
+        Some(src) => {
+            let dst = dir.join("disk.img");
+            std::fs::copy(src, &dst).map_err(|e| {
+                RunError::Setup(format!("cannot copy the disk image {} to {}: {e}", src.display(), dst.display()))
+            })?;
+            Some(dst)
+        }
+        None => None,
+    };
+    let spec = QemuSpec {
+        arch: q.arch.as_str().to_string(),
+        kernel: q.kernel.clone(),
+        initrd: q.initrd.clone(),
+        disk,
+        append: q.append.clone().unwrap_or_else(|| DEFAULT_APPEND.to_string()),
+        memory_mib: u64::from(q.memory_mib),
+        cpus: q.cpus,
+        accel: opts.accel.clone(),
+        mac: "52:54:00:74:74:10".into(),
+    };
+    let vcfg = vnet_config(scenario);
+    let gateway = vcfg.gateway.to_string();
+    let pcap = dir.join("capture.pcap");
+    let vnet = VnetHandle::start(vcfg, &pcap)
+        .map_err(|e| RunError::Setup(format!("cannot start the network: {e}")))?;
+    vnet.listen_qemu(&net_sock)
+        .map_err(|e| RunError::Setup(format!("cannot start the network: {e}")))?;
+
+    let mut steps: Vec<StepRecord> = Vec::new();
+    let mut phases: Vec<PhaseSpan> = vec![PhaseSpan {
+        name: crate::scenario::INITIAL_PHASE.to_string(),
+        start_ns: started,
+        end_ns: 0,
+    }];
+    let mut failure: Option<RunError> = None;
+    let qemu = Qemu::start(&spec, &net_sock, &qmp_sock, &dir.join("console.log")).await;
+    let mut qemu = match qemu {
+        Ok(q) => Some(q),
+        Err(e) => {
+            failure = Some(RunError::Step {
+                step: "starting the target".into(),
+                source: e,
+            });
+            None
+        }
+    };
+    let boot_pattern = scenario.steps.iter().find_map(|s| match &s.kind {
+        StepKind::WaitFor(p) => Some(p.as_str().to_string()),
+        _ => None,
+    });
+    if let Some(qm) = qemu.as_mut() {
+        let total = scenario.steps.len();
+        for (i, step) in scenario.steps.iter().enumerate() {
+            let label = step.label(i);
+            progress.step(&scenario.name, i, total, &label);
+            let t0 = now_nanos();
+            let fut = execute_step(scenario, step, qm, q.boot_timeout, boot_pattern.as_deref(), dir);
+            let result = tokio::select! {
+                r = fut => r,
+                _ = cancel.wait_for(|c| *c) => Err(StepFailure::Interrupted),
+            };
+            let t1 = now_nanos();
+            let (outcome, detail) = match &result {
+                Ok(d) => ("ok", d.clone()),
+                Err(StepFailure::Interrupted) => ("interrupted", None),
+                Err(StepFailure::Target(e)) => ("failed", Some(e.to_string())),
+            };
+            steps.push(StepRecord {
+                index: i + 1,
+                label: label.clone(),
+                kind: step.kind.keyword(),
+                start_ns: t0,
+                end_ns: t1,
+                outcome,
+                detail,
+            });
+            if let StepKind::Phase(name) = &step.kind {
+                if let Some(last) = phases.last_mut() {
+                    last.end_ns = t0;
+                }
+                phases.push(PhaseSpan {
+                    name: name.clone(),
+                    start_ns: t0,
+                    end_ns: 0,
+                });
+            }
+            match result {
+                Ok(_) => {}
+                Err(StepFailure::Interrupted) => {
+                    failure = Some(RunError::Interrupted(label));
+                    break;
+                }
+                Err(StepFailure::Target(e)) => {
+                    failure = Some(RunError::Step { step: label, source: e });
+                    break;
+                }
+            }
+        }
+        progress.note(&scenario.name, "stopping the target");
+        qm.stop(Duration::from_secs(5)).await;
+    }
+    drop(qemu);
+    let ended = now_nanos();
+    if let Some(last) = phases.last_mut() {
+        last.end_ns = ended;
+    }
+    let summary = vnet
+        .stop()
+        .await
+        .map_err(|e| RunError::Setup(format!("stopping the network: {e}")))?;
+
+    // Analyse what was captured, whatever happened.
+    progress.note(&scenario.name, "analysing the capture");
+    let matcher = Arc::new(Matcher::new(&identity));
+    let cfg = Config {
+        phases: phases.iter().map(|p| (p.start_ns, p.name.clone())).collect(),
+        ..Config::default()
+    };
+    let analysis = crate::analyze_file(&pcap, matcher, cfg, |_| {})
+        .map_err(|e| RunError::Setup(format!("analysing {}: {e}", pcap.display())))?;
+    let judgement = verdict::judge(scenario, &identity, &analysis, &gateway);
+    let verdict = match &failure {
+        Some(RunError::Interrupted(_)) => Verdict::Interrupted,
+        Some(_) => Verdict::Error,
+        None if judgement.violated() => Verdict::Fail,
+        None => Verdict::Pass,
+    };
+    let report = RunReport {
+        format_version: 1,
+        telltale_version: env!("CARGO_PKG_VERSION").to_string(),
+        scenario: record::ScenarioInfo {
+            name: scenario.name.clone(),
+            release: scenario.release.clone(),
+            file: scenario.source_name.clone(),
+        },
+        verdict,
+        error: failure.as_ref().map(|e| e.to_string()),
+        start_ns: started,
+        end_ns: ended,
+        steps,
+        phases,
+        judgement,
+        analysis,
+        vnet: record::VnetRecord {
+            stats: summary.stats,
+            frames_recorded: summary.frames_recorded,
+            frames_dropped: summary.frames_dropped,
+            events: summary.events,
+            port_errors: summary.port_errors,
+        },
+    };
+    write_json(&dir.join("report.json"), &report)?;
+    let manifest = Manifest::build(scenario, &spec, dir, opts, started, ended, wall.elapsed())
+        .map_err(|e| RunError::Setup(format!("writing the manifest: {e}")))?;
+    write_json(&dir.join("manifest.json"), &manifest)?;
+    Ok(RunOutcome {
+        report,
+        dir: dir.clone(),
+    })
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    let f = std::fs::File::create(path)
+        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))?;
+    let mut w = std::io::BufWriter::new(f);
+    serde_json::to_writer_pretty(&mut w, value)
+        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))?;
+    use std::io::Write;
+    w.write_all(b"\n")
+        .and_then(|_| w.flush())
+        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))
+}
+
+enum StepFailure {
+    Target(TargetError),
+    Interrupted,
+}
+
+impl From<TargetError> for StepFailure {
+    fn from(e: TargetError) -> Self {
+        StepFailure::Target(e)
+    }
+}
+
+fn bytes_regex(pattern: &str) -> Result<Regex, TargetError> {
+    Regex::new(pattern).map_err(|e| TargetError::Guest(format!("invalid pattern /{pattern}/: {e}")))
+}
+
+/// Carries out one step; `Ok(Some(detail))` for steps with something to show.
+async fn execute_step(
+    scenario: &Scenario,
+    step: &crate::scenario::Step,
+    qemu: &mut Qemu,
+    boot_timeout: Duration,
+    boot_pattern: Option<&str>,
+    dir: &Path,
+) -> Result<Option<String>, StepFailure> {
+    let timeout = step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT);
+    match &step.kind {
+        StepKind::WaitFor(p) => {
+            let t = step.timeout.unwrap_or(boot_timeout);
+            let m = qemu.wait_for(&bytes_regex(p.as_str())?, t).await?;
+            Ok(Some(format!("matched {m:?}")))
+        }
+        StepKind::Plant { path, content } => {
+            let text = scenario
+                .render_template(content)
+                .map_err(|e| TargetError::Guest(e.to_string()))?;
+            qemu.plant(path, text.as_bytes(), None, timeout).await?;
+            Ok(Some(format!("{} bytes to {path}", text.len())))
+        }
+        StepKind::Shell {
+            command,
+            expect_exit,
+            expect_output,
+        } => {
+            let cmd = scenario
+                .render_template(command)
+                .map_err(|e| TargetError::Guest(e.to_string()))?;
+            let out = qemu.shell(&cmd, timeout).await?;
+            if let Some(code) = expect_exit {
+                if out.status != *code {
+                    return Err(TargetError::Guest(format!(
+                        "`{cmd}` exited with status {}, expected {code}; output:\n{}",
+                        out.status, out.output
+                    ))
+                    .into());
+                }
+            }
+            if let Some(p) = expect_output {
+                if !p.is_match(&out.output) {
+                    return Err(TargetError::Guest(format!(
+                        "the output of `{cmd}` does not match /{}/; output:\n{}",
+                        p.as_str(),
+                        out.output
+                    ))
+                    .into());
+                }
+            }
+            Ok(Some(format!("status {}", out.status)))
+        }
+        StepKind::Phase(_) => Ok(None),
+        StepKind::Idle(d) => {
+            tokio::select! {
+                _ = tokio::time::sleep(*d) => Ok(None),
+                status = qemu.wait_exit() => Err(TargetError::Exited {
+                    status: describe_status(status),
+                    tail: qemu.tail(15),
+                }.into()),
+            }
+        }
+        StepKind::Reboot { wait_for } => {
+            qemu.send_line("sync; reboot").await?;
+            let pattern = wait_for.as_ref().map(|p| p.as_str()).or(boot_pattern);
+            match pattern {
+                Some(p) => {
+                    let t = step.timeout.unwrap_or(boot_timeout);
+                    let m = qemu.wait_for(&bytes_regex(p)?, t).await?;
+                    Ok(Some(format!("back up: {m:?}")))
+                }
+                None => Ok(None),
+            }
+        }
+        StepKind::Host(cmd) => {
+            let t = step.timeout.unwrap_or(DEFAULT_HOST_TIMEOUT);
+            let mut c = match cmd {
+                HostCommand::Shell(s) => {
+                    let mut c = tokio::process::Command::new("sh");
+                    c.arg("-c").arg(s);
+                    c
+                }
+                HostCommand::Argv(v) => {
+                    let mut c = tokio::process::Command::new(v.first().map(String::as_str).unwrap_or("true"));
+                    c.args(v.iter().skip(1));
+                    c
+                }
+            };
+            c.current_dir(&scenario.base_dir)
+                .env("TELLTALE_RUN_DIR", dir)
+                .env("TELLTALE_CAPTURE", dir.join("capture.pcap"))
+                .kill_on_drop(true);
+            let out = tokio::time::timeout(t, c.output())
+                .await
+                .map_err(|_| TargetError::Timeout {
+                    what: "the host command to finish".into(),
+                    after: t,
+                    tail: String::new(),
+                })?
+                .map_err(|e| TargetError::Io(format!("cannot run the host command: {e}")))?;
+            if !out.status.success() {
+                return Err(TargetError::Guest(format!(
+                    "host command failed ({}): {}",
+                    describe_status(out.status),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+                .into());
+            }
+            Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string()))
+        }
+        StepKind::ExpectNoUpload(_) => Ok(Some("checked against the whole run's findings".into())),
+    }
+}

@@ -1,0 +1,164 @@
+//! The terminal summary of a run: verdict first, then what left the device per phase, the
+//! canaries found with their encodings, broken claims and policy results.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::record::{RunReport, Verdict};
+use crate::report::Direction;
+
+fn secs(ns: u64, from: u64) -> f64 {
+    ns.saturating_sub(from) as f64 / 1e9
+}
+
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+/// The summary as text (no colour).
+pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
+    let mut s = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
+        Verdict::Interrupted => "INTERRUPTED",
+    };
+    let release = r
+        .scenario
+        .release
+        .as_deref()
+        .map(|x| format!(" ({x})"))
+        .unwrap_or_default();
+    let broken_rules = r.judgement.rules.iter().filter(|x| !x.held).count();
+    let broken_claims = r
+        .judgement
+        .claims
+        .iter()
+        .filter(|c| c.verdict == "BROKEN")
+        .count();
+    let _ = writeln!(
+        s,
+        "{}{release}: {verdict}  {} rule(s) broken, {} claim(s) broken  [{:.1} s]",
+        r.scenario.name,
+        broken_rules,
+        broken_claims,
+        secs(r.end_ns, r.start_ns)
+    );
+    if let Some(e) = &r.error {
+        for line in e.lines() {
+            let _ = writeln!(s, "  error: {line}");
+        }
+    }
+    for c in &r.judgement.claims {
+        if c.verdict == "BROKEN" {
+            let _ = writeln!(s, "  {}", c.text);
+        }
+    }
+    let phase_list: Vec<String> = r
+        .phases
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:.1}–{:.1}s",
+                p.name,
+                secs(p.start_ns, r.start_ns),
+                secs(p.end_ns, r.start_ns)
+            )
+        })
+        .collect();
+    let _ = writeln!(s, "  phases: {}", phase_list.join(", "));
+    // Destinations per phase (by first frame of each conversation).
+    let phase_at = |ts: u64| {
+        r.phases
+            .iter()
+            .rev()
+            .find(|p| p.start_ns <= ts)
+            .or(r.phases.first())
+            .map(|p| p.name.as_str())
+            .unwrap_or("boot")
+    };
+    let mut per_phase: BTreeMap<(usize, &str), BTreeMap<&str, (u64, u64, &str)>> = BTreeMap::new();
+    for f in &r.analysis.flows {
+        if f.server.ends_with(":67") || f.server.ends_with(":68") || f.server.starts_with("10.77.0.1:") {
+            continue;
+        }
+        let ph = phase_at(f.first_ns);
+        let order = r.phases.iter().position(|p| p.name == ph).unwrap_or(0);
+        let e = per_phase
+            .entry((order, ph))
+            .or_default()
+            .entry(f.destination.as_str())
+            .or_insert((0, 0, if f.app.is_empty() { f.protocol.as_str() } else { f.app.as_str() }));
+        e.0 += 1;
+        e.1 += f.bytes_up;
+    }
+    if per_phase.is_empty() {
+        let _ = writeln!(s, "  destinations: none contacted");
+    } else {
+        let _ = writeln!(s, "  destinations contacted:");
+        for ((_, ph), dests) in &per_phase {
+            let list: Vec<String> = dests
+                .iter()
+                .map(|(d, (n, up, app))| format!("{d} ({app}, {n} conn, {} up)", bytes(*up)))
+                .collect();
+            let _ = writeln!(s, "    {ph}: {}", list.join("; "));
+        }
+    }
+    let ups: Vec<_> = r
+        .analysis
+        .findings
+        .iter()
+        .filter(|f| f.direction == Direction::Up)
+        .collect();
+    if ups.is_empty() {
+        let _ = writeln!(s, "  canaries found: none");
+    } else {
+        let _ = writeln!(s, "  canaries found:");
+        for f in ups.iter().take(40) {
+            let req = match (&f.http_method, &f.http_path) {
+                (Some(m), Some(p)) => format!(" {m} {p}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "    {} ({}) → {}{req} [{}] during {} ×{}",
+                f.canary,
+                f.encoding,
+                f.destination,
+                f.protocol,
+                f.phase.as_deref().unwrap_or("boot"),
+                f.count
+            );
+        }
+        if ups.len() > 40 {
+            let _ = writeln!(s, "    … {} more in report.json", ups.len() - 40);
+        }
+    }
+    if !r.judgement.rules.is_empty() {
+        let _ = writeln!(s, "  policy:");
+        for rule in &r.judgement.rules {
+            let mark = if rule.held { "ok  " } else { "FAIL" };
+            let at = if rule.line > 0 {
+                format!(" (line {})", rule.line)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "    {mark} {}: {}{at}", rule.kind, rule.rule);
+            for v in rule.violations.iter().take(10) {
+                let _ = writeln!(s, "         - {}", v.text);
+            }
+            if rule.violations.len() > 10 {
+                let _ = writeln!(s, "         - … {} more", rule.violations.len() - 10);
+            }
+        }
+    }
+    let _ = writeln!(s, "  artifacts: {}", dir.display());
+    s
+}

@@ -1,0 +1,305 @@
+//! Judging a run: the scenario's policy, its patch claims and its in-line upload checks,
+//! applied to the analysis report. Pure: a scenario and a report in, results out.
+//!
+//! This module owns what counts as a violation:
+//! - a `forbid` rule (or a claim, or an `expect_no_upload` step) is broken by every
+//!   *upload* finding (device → network) whose canary, destination and phase it covers;
+//! - `allow_destinations` is broken by every conversation with a destination no glob
+//!   allows, apart from the network's own services (DHCP, and DNS to the gateway);
+//! - `max_upload_bytes` is broken when the payload bytes sent to the destinations one glob
+//!   matches exceed its limit.
+
+use serde::Serialize;
+
+use crate::canary::{Canary, Identity};
+use crate::report::{Direction, Finding, Report};
+use crate::scenario::{ForbidRule, Scenario, StepKind};
+
+/// One finding that breaks a rule, in words and as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Canary name (`contacts[1]`), empty for destination and volume rules.
+    pub canary: String,
+    /// Encoding chain (`sha1>hex`).
+    pub encoding: String,
+    /// Destination name (or address).
+    pub destination: String,
+    /// HTTP method and path, when in HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Phase of the run.
+    pub phase: String,
+    /// Occurrences.
+    pub count: u64,
+    /// Frame of the first occurrence in the capture.
+    pub packet: u64,
+    /// The sentence a person reads.
+    pub text: String,
+}
+
+/// Outcome of one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleResult {
+    /// `forbid`, `allow_destinations`, `max_upload_bytes` or `expect_no_upload`.
+    pub kind: &'static str,
+    /// The rule in words.
+    pub rule: String,
+    /// Line of the rule in the scenario.
+    pub line: usize,
+    /// Whether it held.
+    pub held: bool,
+    /// What broke it.
+    pub violations: Vec<Violation>,
+}
+
+/// Outcome of one patch claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimResult {
+    /// Advisory or ticket.
+    pub id: String,
+    /// The vendor's words.
+    pub says: String,
+    /// Line in the scenario.
+    pub line: usize,
+    /// `HOLDS` or `BROKEN`.
+    pub verdict: &'static str,
+    /// What broke it.
+    pub violations: Vec<Violation>,
+    /// One line a person reads first.
+    pub text: String,
+}
+
+/// Everything judged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Judgement {
+    /// Policy rules and in-line checks.
+    pub rules: Vec<RuleResult>,
+    /// Patch claims.
+    pub claims: Vec<ClaimResult>,
+}
+
+impl Judgement {
+    /// Whether anything was violated.
+    pub fn violated(&self) -> bool {
+        self.rules.iter().any(|r| !r.held) || self.claims.iter().any(|c| c.verdict == "BROKEN")
+    }
+}
+
+/// Phase of a finding (`boot` when the analysis had no phases).
+pub fn phase_of(f: &Finding) -> &str {
+    f.phase.as_deref().unwrap_or(crate::scenario::INITIAL_PHASE)
+}
+
+fn canary_of<'a>(identity: &'a Identity, name: &str) -> Option<&'a Canary> {
+    identity.canaries.iter().find(|c| c.name == name)
+}
+
+fn request_of(f: &Finding) -> Option<String> {
+    match (&f.http_method, &f.http_path) {
+        (Some(m), Some(p)) => Some(format!("{m} {p}")),
+        _ => None,
+    }
+}
+
+/// Upload findings a rule covers.
+fn covered(rule: &ForbidRule, identity: &Identity, report: &Report) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for f in &report.findings {
+        if f.direction != Direction::Up {
+            continue;
+        }
+        let Some(canary) = canary_of(identity, &f.canary) else {
+            continue;
+        };
+        let phase = phase_of(f);
+        if !rule.covers(canary, &f.destination, phase) {
+            continue;
+        }
+        let request = request_of(f);
+        let at = match &request {
+            Some(r) => format!("{} {r}", f.destination),
+            None => format!("{} ({})", f.destination, f.protocol),
+        };
+        let times = if f.count == 1 {
+            "once".to_string()
+        } else {
+            format!("{} times", f.count)
+        };
+        out.push(Violation {
+            canary: f.canary.clone(),
+            encoding: f.encoding.clone(),
+            destination: f.destination.clone(),
+            request,
+            phase: phase.to_string(),
+            count: f.count,
+            packet: f.packet,
+            text: format!(
+                "{} ({}) sent to {at} during {phase}, {times}",
+                f.canary, f.encoding
+            ),
+        });
+    }
+    out
+}
+
+fn describe_forbid(rule: &ForbidRule) -> String {
+    let what = match &rule.canaries {
+        crate::scenario::CanarySelection::All => "any canary".to_string(),
+        crate::scenario::CanarySelection::Names(n) => n.join(", "),
+    };
+    let to = if rule.destinations.is_empty() {
+        "any destination".to_string()
+    } else {
+        rule.destinations
+            .iter()
+            .map(|g| g.as_str().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let during = if rule.phases.is_empty() {
+        String::new()
+    } else {
+        format!(" during {}", rule.phases.join(", "))
+    };
+    format!("no {what}, in any encoding, to {to}{during}")
+}
+
+/// Whether a conversation is the network's own service (DHCP, DNS to the gateway).
+fn is_infrastructure(flow: &crate::report::FlowRecord, gateway: &str) -> bool {
+    let port = flow.server.rsplit(':').next().unwrap_or("");
+    let host = flow
+        .server
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']'))
+        .unwrap_or("");
+    matches!(port, "67" | "68") || (port == "53" && host == gateway)
+}
+
+/// Judges a run.
+pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report, gateway: &str) -> Judgement {
+    let mut j = Judgement::default();
+    for rule in &scenario.policy.forbid {
+        let violations = covered(rule, identity, report);
+        j.rules.push(RuleResult {
+            kind: "forbid",
+            rule: describe_forbid(rule),
+            line: rule.line,
+            held: violations.is_empty(),
+            violations,
+        });
+    }
+    if let Some(allowed) = &scenario.policy.allow_destinations {
+        let mut violations = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for flow in &report.flows {
+            if is_infrastructure(flow, gateway) || allowed.iter().any(|g| g.matches(&flow.destination)) {
+                continue;
+            }
+            if seen.insert(flow.destination.clone()) {
+                violations.push(Violation {
+                    canary: String::new(),
+                    encoding: String::new(),
+                    destination: flow.destination.clone(),
+                    request: None,
+                    phase: String::new(),
+                    count: report
+                        .flows
+                        .iter()
+                        .filter(|f| f.destination == flow.destination)
+                        .count() as u64,
+                    packet: flow.first_packet,
+                    text: format!(
+                        "{} ({} {}) is not an allowed destination",
+                        flow.destination, flow.protocol, flow.server
+                    ),
+                });
+            }
+        }
+        j.rules.push(RuleResult {
+            kind: "allow_destinations",
+            rule: format!(
+                "only {} may be contacted",
+                allowed.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            line: 0,
+            held: violations.is_empty(),
+            violations,
+        });
+    }
+    for (glob, limit) in &scenario.policy.max_upload_bytes {
+        let sent: u64 = report
+            .flows
+            .iter()
+            .filter(|f| glob.matches(&f.destination))
+            .map(|f| f.bytes_up)
+            .sum();
+        let violations = if sent > *limit {
+            vec![Violation {
+                canary: String::new(),
+                encoding: String::new(),
+                destination: glob.as_str().to_string(),
+                request: None,
+                phase: String::new(),
+                count: 1,
+                packet: 0,
+                text: format!("{sent} bytes uploaded to {}, limit {limit}", glob.as_str()),
+            }]
+        } else {
+            Vec::new()
+        };
+        j.rules.push(RuleResult {
+            kind: "max_upload_bytes",
+            rule: format!("at most {limit} bytes to {}", glob.as_str()),
+            line: 0,
+            held: violations.is_empty(),
+            violations,
+        });
+    }
+    for step in &scenario.steps {
+        if let StepKind::ExpectNoUpload(check) = &step.kind {
+            let rule = ForbidRule {
+                canaries: check.canaries.clone(),
+                destinations: check.destinations.clone(),
+                phases: check.phase.iter().cloned().collect(),
+                line: step.line,
+            };
+            let violations = covered(&rule, identity, report);
+            j.rules.push(RuleResult {
+                kind: "expect_no_upload",
+                rule: describe_forbid(&rule),
+                line: step.line,
+                held: violations.is_empty(),
+                violations,
+            });
+        }
+    }
+    for claim in &scenario.claims {
+        let violations = covered(&claim.forbid, identity, report);
+        let (verdict, text) = if violations.is_empty() {
+            ("HOLDS", format!("CLAIM HOLDS   {}  \"{}\"", claim.id, claim.says))
+        } else {
+            let first = &violations[0];
+            let more = if violations.len() > 1 {
+                format!(" (and {} more)", violations.len() - 1)
+            } else {
+                String::new()
+            };
+            (
+                "BROKEN",
+                format!(
+                    "CLAIM BROKEN  {}  \"{}\"  — {}{more}",
+                    claim.id, claim.says, first.text
+                ),
+            )
+        };
+        j.claims.push(ClaimResult {
+            id: claim.id.clone(),
+            says: claim.says.clone(),
+            line: claim.line,
+            verdict,
+            violations,
+            text,
+        });
+    }
+    j
+}

@@ -95,12 +95,16 @@ kept), 130 interrupted.")]
         /// Scenarios run at the same time (default: the number of CPUs, at most 4).
         #[arg(long, short, value_name = "N")]
         jobs: Option<usize>,
-        /// QEMU accelerator: auto tries KVM and falls back to TCG when KVM does not work.
-        #[arg(long, value_enum, default_value_t = Accel::Auto)]
+        /// QEMU accelerator. TCG (software) works everywhere; `auto` tries KVM first and falls
+        /// back to TCG only when KVM fails to start, so use it only where KVM really runs guests
+        /// (on some CI machines /dev/kvm opens but guests never run).
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
     },
     /// Check scenarios without running them.
-    #[command(after_help = "Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column).")]
+    #[command(
+        after_help = "Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column)."
+    )]
     Validate {
         /// Scenario files, or folders of them.
         #[arg(required = true, value_name = "SCENARIO")]
@@ -136,7 +140,7 @@ Example:
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
 enum Accel {
-    /// KVM when it works, else TCG.
+    /// KVM, falling back to TCG when KVM cannot start.
     Auto,
     /// Software emulation only.
     Tcg,
@@ -483,7 +487,10 @@ fn validate(paths: &[PathBuf]) -> Result<ExitCode, Error> {
 
 /// Progress lines (plain, one per step) or spinners on a terminal.
 struct RunProgress {
-    bars: Option<(indicatif::MultiProgress, std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>)>,
+    bars: Option<(
+        indicatif::MultiProgress,
+        std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    )>,
 }
 
 impl RunProgress {
@@ -492,8 +499,9 @@ impl RunProgress {
             return RunProgress { bars: None };
         }
         let multi = indicatif::MultiProgress::new();
-        let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        let style =
+            indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
         let mut map = std::collections::HashMap::new();
         for n in names {
             let pb = multi.add(indicatif::ProgressBar::new_spinner());
@@ -584,7 +592,11 @@ fn run_scenarios(
     let command_line: Vec<String> = std::env::args().collect();
     let names: Vec<String> = dirs
         .iter()
-        .map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .map(|d| {
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
         .collect();
     let progress = Arc::new(RunProgress::new(&names));
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -110,7 +110,12 @@ pub fn vnet_config(scenario: &Scenario) -> VnetConfig {
                 std::net::IpAddr::V6(_) => None,
             })
             .collect(),
-        nxdomain: net.dns.nxdomain.iter().map(|g| g.as_str().to_string()).collect(),
+        nxdomain: net
+            .dns
+            .nxdomain
+            .iter()
+            .map(|g| g.as_str().to_string())
+            .collect(),
         ..DnsConfig::default()
     };
     VnetConfig {
@@ -165,17 +170,30 @@ pub async fn run_scenario(
     let dir = &opts.dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", dir.display())))?;
-    for f in ["capture.pcap", "console.log", "report.json", "manifest.json", "disk.img"] {
+    for f in [
+        "capture.pcap",
+        "console.log",
+        "report.json",
+        "manifest.json",
+        "disk.img",
+    ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    let sockets = TempDir(socket_dir().map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?);
+    let sockets = TempDir(
+        socket_dir()
+            .map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?,
+    );
     let net_sock = sockets.0.join("net.sock");
     let qmp_sock = sockets.0.join("qmp.sock");
     let disk = match &q.disk {
         Some(src) => {
             let dst = dir.join("disk.img");
             std::fs::copy(src, &dst).map_err(|e| {
-                RunError::Setup(format!("cannot copy the disk image {} to {}: {e}", src.display(), dst.display()))
+                RunError::Setup(format!(
+                    "cannot copy the disk image {} to {}: {e}",
+                    src.display(),
+                    dst.display()
+                ))
             })?;
             Some(dst)
         }
@@ -186,7 +204,10 @@ pub async fn run_scenario(
         kernel: q.kernel.clone(),
         initrd: q.initrd.clone(),
         disk,
-        append: q.append.clone().unwrap_or_else(|| DEFAULT_APPEND.to_string()),
+        append: q
+            .append
+            .clone()
+            .unwrap_or_else(|| DEFAULT_APPEND.to_string()),
         memory_mib: u64::from(q.memory_mib),
         cpus: q.cpus,
         accel: opts.accel.clone(),
@@ -228,7 +249,14 @@ pub async fn run_scenario(
             let label = step.label(i);
             progress.step(&scenario.name, i, total, &label);
             let t0 = now_nanos();
-            let fut = execute_step(scenario, step, qm, q.boot_timeout, boot_pattern.as_deref(), dir);
+            let fut = execute_step(
+                scenario,
+                step,
+                qm,
+                q.boot_timeout,
+                boot_pattern.as_deref(),
+                dir,
+            );
             let result = tokio::select! {
                 r = fut => r,
                 _ = cancel.wait_for(|c| *c) => Err(StepFailure::Interrupted),
@@ -265,7 +293,10 @@ pub async fn run_scenario(
                     break;
                 }
                 Err(StepFailure::Target(e)) => {
-                    failure = Some(RunError::Step { step: label, source: e });
+                    failure = Some(RunError::Step {
+                        step: label,
+                        source: e,
+                    });
                     break;
                 }
             }
@@ -287,7 +318,10 @@ pub async fn run_scenario(
     progress.note(&scenario.name, "analysing the capture");
     let matcher = Arc::new(Matcher::new(&identity));
     let cfg = Config {
-        phases: phases.iter().map(|p| (p.start_ns, p.name.clone())).collect(),
+        phases: phases
+            .iter()
+            .map(|p| (p.start_ns, p.name.clone()))
+            .collect(),
         ..Config::default()
     };
     let analysis = crate::analyze_file(&pcap, matcher, cfg, |_| {})
@@ -444,7 +478,9 @@ async fn execute_step(
                     c
                 }
                 HostCommand::Argv(v) => {
-                    let mut c = tokio::process::Command::new(v.first().map(String::as_str).unwrap_or("true"));
+                    let mut c = tokio::process::Command::new(
+                        v.first().map(String::as_str).unwrap_or("true"),
+                    );
                     c.args(v.iter().skip(1));
                     c
                 }
@@ -469,7 +505,9 @@ async fn execute_step(
                 ))
                 .into());
             }
-            Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string()))
+            Ok(Some(
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            ))
         }
         StepKind::ExpectNoUpload(_) => Ok(Some("checked against the whole run's findings".into())),
     }

@@ -198,7 +198,10 @@ impl Manifest {
         let scenario_hash = hash_file(source)?;
         let crate::scenario::Target::Qemu(q) = &scenario.target;
         let mut images = Vec::new();
-        for p in [Some(&q.kernel), q.initrd.as_ref(), q.disk.as_ref()].into_iter().flatten() {
+        for p in [Some(&q.kernel), q.initrd.as_ref(), q.disk.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             images.push(hash_file(p)?);
         }
         let mut artifacts = Vec::new();

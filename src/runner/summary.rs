@@ -86,7 +86,10 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
     };
     let mut per_phase: BTreeMap<(usize, &str), BTreeMap<&str, (u64, u64, &str)>> = BTreeMap::new();
     for f in &r.analysis.flows {
-        if f.server.ends_with(":67") || f.server.ends_with(":68") || f.server.starts_with("10.77.0.1:") {
+        if f.server.ends_with(":67")
+            || f.server.ends_with(":68")
+            || f.server.starts_with("10.77.0.1:")
+        {
             continue;
         }
         let ph = phase_at(f.first_ns);
@@ -95,7 +98,15 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             .entry((order, ph))
             .or_default()
             .entry(f.destination.as_str())
-            .or_insert((0, 0, if f.app.is_empty() { f.protocol.as_str() } else { f.app.as_str() }));
+            .or_insert((
+                0,
+                0,
+                if f.app.is_empty() {
+                    f.protocol.as_str()
+                } else {
+                    f.app.as_str()
+                },
+            ));
         e.0 += 1;
         e.1 += f.bytes_up;
     }
@@ -111,31 +122,37 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             let _ = writeln!(s, "    {ph}: {}", list.join("; "));
         }
     }
-    let ups: Vec<_> = r
+    // Canaries that went up, added up over conversations.
+    let mut ups: Vec<(String, u64)> = Vec::new();
+    for f in r
         .analysis
         .findings
         .iter()
         .filter(|f| f.direction == Direction::Up)
-        .collect();
+    {
+        let req = match (&f.http_method, &f.http_path) {
+            (Some(m), Some(p)) => format!(" {m} {p}"),
+            _ => String::new(),
+        };
+        let key = format!(
+            "{} ({}) → {}{req} [{}] during {}",
+            f.canary,
+            f.encoding,
+            f.destination,
+            f.protocol,
+            f.phase.as_deref().unwrap_or("boot")
+        );
+        match ups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += f.count,
+            None => ups.push((key, f.count)),
+        }
+    }
     if ups.is_empty() {
         let _ = writeln!(s, "  canaries found: none");
     } else {
         let _ = writeln!(s, "  canaries found:");
-        for f in ups.iter().take(40) {
-            let req = match (&f.http_method, &f.http_path) {
-                (Some(m), Some(p)) => format!(" {m} {p}"),
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                s,
-                "    {} ({}) → {}{req} [{}] during {} ×{}",
-                f.canary,
-                f.encoding,
-                f.destination,
-                f.protocol,
-                f.phase.as_deref().unwrap_or("boot"),
-                f.count
-            );
+        for (k, n) in ups.iter().take(40) {
+            let _ = writeln!(s, "    {k} ×{n}");
         }
         if ups.len() > 40 {
             let _ = writeln!(s, "    … {} more in report.json", ups.len() - 40);

@@ -101,9 +101,10 @@ fn request_of(f: &Finding) -> Option<String> {
     }
 }
 
-/// Upload findings a rule covers.
+/// Upload findings a rule covers, one violation per (canary, encoding, destination, request,
+/// phase) with the occurrences of every conversation added up.
 fn covered(rule: &ForbidRule, identity: &Identity, report: &Report) -> Vec<Violation> {
-    let mut out = Vec::new();
+    let mut out: Vec<Violation> = Vec::new();
     for f in &report.findings {
         if f.direction != Direction::Up {
             continue;
@@ -116,15 +117,17 @@ fn covered(rule: &ForbidRule, identity: &Identity, report: &Report) -> Vec<Viola
             continue;
         }
         let request = request_of(f);
-        let at = match &request {
-            Some(r) => format!("{} {r}", f.destination),
-            None => format!("{} ({})", f.destination, f.protocol),
-        };
-        let times = if f.count == 1 {
-            "once".to_string()
-        } else {
-            format!("{} times", f.count)
-        };
+        if let Some(v) = out.iter_mut().find(|v| {
+            v.canary == f.canary
+                && v.encoding == f.encoding
+                && v.destination == f.destination
+                && v.request == request
+                && v.phase == phase
+        }) {
+            v.count += f.count;
+            v.packet = v.packet.min(f.packet);
+            continue;
+        }
         out.push(Violation {
             canary: f.canary.clone(),
             encoding: f.encoding.clone(),
@@ -133,18 +136,30 @@ fn covered(rule: &ForbidRule, identity: &Identity, report: &Report) -> Vec<Viola
             phase: phase.to_string(),
             count: f.count,
             packet: f.packet,
-            text: format!(
-                "{} ({}) sent to {at} during {phase}, {times}",
-                f.canary, f.encoding
-            ),
+            text: String::new(),
         });
+    }
+    for v in &mut out {
+        let at = match &v.request {
+            Some(r) => format!("{} {r}", v.destination),
+            None => v.destination.clone(),
+        };
+        let times = if v.count == 1 {
+            "once".to_string()
+        } else {
+            format!("{} times", v.count)
+        };
+        v.text = format!(
+            "{} ({}) sent to {at} during {}, {times}",
+            v.canary, v.encoding, v.phase
+        );
     }
     out
 }
 
 fn describe_forbid(rule: &ForbidRule) -> String {
     let what = match &rule.canaries {
-        crate::scenario::CanarySelection::All => "any canary".to_string(),
+        crate::scenario::CanarySelection::All => "canary".to_string(),
         crate::scenario::CanarySelection::Names(n) => n.join(", "),
     };
     let to = if rule.destinations.is_empty() {
@@ -176,7 +191,12 @@ fn is_infrastructure(flow: &crate::report::FlowRecord, gateway: &str) -> bool {
 }
 
 /// Judges a run.
-pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report, gateway: &str) -> Judgement {
+pub fn judge(
+    scenario: &Scenario,
+    identity: &Identity,
+    report: &Report,
+    gateway: &str,
+) -> Judgement {
     let mut j = Judgement::default();
     for rule in &scenario.policy.forbid {
         let violations = covered(rule, identity, report);
@@ -192,7 +212,9 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report, gateway:
         let mut violations = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for flow in &report.flows {
-            if is_infrastructure(flow, gateway) || allowed.iter().any(|g| g.matches(&flow.destination)) {
+            if is_infrastructure(flow, gateway)
+                || allowed.iter().any(|g| g.matches(&flow.destination))
+            {
                 continue;
             }
             if seen.insert(flow.destination.clone()) {
@@ -219,7 +241,11 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report, gateway:
             kind: "allow_destinations",
             rule: format!(
                 "only {} may be contacted",
-                allowed.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             line: 0,
             held: violations.is_empty(),
@@ -276,7 +302,10 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report, gateway:
     for claim in &scenario.claims {
         let violations = covered(&claim.forbid, identity, report);
         let (verdict, text) = if violations.is_empty() {
-            ("HOLDS", format!("CLAIM HOLDS   {}  \"{}\"", claim.id, claim.says))
+            (
+                "HOLDS",
+                format!("CLAIM HOLDS   {}  \"{}\"", claim.id, claim.says),
+            )
         } else {
             let first = &violations[0];
             let more = if violations.len() > 1 {

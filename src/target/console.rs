@@ -98,8 +98,8 @@ impl ShellCall {
         // A shell prompt (`# `, `$ `) may sit in front of a marker on its line.
         let begin =
             Regex::new(&format!(r"(?m)^(?:[#$>%] ?)*__TT_B{n}__\r?\n")).expect("static regex");
-        let end = Regex::new(&format!(r"(?m)^(?:[#$>%] ?)*__TT_E{n}_(\d+)__\r?$"))
-            .expect("static regex");
+        let end =
+            Regex::new(&format!(r"(?m)^(?:[#$>%] ?)*__TT_E{n}_(\d+)__\r?$")).expect("static regex");
         ShellCall {
             begin,
             end,

@@ -31,7 +31,7 @@ cs_json() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/	/\\t/g
 # Lines on stdin -> "a","b",... (a JSON array's inside).
 cs_json_list() {
 	local l sep=
-	while IFS= read -r l; do
+	while IFS= read -r l || [ -n "$l" ]; do
 		printf '%s"%s"' "$sep" "$(cs_json "$l")"
 		sep=,
 	done

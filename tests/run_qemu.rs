@@ -1,0 +1,413 @@
+//! `telltale run` end to end: the demo firmware in QEMU on the vnet, and the ways a run can
+//! go wrong (a guest that never prints the awaited line, QEMU killed mid-run, Ctrl-C).
+//!
+//! Needs `qemu-system-x86_64` and the demo images (`ci/build-demo-images`); `.ci/run` has
+//! both. Elsewhere each test says why it is skipped. The missing-kernel test needs neither.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_telltale")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn images() -> PathBuf {
+    repo().join("target/demo-images")
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Why QEMU tests cannot run here, if they cannot.
+fn unsupported() -> Option<String> {
+    if !on_path("qemu-system-x86_64") {
+        return Some("needs qemu-system-x86_64 (apt-get install --no-install-recommends qemu-system-x86); `.ci/run` installs it".into());
+    }
+    if !images().join("vmlinuz").is_file() || !images().join("cloudsync-v1.cpio.gz").is_file() {
+        return Some("needs the demo images: run ci/build-demo-images (`.ci/run` does)".into());
+    }
+    None
+}
+
+macro_rules! skip_unless_qemu {
+    () => {
+        if let Some(why) = unsupported() {
+            eprintln!("SKIPPED {}: {}", module_path!(), why);
+            return;
+        }
+    };
+}
+
+fn workdir(tag: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("run-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn report(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("report.json"))
+        .unwrap_or_else(|e| panic!("{}/report.json: {e}", dir.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Upload findings as (canary, encoding, destination, request, phase).
+fn uploads(r: &Value) -> Vec<(String, String, String, String, String)> {
+    r["analysis"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["direction"] == "up")
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+            (
+                s("canary"),
+                s("encoding"),
+                s("destination"),
+                format!("{} {}", s("http_method"), s("http_path")),
+                s("phase"),
+            )
+        })
+        .collect()
+}
+
+/// QEMU processes whose command line mentions `needle` (the run's folder: the per-run disk copy
+/// lives there).
+fn qemus_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.starts_with("qemu-system") && cmd.contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn demo_releases_v1_and_v2_fix_fail_with_what_persisted() {
+    skip_unless_qemu!();
+    let out = workdir("demo-fail");
+    let o = run(&[
+        "run",
+        "scenarios/cloudsync-v1.yaml",
+        "scenarios/cloudsync-v2-fix.yaml",
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(all.contains("CLAIM BROKEN  KST-2014-0001"), "{all}");
+
+    // v1: everything in plain text to the account service, after consent was declined.
+    let v1 = report(&out.join("cloudsync-v1"));
+    assert_eq!(v1["verdict"], "fail");
+    let up = uploads(&v1);
+    for canary in ["imei", "phone", "contacts[0]", "contacts[1]", "contacts[2]"] {
+        assert!(
+            up.iter().any(|u| u.0 == canary
+                && u.1 == "raw"
+                && u.2 == "api.account.kestrel.example"
+                && u.3 == "POST /v1/register"
+                && u.4 == "consent_declined"),
+            "v1 {canary}: {up:#?}"
+        );
+    }
+    assert_eq!(v1["judgement"]["claims"][0]["verdict"], "BROKEN");
+
+    // v2-fix: the "fix" still sends the contacts sha1-hashed and the IMEI base64-encoded.
+    let v2 = report(&out.join("cloudsync-v2-fix"));
+    assert_eq!(v2["verdict"], "fail");
+    let up = uploads(&v2);
+    for (canary, enc) in [
+        ("contacts[0]", "sha1>hex"),
+        ("contacts[1]", "sha1>hex"),
+        ("contacts[2]", "sha1>hex"),
+        ("imei", "base64"),
+    ] {
+        assert!(
+            up.iter().any(|u| u.0 == canary
+                && u.1 == enc
+                && u.2 == "sync.kestrel.example"
+                && u.3 == "POST /v2/sync"
+                && u.4 == "consent_declined"),
+            "v2-fix {canary} {enc}: {up:#?}"
+        );
+    }
+    assert!(
+        !up.iter().any(|u| u.1 == "raw" && u.4 == "consent_declined"),
+        "no plain upload any more: {up:#?}"
+    );
+    let claim = &v2["judgement"]["claims"][0];
+    assert_eq!(claim["verdict"], "BROKEN");
+    assert!(claim["text"]
+        .as_str()
+        .unwrap()
+        .contains("sync.kestrel.example POST /v2/sync"));
+
+    // The run's records: steps, phases, the network's side, the manifest.
+    for dir in [out.join("cloudsync-v1"), out.join("cloudsync-v2-fix")] {
+        let r = report(&dir);
+        let phases: Vec<&str> = r["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(phases, ["boot", "setup", "consent_declined"]);
+        assert!(r["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["outcome"] == "ok"));
+        let events = r["vnet"]["events"].as_array().unwrap();
+        assert!(events
+            .iter()
+            .any(|e| e["event"] == "dhcp" && e["lease"]["hostname"] == "kestrel-phone"));
+        assert!(events.iter().any(
+            |e| e["event"] == "dns" && e["name"].as_str().unwrap().ends_with("kestrel.example")
+        ));
+        assert!(events
+            .iter()
+            .any(|e| e["event"] == "http" && e["status"] == 200));
+        assert_eq!(r["vnet"]["frames_dropped"], 0);
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        let pcap = m["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["path"].as_str().unwrap().ends_with("capture.pcap"))
+            .unwrap();
+        let bytes = std::fs::read(dir.join("capture.pcap")).unwrap();
+        use sha2::Digest;
+        let digest: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(pcap["sha256"], digest.as_str());
+        assert_eq!(
+            m["images"].as_array().unwrap().len(),
+            3,
+            "kernel, initrd, disk"
+        );
+        // The capture analysed again from the file gives the same findings.
+        let again = run(&[
+            "analyze",
+            dir.join("capture.pcap").to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert!(again.status.code() == Some(0) || again.status.code() == Some(1));
+    }
+    assert!(
+        qemus_mentioning(out.to_str().unwrap()).is_empty(),
+        "QEMU left running"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn demo_release_v3_passes() {
+    skip_unless_qemu!();
+    let out = workdir("demo-pass");
+    let o = run(&[
+        "run",
+        "scenarios/cloudsync-v3.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    let r = report(&out.join("cloudsync-v3"));
+    assert_eq!(r["verdict"], "pass");
+    assert!(uploads(&r).is_empty(), "{:#?}", uploads(&r));
+    assert_eq!(r["judgement"]["claims"][0]["verdict"], "HOLDS");
+    // It still talked to its vendor (a config fetch without personal data): the run saw traffic.
+    assert!(r["analysis"]["http_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["path"] == "/v3/config"));
+    assert!(all.contains("PASS"));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn scenario_file(dir: &Path, name: &str, kernel: &Path, steps: &str) -> PathBuf {
+    let img = images();
+    let text = format!(
+        "name: {name}\ntarget:\n  kind: qemu\n  kernel: {}\n  initrd: {}\n  disk: {}\n  append: \"console=ttyS0 quiet loglevel=3\"\nidentity:\n  seed: 1\nsteps:\n{steps}",
+        kernel.display(),
+        img.join("cloudsync-v3.cpio.gz").display(),
+        img.join("data.img").display()
+    );
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_kernel_that_does_not_exist_is_invalid_input_with_its_line() {
+    let dir = workdir("nokernel");
+    std::fs::write(dir.join("fake.cpio.gz"), b"x").unwrap();
+    let p = dir.join("s.yaml");
+    std::fs::write(
+        &p,
+        "target:\n  kind: qemu\n  kernel: missing/vmlinuz\n  initrd: fake.cpio.gz\nidentity:\n  seed: 1\nsteps:\n  - idle: 1s\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(all.contains("s.yaml:3:"), "{all}");
+    assert!(all.contains("missing/vmlinuz"), "{all}");
+    assert!(!dir.join("out").exists(), "nothing was run");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_guest_that_never_prints_the_awaited_line_is_an_infrastructure_failure() {
+    skip_unless_qemu!();
+    let dir = workdir("never");
+    let p = scenario_file(
+        &dir,
+        "never",
+        &images().join("vmlinuz"),
+        "  - name: wait for a line that never comes\n    wait_for: \"this line is never printed\"\n    timeout: 15s\n",
+    );
+    let out = dir.join("out");
+    let o = run(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("step 1 \"wait for a line that never comes\""),
+        "{all}"
+    );
+    assert!(all.contains("timed out after 15s"), "{all}");
+    let run_dir = out.join("never");
+    let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
+    assert!(
+        console.contains("telltale-demo: ready"),
+        "console log kept: {console}"
+    );
+    assert_eq!(report(&run_dir)["verdict"], "error");
+    assert!(run_dir.join("capture.pcap").is_file());
+    assert!(qemus_mentioning(out.to_str().unwrap()).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `telltale run` in the background and waits until the guest is up.
+fn start_until_ready(dir: &Path, name: &str) -> (Child, PathBuf) {
+    let p = scenario_file(
+        dir,
+        name,
+        &images().join("vmlinuz"),
+        "  - wait_for: \"telltale-demo: ready\"\n    timeout: 120s\n  - idle: 120s\n",
+    );
+    let out = dir.join("out");
+    let child = Command::new(bin())
+        .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let console = out.join(name).join("console.log");
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&console)
+        .unwrap_or_default()
+        .contains("telltale-demo: ready")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the guest did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (child, out)
+}
+
+#[test]
+fn qemu_killed_mid_run_ends_the_run_with_a_clear_message() {
+    skip_unless_qemu!();
+    let dir = workdir("killed");
+    let (child, out) = start_until_ready(&dir, "killed");
+    let pids = qemus_mentioning(out.to_str().unwrap());
+    assert_eq!(pids.len(), 1, "one QEMU for the run");
+    // SAFETY: SIGKILL to the QEMU this test's telltale started.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("stopped unexpectedly (killed by signal 9 (SIGKILL))"),
+        "{all}"
+    );
+    assert!(all.contains("idle"), "names the step: {all}");
+    let run_dir = out.join("killed");
+    assert_eq!(report(&run_dir)["verdict"], "error");
+    assert!(run_dir.join("console.log").is_file() && run_dir.join("manifest.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_stops_qemu_keeps_the_artifacts_and_exits_130() {
+    skip_unless_qemu!();
+    let dir = workdir("ctrlc");
+    let (child, out) = start_until_ready(&dir, "ctrlc");
+    assert_eq!(qemus_mentioning(out.to_str().unwrap()).len(), 1);
+    let t0 = Instant::now();
+    // SAFETY: SIGINT to the telltale this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{all}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "stopped promptly");
+    assert!(all.contains("interrupted"), "{all}");
+    let run_dir = out.join("ctrlc");
+    let r = report(&run_dir);
+    assert_eq!(r["verdict"], "interrupted");
+    assert!(
+        r["analysis"]["capture"]["packets"].as_u64().unwrap() > 0,
+        "the capture so far was analysed"
+    );
+    assert!(
+        qemus_mentioning(out.to_str().unwrap()).is_empty(),
+        "QEMU left running"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

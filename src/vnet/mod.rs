@@ -41,7 +41,7 @@ pub use sink::SinkResponse;
 pub type PortId = usize;
 
 /// Receive buffer of each TCP connection (the advertised window).
-const TCP_RX_BUFFER: usize = 64 * 1024;
+const TCP_RX_BUFFER: usize = 256 * 1024;
 /// Send buffer of each TCP connection (the sink's answers are small).
 const TCP_TX_BUFFER: usize = 4 * 1024;
 /// How often every connection is looked at (timers, closes), at most.
@@ -193,6 +193,12 @@ pub struct Vnet {
     stats: VnetStats,
     scratch: Vec<u8>,
     last_sweep: u64,
+    /// Inside [`Vnet::handle_batch`]: TCP segments are queued and processed together.
+    batching: bool,
+    /// Connections that got segments since smoltcp last ran.
+    touched: Vec<ConnKey>,
+    /// Connections opened since smoltcp last ran.
+    fresh: Vec<ConnKey>,
 }
 
 impl Vnet {
@@ -230,6 +236,9 @@ impl Vnet {
             stats: VnetStats::default(),
             scratch: vec![0u8; TCP_RX_BUFFER],
             last_sweep: now,
+            batching: false,
+            touched: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -292,6 +301,21 @@ impl Vnet {
                 .poll(instant(now), &mut self.dev, &mut self.sockets);
         }
         self.flush_ip();
+    }
+
+    /// Handles frames that arrived together: TCP segments among them go through smoltcp in
+    /// one pass, so a burst of segments is acknowledged once, as a kernel would.
+    pub fn handle_batch<'a>(
+        &mut self,
+        frames: impl IntoIterator<Item = (PortId, &'a [u8])>,
+        now: u64,
+    ) {
+        self.batching = true;
+        for (port, frame) in frames {
+            self.handle_frame(port, frame, now);
+        }
+        self.batching = false;
+        self.process_tcp(now);
     }
 
     /// Handles one Ethernet frame from a target on `port`.
@@ -535,13 +559,69 @@ impl Vnet {
             }
         }
         self.dev.rx.push_back(packet.to_vec());
+        self.touched.push(key);
+        if !self.batching {
+            self.process_tcp(now);
+        }
+    }
+
+    /// Runs smoltcp over the queued segments, then the applications of the connections
+    /// that got them.
+    fn process_tcp(&mut self, now: u64) {
+        if self.dev.rx.is_empty() && self.touched.is_empty() {
+            return;
+        }
         self.iface
             .poll(instant(now), &mut self.dev, &mut self.sockets);
-        if self.conns.contains_key(&key) && self.service(key, now) {
+        self.reconcile();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        let mut acted = false;
+        for key in &touched {
+            if self.conns.contains_key(key) {
+                acted |= self.service(*key, now);
+            }
+        }
+        touched.clear();
+        self.touched = touched;
+        if acted {
             self.iface
                 .poll(instant(now), &mut self.dev, &mut self.sockets);
         }
         self.flush_ip();
+    }
+
+    /// When several SYNs for the same address and port were processed in one pass, smoltcp
+    /// may have given a SYN to another connection's listening socket: match sockets to
+    /// connections by their endpoints again.
+    fn reconcile(&mut self) {
+        let fresh = std::mem::take(&mut self.fresh);
+        if fresh.len() < 2 {
+            return;
+        }
+        let mut by_pair = HashMap::new();
+        let mut unmatched = Vec::new();
+        for k in &fresh {
+            let Some(h) = self.conns.get(k).map(|c| c.handle) else {
+                continue;
+            };
+            let s = self.sockets.get::<tcp::Socket>(h);
+            match (s.remote_endpoint(), s.local_endpoint()) {
+                (Some(r), Some(l)) => {
+                    by_pair.insert((r, l), h);
+                }
+                _ => unmatched.push(h),
+            }
+        }
+        for k in &fresh {
+            let want = (endpoint(k.0), endpoint(k.1));
+            if let Some(c) = self.conns.get_mut(k) {
+                if let Some(h) = by_pair.remove(&want).or_else(|| unmatched.pop()) {
+                    c.handle = h;
+                }
+            }
+        }
     }
 
     /// Creates the listening socket that will take this SYN.
@@ -559,6 +639,7 @@ impl Vnet {
         }
         sock.set_nagle_enabled(false);
         let handle = self.sockets.add(sock);
+        self.fresh.push(key);
         let id = self.next_conn;
         self.next_conn += 1;
         self.stats.connections += 1;
@@ -718,6 +799,10 @@ impl Vnet {
             .unwrap_or(0);
         u32::from(ip) | mask == u32::MAX
     }
+}
+
+fn endpoint(a: SocketAddrV4) -> smoltcp::wire::IpEndpoint {
+    smoltcp::wire::IpEndpoint::new(Ipv4Address::from(a.ip().octets()).into(), a.port())
 }
 
 fn instant(now_nanos: u64) -> Instant {

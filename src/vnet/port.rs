@@ -31,8 +31,8 @@ pub const MAX_FRAME: usize = 65_550;
 
 /// Reads whole frames from a target.
 pub enum FrameRead {
-    /// QEMU stream socket.
-    Stream(OwnedReadHalf),
+    /// QEMU stream socket (buffered: one read often brings many frames).
+    Stream(tokio::io::BufReader<OwnedReadHalf>),
     /// TAP device.
     Tap(std::sync::Arc<AsyncFd<OwnedFd>>),
 }
@@ -160,7 +160,10 @@ impl StreamPort {
     /// Splits an accepted connection into a frame reader and writer.
     pub fn split(stream: UnixStream) -> (FrameRead, FrameWrite) {
         let (r, w) = stream.into_split();
-        (FrameRead::Stream(r), FrameWrite::Stream(w))
+        (
+            FrameRead::Stream(tokio::io::BufReader::with_capacity(256 * 1024, r)),
+            FrameWrite::Stream(w),
+        )
     }
 }
 

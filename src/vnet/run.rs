@@ -210,12 +210,13 @@ async fn drive(
                 while batch.len() < 64 {
                     match ingress.try_recv() { Ok(f) => batch.push(f), Err(_) => break }
                 }
+                let now = now_nanos();
+                let mut frames = Vec::with_capacity(batch.len());
                 for (port, item) in batch {
                     match item {
                         Ok(Some(frame)) => {
-                            let now = now_nanos();
                             pcap.write_frame(now, &frame)?;
-                            vnet.handle_frame(port, &frame, now);
+                            frames.push((port, frame));
                         }
                         Ok(None) => { if let Some(p) = ports.get_mut(port) { *p = None; } }
                         Err(e) => {
@@ -224,6 +225,7 @@ async fn drive(
                         }
                     }
                 }
+                vnet.handle_batch(frames.iter().map(|(p, f)| (*p, f.as_slice())), now);
             },
             _ = tokio::time::sleep(delay) => {
                 vnet.poll(now_nanos());

@@ -42,6 +42,8 @@ struct Device_ {
     /// Every frame the device sent / received, for assertions.
     sent: Vec<Vec<u8>>,
     received: Vec<Vec<u8>>,
+    /// Hand the segment all frames of a step at once (`handle_batch`), as the driver does.
+    batch: bool,
 }
 
 impl Device_ {
@@ -64,6 +66,7 @@ impl Device_ {
             now: T0,
             sent: Vec::new(),
             received: Vec::new(),
+            batch: false,
         }
     }
 
@@ -73,6 +76,11 @@ impl Device_ {
         for _ in 0..steps {
             self.iface
                 .poll(instant(self.now), &mut self.dev, &mut self.sockets);
+            if self.batch {
+                let frames: Vec<Vec<u8>> = self.dev.tx.drain(..).collect();
+                net.handle_batch(frames.iter().map(|f| (0, f.as_slice())), self.now);
+                self.sent.extend(frames);
+            }
             while let Some(f) = self.dev.tx.pop_front() {
                 net.handle_frame(0, &f, self.now);
                 self.sent.push(f);
@@ -286,8 +294,20 @@ use sha2::{Digest, Sha256};
 
 #[test]
 fn many_concurrent_connections_to_one_port() {
+    concurrent_connections(false);
+}
+
+#[test]
+fn simultaneous_syns_in_one_batch_keep_each_connection_its_own() {
+    // All SYNs to the same address and port reach smoltcp in one pass: whichever listening
+    // socket takes which SYN, every request must be logged on its own connection.
+    concurrent_connections(true);
+}
+
+fn concurrent_connections(batch: bool) {
     let mut net = net();
     let mut d = Device_::new(Some(Ipv4Addr::new(10, 77, 0, 10)));
+    d.batch = batch;
     let n = 300u16;
     let mut handles = Vec::new();
     for i in 0..n {

@@ -31,7 +31,7 @@ pub enum Verdict {
 }
 
 /// Which scenario.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScenarioInfo {
     /// Scenario name.
     pub name: String,
@@ -63,7 +63,7 @@ pub struct StepRecord {
 }
 
 /// A phase of the run and when it lasted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseSpan {
     /// Phase name (`boot` until the first `phase` step).
     pub name: String,
@@ -116,6 +116,50 @@ pub struct RunReport {
     pub analysis: Report,
     /// The network's log.
     pub vnet: VnetRecord,
+}
+
+/// A `report.json` read back (by `check`, `compare`, `verify`): the parts later commands use.
+/// Unknown fields are ignored, so older and newer reports read alike.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredRun {
+    /// Which scenario.
+    pub scenario: ScenarioInfo,
+    /// How it ended.
+    pub verdict: Verdict,
+    /// Why it could not be carried out.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Start of the run.
+    pub start_ns: u64,
+    /// End of the run.
+    pub end_ns: u64,
+    /// Phases with their time spans.
+    pub phases: Vec<PhaseSpan>,
+    /// Policy, checks and claims, as written.
+    pub judgement: serde_json::Value,
+    /// The analysis report.
+    pub analysis: Report,
+}
+
+impl StoredRun {
+    /// Reads `report.json` from a run's folder, or a report file given directly.
+    pub fn load(path: &Path) -> Result<StoredRun, String> {
+        let file = if path.is_dir() {
+            path.join("report.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not a telltale run report: {e} (line {}, column {})",
+                file.display(),
+                e.line(),
+                e.column()
+            )
+        })
+    }
 }
 
 /// A file and its SHA-256.

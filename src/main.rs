@@ -101,6 +101,57 @@ kept), 130 interrupted.")]
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
     },
+    /// Check a patch's claims: run the scenario on the release before and after the fix.
+    #[command(after_help = "\
+Each of the scenario's `claims:` gets a verdict:
+  FIXED           the leak was seen before the fix and is gone after it
+  STILL LEAKING   the leak is still there after the fix
+  NOT REPRODUCED  the leak was not seen before the fix either, so the run does not show the fix
+  INCONCLUSIVE    a run could not observe it (failed, never reached the phase, traffic encrypted)
+
+--before/--after take a firmware image (it replaces the scenario's initrd, or its disk when it has no
+initrd) or another scenario file of the same firmware (its target is used).
+
+Writes an evidence bundle OUT/verify-<scenario>/ and OUT/verify-<scenario>.tar.gz: both runs' captures,
+reports, console logs and manifests, the scenario, the verdicts, and MANIFEST.json with the SHA-256 of
+every file and of both images, telltale's version and the command line.
+
+Example:
+  telltale verify scenarios/cloudsync-v1.yaml --before target/demo-images/cloudsync-v1.cpio.gz \\
+      --after target/demo-images/cloudsync-v2-fix.cpio.gz
+
+Exit codes: 0 every claim FIXED, 1 a claim is STILL LEAKING, 2 invalid input, 3 a run failed to start,
+4 a claim is INCONCLUSIVE or NOT REPRODUCED.")]
+    Verify {
+        /// The scenario whose claims are checked.
+        scenario: PathBuf,
+        /// The release before the fix: an image file, or a scenario file.
+        #[arg(long, value_name = "IMAGE_OR_SCENARIO")]
+        before: PathBuf,
+        /// The release after the fix: an image file, or a scenario file.
+        #[arg(long, value_name = "IMAGE_OR_SCENARIO")]
+        after: PathBuf,
+        /// Where the evidence bundle goes.
+        #[arg(long, short, default_value = "telltale-out", value_name = "DIR")]
+        out: PathBuf,
+        /// QEMU accelerator (see `telltale run --help`).
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+    },
+    /// Compare the canary uploads of two runs: what persisted, what disappeared, what appeared.
+    #[command(after_help = "\
+RUN_A and RUN_B are artifacts folders of `telltale run` (or their report.json files).
+
+Exit codes: 0 run B uploads no canary, 1 run B still (or newly) uploads a canary, 2 unreadable report.")]
+    Compare {
+        /// The earlier run.
+        run_a: PathBuf,
+        /// The later run.
+        run_b: PathBuf,
+        /// Output format.
+        #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Check scenarios without running them.
     #[command(
         after_help = "Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column)."
@@ -237,6 +288,18 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             accel,
         } => run_scenarios(&scenarios, &out, jobs, accel),
         Command::Validate { scenarios } => validate(&scenarios),
+        Command::Verify {
+            scenario,
+            before,
+            after,
+            out,
+            accel,
+        } => verify(&scenario, &before, &after, &out, accel),
+        Command::Compare {
+            run_a,
+            run_b,
+            format,
+        } => compare(&run_a, &run_b, format),
         Command::Vnet {
             listen,
             pcap,
@@ -553,58 +616,50 @@ impl telltale::runner::Progress for RunProgress {
     }
 }
 
-fn run_scenarios(
-    paths: &[PathBuf],
-    out: &std::path::Path,
-    jobs: Option<usize>,
-    accel: Accel,
-) -> Result<ExitCode, Error> {
-    use telltale::runner::{run_scenario, RunOptions, Verdict};
-    let scenarios = match load_scenarios(paths) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    // Artifacts folders: the scenario name, made unique when two scenarios share one.
-    let mut dirs = Vec::new();
-    let mut used = std::collections::HashSet::new();
-    for s in &scenarios {
-        let mut name = s.name.clone();
-        let mut n = 2;
-        while !used.insert(name.clone()) {
-            name = format!("{}-{n}", s.name);
-            n += 1;
-        }
-        dirs.push(out.join(name));
-    }
-    let jobs = jobs
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .min(4)
-        })
-        .max(1);
-    let accel = match accel {
+/// One run to carry out: the scenario, its artifacts folder, its display name.
+struct Planned {
+    scenario: telltale::scenario::Scenario,
+    dir: PathBuf,
+    name: String,
+}
+
+type Finished = (
+    String,
+    PathBuf,
+    Result<telltale::runner::RunOutcome, String>,
+);
+
+fn accel_list(accel: Accel) -> Vec<String> {
+    match accel {
         Accel::Auto => vec!["kvm".to_string(), "tcg".to_string()],
         Accel::Tcg => vec!["tcg".to_string()],
         Accel::Kvm => vec!["kvm".to_string()],
-    };
+    }
+}
+
+fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+    })
+    .max(1)
+}
+
+/// Runs the planned scenarios, `jobs` at a time, with Ctrl-C stopping them cleanly.
+fn execute_runs(plans: Vec<Planned>, jobs: usize, accel: Accel) -> Result<Vec<Finished>, Error> {
+    use telltale::runner::{run_scenario, RunOptions};
+    let accel = accel_list(accel);
     let command_line: Vec<String> = std::env::args().collect();
-    let names: Vec<String> = dirs
-        .iter()
-        .map(|d| {
-            d.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-        .collect();
+    let names: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
     let progress = Arc::new(RunProgress::new(&names));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    let results = rt.block_on(async {
+    Ok(rt.block_on(async {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -617,12 +672,14 @@ fn run_scenarios(
         });
         let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
         let mut tasks = Vec::new();
-        for ((scenario, dir), name) in scenarios.into_iter().zip(dirs).zip(names) {
+        for plan in plans {
             let opts = RunOptions {
-                dir,
+                dir: plan.dir,
                 accel: accel.clone(),
                 command_line: command_line.clone(),
             };
+            let name = plan.name;
+            let scenario = plan.scenario;
             let (sem, progress, cancel) = (sem.clone(), progress.clone(), cancel_rx.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await;
@@ -647,23 +704,55 @@ fn run_scenarios(
             }
         }
         results
-    });
-    let mut code = ExitCode::Clean;
-    let worse = |a: ExitCode, b: ExitCode| {
-        let rank = |c: ExitCode| match c {
-            ExitCode::Clean => 0,
-            ExitCode::Found => 1,
-            ExitCode::Inconclusive => 2,
-            ExitCode::Interrupted => 3,
-            ExitCode::BadInput => 4,
-            ExitCode::Internal => 5,
-        };
-        if rank(b) > rank(a) {
-            b
-        } else {
-            a
-        }
+    }))
+}
+
+/// The worse of two exit codes (what a batch of runs ends with).
+fn worse(a: ExitCode, b: ExitCode) -> ExitCode {
+    let rank = |c: ExitCode| match c {
+        ExitCode::Clean => 0,
+        ExitCode::Found => 1,
+        ExitCode::Inconclusive => 2,
+        ExitCode::Interrupted => 3,
+        ExitCode::BadInput => 4,
+        ExitCode::Internal => 5,
     };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn run_scenarios(
+    paths: &[PathBuf],
+    out: &std::path::Path,
+    jobs: Option<usize>,
+    accel: Accel,
+) -> Result<ExitCode, Error> {
+    use telltale::runner::Verdict;
+    let scenarios = match load_scenarios(paths) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    // Artifacts folders: the scenario name, made unique when two scenarios share one.
+    let mut plans = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    for scenario in scenarios {
+        let mut name = scenario.name.clone();
+        let mut n = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{}-{n}", scenario.name);
+            n += 1;
+        }
+        plans.push(Planned {
+            dir: out.join(&name),
+            name,
+            scenario,
+        });
+    }
+    let results = execute_runs(plans, default_jobs(jobs), accel)?;
+    let mut code = ExitCode::Clean;
     println!();
     for (name, dir, r) in &results {
         match r {
@@ -686,5 +775,179 @@ fn run_scenarios(
         }
         println!();
     }
+    Ok(code)
+}
+
+fn compare(a: &std::path::Path, b: &std::path::Path, format: Format) -> Result<ExitCode, Error> {
+    use telltale::runner::record::StoredRun;
+    use telltale::runner::verify;
+    let load = |p: &std::path::Path| {
+        StoredRun::load(p).map_err(|detail| Error::NotACapture {
+            path: p.to_path_buf(),
+            detail,
+        })
+    };
+    let (ra, rb) = (load(a)?, load(b)?);
+    let rows = verify::compare(&ra.analysis, &rb.analysis);
+    match format {
+        Format::Text => print!(
+            "{}",
+            verify::render_compare(&rows, &a.display().to_string(), &b.display().to_string())
+        ),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| Error::Internal(e.to_string()))?
+        ),
+    }
+    Ok(if rows.iter().any(|r| r.count_b > 0) {
+        ExitCode::Found
+    } else {
+        ExitCode::Clean
+    })
+}
+
+/// A release given to `verify`: an image file (replacing the scenario's initrd, else its disk) or
+/// another scenario file (whose target is used). Returns the scenario to run and the image.
+fn release_variant(
+    base: &telltale::scenario::Scenario,
+    arg: &std::path::Path,
+) -> Result<(telltale::scenario::Scenario, PathBuf), ExitCode> {
+    let mut s = base.clone();
+    if matches!(
+        arg.extension().and_then(|x| x.to_str()),
+        Some("yaml" | "yml")
+    ) {
+        let other = telltale::scenario::Scenario::load(arg).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::BadInput
+        })?;
+        s.target = other.target.clone();
+    } else {
+        if !arg.is_file() {
+            eprintln!(
+                "error: {} is not a file: --before/--after take a firmware image or a scenario file",
+                arg.display()
+            );
+            return Err(ExitCode::BadInput);
+        }
+        if let Some(q) = s.target.as_qemu_mut() {
+            if q.initrd.is_some() {
+                q.initrd = Some(arg.to_path_buf());
+            } else {
+                q.disk = Some(arg.to_path_buf());
+            }
+        }
+    }
+    let image = s
+        .target
+        .as_qemu()
+        .map(|q| {
+            q.initrd
+                .clone()
+                .or_else(|| q.disk.clone())
+                .unwrap_or_else(|| q.kernel.clone())
+        })
+        .unwrap_or_default();
+    Ok((s, image))
+}
+
+fn verify(
+    scenario: &std::path::Path,
+    before: &std::path::Path,
+    after: &std::path::Path,
+    out: &std::path::Path,
+    accel: Accel,
+) -> Result<ExitCode, Error> {
+    use telltale::runner::verify::{seal_bundle, verify_claims, ClaimVerdict};
+    let base = match telltale::scenario::Scenario::load(scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::BadInput);
+        }
+    };
+    if base.claims.is_empty() {
+        eprintln!(
+            "error: {} has no `claims:`; verify checks a release's claims (add one, see scenarios/README.md)",
+            scenario.display()
+        );
+        return Ok(ExitCode::BadInput);
+    }
+    let (s_before, img_before) = match release_variant(&base, before) {
+        Ok(x) => x,
+        Err(c) => return Ok(c),
+    };
+    let (s_after, img_after) = match release_variant(&base, after) {
+        Ok(x) => x,
+        Err(c) => return Ok(c),
+    };
+    let bundle = out.join(format!("verify-{}", base.name));
+    let _ = std::fs::remove_dir_all(&bundle);
+    let plans = vec![
+        Planned {
+            scenario: s_before,
+            dir: bundle.join("before"),
+            name: format!("{}@before", base.name),
+        },
+        Planned {
+            scenario: s_after,
+            dir: bundle.join("after"),
+            name: format!("{}@after", base.name),
+        },
+    ];
+    let mut results = execute_runs(plans, 2, accel)?;
+    let after_run = results.pop();
+    let before_run = results.pop();
+    let (Some((_, _, Ok(b))), Some((_, _, Ok(a)))) = (before_run, after_run) else {
+        eprintln!("error: a run could not be started; see the messages above");
+        return Ok(ExitCode::Internal);
+    };
+    let verdicts = verify_claims(&base, &b.report, &a.report);
+    let io = |e: std::io::Error| Error::Internal(format!("writing the evidence bundle: {e}"));
+    for d in [&b.dir, &a.dir] {
+        let _ = std::fs::remove_file(d.join("disk.img"));
+    }
+    std::fs::copy(scenario, bundle.join("scenario.yaml")).map_err(io)?;
+    std::fs::write(
+        bundle.join("verdicts.json"),
+        serde_json::to_string_pretty(&verdicts).map_err(|e| Error::Internal(e.to_string()))? + "\n",
+    )
+    .map_err(io)?;
+    let archive = seal_bundle(
+        &bundle,
+        &[("before", &img_before), ("after", &img_after)],
+        verdicts.clone(),
+        std::env::args().collect(),
+    )
+    .map_err(io)?;
+    println!();
+    println!(
+        "{}: before = {}, after = {}",
+        base.name,
+        before.display(),
+        after.display()
+    );
+    let mut code = ExitCode::Clean;
+    for v in &verdicts {
+        println!("  {:<15} {}  \"{}\"", v.verdict.words(), v.id, v.says);
+        println!("                  {}", v.reason);
+        for t in v.after.iter().take(5) {
+            println!("                  after:  {t}");
+        }
+        if v.verdict == ClaimVerdict::Fixed {
+            for t in v.before.iter().take(3) {
+                println!("                  before: {t}");
+            }
+        }
+        code = worse(
+            code,
+            match v.verdict {
+                ClaimVerdict::Fixed => ExitCode::Clean,
+                ClaimVerdict::StillLeaking => ExitCode::Found,
+                ClaimVerdict::NotReproduced | ClaimVerdict::Inconclusive => ExitCode::Inconclusive,
+            },
+        );
+    }
+    println!("  evidence: {} and {}", bundle.display(), archive.display());
     Ok(code)
 }

@@ -416,3 +416,137 @@ fn ctrl_c_stops_qemu_keeps_the_artifacts_and_exits_130() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Checks an evidence bundle: every file listed with the right SHA-256, nothing unlisted, both
+/// images hashed, and the archive holds the same files.
+fn check_bundle(bundle: &Path, image_before: &Path, image_after: &Path) -> Value {
+    use sha2::Digest;
+    let sha = |p: &Path| -> String {
+        sha2::Sha256::digest(std::fs::read(p).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("MANIFEST.json")).unwrap())
+            .unwrap();
+    let listed: Vec<(String, String)> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (path, digest) in &listed {
+        assert_eq!(&sha(&bundle.join(path)), digest, "{path}");
+    }
+    for must in [
+        "before/capture.pcap",
+        "before/report.json",
+        "before/console.log",
+        "before/manifest.json",
+        "after/capture.pcap",
+        "after/report.json",
+        "after/console.log",
+        "after/manifest.json",
+        "scenario.yaml",
+        "verdicts.json",
+    ] {
+        assert!(
+            listed.iter().any(|(p, _)| p == must),
+            "{must} not in the manifest"
+        );
+    }
+    assert_eq!(m["images"]["before"]["sha256"], sha(image_before).as_str());
+    assert_eq!(m["images"]["after"]["sha256"], sha(image_after).as_str());
+    assert_eq!(m["telltale_version"], env!("CARGO_PKG_VERSION"));
+    // The archive: gzip magic, and every file's name inside.
+    let archive = bundle.with_file_name(format!(
+        "{}.tar.gz",
+        bundle.file_name().unwrap().to_string_lossy()
+    ));
+    let gz = std::fs::read(&archive).unwrap();
+    assert_eq!(&gz[..2], &[0x1f, 0x8b]);
+    let mut tar = Vec::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    for (path, _) in &listed {
+        let needle = format!("{}/{path}", bundle.file_name().unwrap().to_string_lossy());
+        assert!(
+            tar.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} not in the archive"
+        );
+    }
+    m
+}
+
+#[test]
+fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle() {
+    skip_unless_qemu!();
+    let out = workdir("verify");
+    let (v1, v2, v3) = (
+        images().join("cloudsync-v1.cpio.gz"),
+        images().join("cloudsync-v2-fix.cpio.gz"),
+        images().join("cloudsync-v3.cpio.gz"),
+    );
+    let o = run(&[
+        "verify",
+        "scenarios/cloudsync-v1.yaml",
+        "--before",
+        v1.to_str().unwrap(),
+        "--after",
+        v2.to_str().unwrap(),
+        "--out",
+        out.join("a").to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(all.contains("STILL LEAKING   KST-2014-0001"), "{all}");
+    let m = check_bundle(&out.join("a/verify-cloudsync-v1"), &v1, &v2);
+    assert_eq!(m["claims"][0]["verdict"], "STILL_LEAKING");
+    assert!(m["claims"][0]["after"][0]
+        .as_str()
+        .unwrap()
+        .contains("sync.kestrel.example"));
+
+    let o = run(&[
+        "verify",
+        "scenarios/cloudsync-v1.yaml",
+        "--before",
+        v1.to_str().unwrap(),
+        "--after",
+        v3.to_str().unwrap(),
+        "--out",
+        out.join("b").to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("FIXED           KST-2014-0001"), "{all}");
+    let m = check_bundle(&out.join("b/verify-cloudsync-v1"), &v1, &v3);
+    assert_eq!(m["claims"][0]["verdict"], "FIXED");
+    assert!(m["claims"][0]["before"].as_array().unwrap().len() >= 4);
+
+    // compare over the first bundle's runs: the plain upload disappeared, the hashed one appeared.
+    let o = run(&[
+        "compare",
+        out.join("a/verify-cloudsync-v1/before").to_str().unwrap(),
+        out.join("a/verify-cloudsync-v1/after").to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("APPEARED     contacts[0]  sha1>hex  sync.kestrel.example"),
+        "{all}"
+    );
+    assert!(
+        all.contains("DISAPPEARED  imei         raw       api.account.kestrel.example"),
+        "{all}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -16,6 +16,7 @@
 pub mod record;
 pub mod summary;
 pub mod verdict;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

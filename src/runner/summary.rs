@@ -84,7 +84,9 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             .map(|p| p.name.as_str())
             .unwrap_or("boot")
     };
-    let mut per_phase: BTreeMap<(usize, &str), BTreeMap<&str, (u64, u64, &str)>> = BTreeMap::new();
+    // (phase order, phase) → destination → (conversations, bytes up, protocol)
+    type PerDestination<'a> = BTreeMap<&'a str, (u64, u64, &'a str)>;
+    let mut per_phase: BTreeMap<(usize, &str), PerDestination> = BTreeMap::new();
     for f in &r.analysis.flows {
         if f.server.ends_with(":67")
             || f.server.ends_with(":68")

@@ -111,6 +111,22 @@ pub enum Target {
     Qemu(QemuTarget),
 }
 
+impl Target {
+    /// The QEMU target, if this is one.
+    pub fn as_qemu(&self) -> Option<&QemuTarget> {
+        match self {
+            Target::Qemu(q) => Some(q),
+        }
+    }
+
+    /// The QEMU target, if this is one, to change (e.g. another release's image).
+    pub fn as_qemu_mut(&mut self) -> Option<&mut QemuTarget> {
+        match self {
+            Target::Qemu(q) => Some(q),
+        }
+    }
+}
+
 /// Target kinds the language reserves; all but `qemu` are rejected as not supported yet.
 pub const TARGET_KINDS: [&str; 5] = ["qemu", "container", "netns", "device", "capture"];
 

@@ -1,0 +1,406 @@
+//! Checking a vendor's patch claims: the same scenario on the release before and after the
+//! fix, a verdict per claim, and an evidence bundle anyone can check byte for byte; and
+//! comparing two runs' findings.
+//!
+//! This module owns the verdicts (pure: two run reports in, verdicts out), the comparison
+//! table, and the bundle (a folder and a deterministic `.tar.gz` with a manifest of SHA-256
+//! hashes of every file and both images).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::record::{hash_file, FileHash, RunReport, Verdict};
+use crate::report::{Direction, Report};
+use crate::scenario::{Claim, Scenario};
+
+/// What a claim turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimVerdict {
+    /// The leak was seen before the fix and is gone after it.
+    Fixed,
+    /// The leak is still there after the fix.
+    StillLeaking,
+    /// The leak was not seen before the fix either: the claim is not shown.
+    NotReproduced,
+    /// A run could not observe it (it failed, never reached the phase, or the relevant
+    /// traffic was opaque).
+    Inconclusive,
+}
+
+impl ClaimVerdict {
+    /// As printed: `FIXED`, `STILL LEAKING`, `NOT REPRODUCED`, `INCONCLUSIVE`.
+    pub fn words(self) -> &'static str {
+        match self {
+            ClaimVerdict::Fixed => "FIXED",
+            ClaimVerdict::StillLeaking => "STILL LEAKING",
+            ClaimVerdict::NotReproduced => "NOT REPRODUCED",
+            ClaimVerdict::Inconclusive => "INCONCLUSIVE",
+        }
+    }
+}
+
+/// One claim's verdict with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimVerification {
+    /// Advisory or ticket.
+    pub id: String,
+    /// The vendor's words.
+    pub says: String,
+    /// The verdict.
+    pub verdict: ClaimVerdict,
+    /// Why, in words.
+    pub reason: String,
+    /// What broke the claim before the fix.
+    pub before: Vec<String>,
+    /// What breaks it after the fix.
+    pub after: Vec<String>,
+}
+
+/// Why a run cannot show a claim either way, if it cannot.
+fn unobservable(claim: &Claim, run: &RunReport, which: &str) -> Option<String> {
+    match run.verdict {
+        Verdict::Error | Verdict::Interrupted => {
+            return Some(format!(
+                "the {which} run did not complete: {}",
+                run.error.as_deref().unwrap_or("interrupted")
+            ))
+        }
+        Verdict::Pass | Verdict::Fail => {}
+    }
+    for phase in &claim.forbid.phases {
+        if !run.phases.iter().any(|p| &p.name == phase) {
+            return Some(format!("the {which} run never reached phase {phase}"));
+        }
+    }
+    None
+}
+
+/// Bytes the analysis could not look into (TLS application data) during the claim's phases.
+fn opaque_bytes(claim: &Claim, run: &RunReport) -> u64 {
+    let in_phase = |ts: u64| {
+        claim.forbid.phases.is_empty()
+            || run.phases.iter().any(|p| {
+                claim.forbid.phases.contains(&p.name)
+                    && p.start_ns <= ts
+                    && ts <= p.end_ns.max(p.start_ns)
+            })
+    };
+    run.analysis
+        .flows
+        .iter()
+        .filter(|f| f.opaque_bytes > 0 && in_phase(f.first_ns))
+        .map(|f| f.opaque_bytes)
+        .sum()
+}
+
+fn texts(run: &RunReport, id: &str) -> Vec<String> {
+    run.judgement
+        .claims
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.violations.iter().map(|v| v.text.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A verdict for every claim of the scenario, from the runs before and after the fix.
+pub fn verify_claims(
+    scenario: &Scenario,
+    before: &RunReport,
+    after: &RunReport,
+) -> Vec<ClaimVerification> {
+    scenario
+        .claims
+        .iter()
+        .map(|claim| {
+            let b = texts(before, &claim.id);
+            let a = texts(after, &claim.id);
+            let (verdict, reason) = if let Some(why) =
+                unobservable(claim, before, "before").or_else(|| unobservable(claim, after, "after"))
+            {
+                (ClaimVerdict::Inconclusive, why)
+            } else if !a.is_empty() {
+                (
+                    ClaimVerdict::StillLeaking,
+                    format!("{} violation(s) after the fix, {} before", a.len(), b.len()),
+                )
+            } else if b.is_empty() {
+                (
+                    ClaimVerdict::NotReproduced,
+                    "the leak was not seen before the fix either, so the run does not show the fix".into(),
+                )
+            } else if opaque_bytes(claim, after) > 0 {
+                (
+                    ClaimVerdict::Inconclusive,
+                    format!(
+                        "gone in plain traffic, but {} bytes after the fix were encrypted and could not be searched",
+                        opaque_bytes(claim, after)
+                    ),
+                )
+            } else {
+                (
+                    ClaimVerdict::Fixed,
+                    format!("{} violation(s) before the fix, none after", b.len()),
+                )
+            };
+            ClaimVerification {
+                id: claim.id.clone(),
+                says: claim.says.clone(),
+                verdict,
+                reason,
+                before: b,
+                after: a,
+            }
+        })
+        .collect()
+}
+
+/// One row of a comparison: an upload finding and how often each run saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComparedFinding {
+    /// `PERSISTED`, `DISAPPEARED` or `APPEARED`.
+    pub status: &'static str,
+    /// Canary name.
+    pub canary: String,
+    /// Encoding chain.
+    pub encoding: String,
+    /// Destination.
+    pub destination: String,
+    /// `METHOD /path` or the protocol.
+    pub request: String,
+    /// Phase.
+    pub phase: String,
+    /// Occurrences in run A.
+    pub count_a: u64,
+    /// Occurrences in run B.
+    pub count_b: u64,
+}
+
+fn upload_keys(r: &Report) -> BTreeMap<(String, String, String, String, String), u64> {
+    let mut m = BTreeMap::new();
+    for f in r.findings.iter().filter(|f| f.direction == Direction::Up) {
+        let request = match (&f.http_method, &f.http_path) {
+            (Some(me), Some(p)) => format!("{me} {p}"),
+            _ => f.protocol.clone(),
+        };
+        let key = (
+            f.canary.clone(),
+            f.encoding.clone(),
+            f.destination.clone(),
+            request,
+            f.phase
+                .clone()
+                .unwrap_or_else(|| crate::scenario::INITIAL_PHASE.into()),
+        );
+        *m.entry(key).or_insert(0) += f.count;
+    }
+    m
+}
+
+/// Upload findings of two runs side by side: persisted (both), disappeared (A only),
+/// appeared (B only). Sorted by status, then canary.
+pub fn compare(a: &Report, b: &Report) -> Vec<ComparedFinding> {
+    let (ka, kb) = (upload_keys(a), upload_keys(b));
+    let mut out = Vec::new();
+    for (k, ca) in &ka {
+        let cb = kb.get(k).copied().unwrap_or(0);
+        out.push((k.clone(), *ca, cb));
+    }
+    for (k, cb) in &kb {
+        if !ka.contains_key(k) {
+            out.push((k.clone(), 0, *cb));
+        }
+    }
+    let mut rows: Vec<ComparedFinding> = out
+        .into_iter()
+        .map(
+            |((canary, encoding, destination, request, phase), ca, cb)| ComparedFinding {
+                status: match (ca > 0, cb > 0) {
+                    (true, true) => "PERSISTED",
+                    (true, false) => "DISAPPEARED",
+                    _ => "APPEARED",
+                },
+                canary,
+                encoding,
+                destination,
+                request,
+                phase,
+                count_a: ca,
+                count_b: cb,
+            },
+        )
+        .collect();
+    let order = |s: &str| match s {
+        "PERSISTED" => 0,
+        "APPEARED" => 1,
+        _ => 2,
+    };
+    rows.sort_by(|x, y| {
+        (
+            order(x.status),
+            &x.canary,
+            &x.encoding,
+            &x.destination,
+            &x.request,
+            &x.phase,
+        )
+            .cmp(&(
+                order(y.status),
+                &y.canary,
+                &y.encoding,
+                &y.destination,
+                &y.request,
+                &y.phase,
+            ))
+    });
+    rows
+}
+
+/// The comparison as a text table.
+pub fn render_compare(rows: &[ComparedFinding], a: &str, b: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "A = {a}\nB = {b}");
+    if rows.is_empty() {
+        let _ = writeln!(s, "no canary was uploaded in either run");
+        return s;
+    }
+    let head = [
+        "status",
+        "canary",
+        "encoding",
+        "destination",
+        "request",
+        "phase",
+        "A",
+        "B",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.status.to_string(),
+                r.canary.clone(),
+                r.encoding.clone(),
+                r.destination.clone(),
+                r.request.clone(),
+                r.phase.clone(),
+                r.count_a.to_string(),
+                r.count_b.to_string(),
+            ]
+        })
+        .collect();
+    let mut w = head.map(str::len);
+    for c in &cells {
+        for (i, x) in c.iter().enumerate() {
+            w[i] = w[i].max(x.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        c.iter()
+            .enumerate()
+            .map(|(i, x)| format!("{x:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let _ = writeln!(s, "{}", line(&head.map(str::to_string)));
+    for c in &cells {
+        let _ = writeln!(s, "{}", line(c));
+    }
+    let n = |st: &str| rows.iter().filter(|r| r.status == st).count();
+    let _ = writeln!(
+        s,
+        "{} persisted, {} appeared, {} disappeared",
+        n("PERSISTED"),
+        n("APPEARED"),
+        n("DISAPPEARED")
+    );
+    s
+}
+
+/// `MANIFEST.json` of an evidence bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleManifest {
+    /// telltale's version.
+    pub telltale_version: String,
+    /// The command line.
+    pub command_line: Vec<String>,
+    /// The firmware image of the release before the fix, and after.
+    pub images: BTreeMap<String, FileHash>,
+    /// Every file in the bundle (paths relative to the bundle), except this manifest.
+    pub files: Vec<FileHash>,
+    /// The verdicts.
+    pub claims: Vec<ClaimVerification>,
+}
+
+/// Files under `dir`, relative paths, sorted.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `MANIFEST.json` (hashes of every file in `bundle` and of both images) and
+/// `<bundle>.tar.gz` (sorted entries, fixed times and owners: the same files give the same
+/// archive).
+pub fn seal_bundle(
+    bundle: &Path,
+    images: &[(&str, &Path)],
+    claims: Vec<ClaimVerification>,
+    command_line: Vec<String>,
+) -> std::io::Result<PathBuf> {
+    let mut files = Vec::new();
+    for rel in walk(bundle)? {
+        if rel == Path::new("MANIFEST.json") {
+            continue;
+        }
+        let mut h = hash_file(&bundle.join(&rel))?;
+        h.path = rel.display().to_string();
+        files.push(h);
+    }
+    let mut imgs = BTreeMap::new();
+    for (label, p) in images {
+        imgs.insert(label.to_string(), hash_file(p)?);
+    }
+    let manifest = BundleManifest {
+        telltale_version: env!("CARGO_PKG_VERSION").to_string(),
+        command_line,
+        images: imgs,
+        files,
+        claims,
+    };
+    let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)? + "\n";
+    std::fs::write(bundle.join("MANIFEST.json"), text)?;
+    let name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    let archive = bundle.with_file_name(format!("{name}.tar.gz"));
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&archive)?,
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    tar.mode(tar::HeaderMode::Deterministic);
+    for rel in walk(bundle)? {
+        let mut f = std::fs::File::open(bundle.join(&rel))?;
+        tar.append_file(Path::new(&name).join(&rel), &mut f)?;
+    }
+    tar.into_inner()?.finish()?;
+    Ok(archive)
+}

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use super::prefix_mask;
+
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode};
 use dhcproto::{Encodable, Encoder};
 
@@ -180,14 +182,6 @@ impl DhcpServer {
             });
         }
         Some(reply)
-    }
-}
-
-fn prefix_mask(prefix: u8) -> u32 {
-    match prefix {
-        0 => 0,
-        p if p >= 32 => u32::MAX,
-        p => u32::MAX << (32 - u32::from(p)),
     }
 }
 

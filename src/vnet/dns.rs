@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use super::prefix_mask;
+
 use serde::Serialize;
 use simple_dns::rdata::{RData, A};
 use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
@@ -256,14 +258,6 @@ fn qtype_name(q: QTYPE) -> String {
         QTYPE::IXFR => "IXFR".into(),
         QTYPE::MAILA => "MAILA".into(),
         QTYPE::MAILB => "MAILB".into(),
-    }
-}
-
-fn prefix_mask(prefix: u8) -> u32 {
-    match prefix {
-        0 => 0,
-        p if p >= 32 => u32::MAX,
-        p => u32::MAX << (32 - u32::from(p)),
     }
 }
 

@@ -114,11 +114,25 @@ pub struct VnetStats {
     pub refused_connections: u64,
 }
 
-/// smoltcp's view of the segment: IP packets queued in and out.
-#[derive(Default)]
-struct IpQueue {
+/// A smoltcp device that is two queues of packets: what to hand smoltcp, and what it sent.
+/// The vnet uses it with `Medium::Ip` (smoltcp sees IP packets; layer 2 is ours); tests use
+/// it with `Medium::Ethernet` for the smoltcp host that plays the device.
+struct PacketQueue {
+    medium: Medium,
+    mtu: usize,
     rx: VecDeque<Vec<u8>>,
     tx: VecDeque<Vec<u8>>,
+}
+
+impl PacketQueue {
+    fn new(medium: Medium, mtu: usize) -> PacketQueue {
+        PacketQueue {
+            medium,
+            mtu,
+            rx: VecDeque::new(),
+            tx: VecDeque::new(),
+        }
+    }
 }
 
 struct RxTok(Vec<u8>);
@@ -139,7 +153,7 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
     }
 }
 
-impl Device for IpQueue {
+impl Device for PacketQueue {
     type RxToken<'a> = RxTok;
     type TxToken<'a> = TxTok<'a>;
 
@@ -154,8 +168,8 @@ impl Device for IpQueue {
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ip;
-        caps.max_transmission_unit = 1500;
+        caps.medium = self.medium;
+        caps.max_transmission_unit = self.mtu;
         caps
     }
 }
@@ -181,7 +195,7 @@ pub struct Vnet {
     cfg: VnetConfig,
     iface: Interface,
     sockets: SocketSet<'static>,
-    dev: IpQueue,
+    dev: PacketQueue,
     dhcp: dhcp::DhcpServer,
     dns: dns::DnsServer,
     /// IPv4 address → (MAC, port) of the targets, learned from what they send.
@@ -204,7 +218,7 @@ pub struct Vnet {
 impl Vnet {
     /// A segment with nothing attached yet. `now` is the clock (ns since the Unix epoch).
     pub fn new(cfg: VnetConfig, now: u64) -> Vnet {
-        let mut dev = IpQueue::default();
+        let mut dev = PacketQueue::new(Medium::Ip, 1500);
         let mut icfg = IfaceConfig::new(HardwareAddress::Ip);
         icfg.random_seed = 0x7e11_7a1e;
         let mut iface = Interface::new(icfg, &mut dev, instant(now));
@@ -798,6 +812,15 @@ impl Vnet {
             .checked_shl(32 - u32::from(self.cfg.prefix_len))
             .unwrap_or(0);
         u32::from(ip) | mask == u32::MAX
+    }
+}
+
+/// The netmask of a prefix length, as a number (`24` → `0xffffff00`).
+pub(crate) fn prefix_mask(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        p if p >= 32 => u32::MAX,
+        p => u32::MAX << (32 - u32::from(p)),
     }
 }
 

@@ -9,34 +9,10 @@ use smoltcp::wire::{DnsQueryType, EthernetAddress, IpAddress, Ipv4Cidr};
 const DEVICE_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 const T0: u64 = 1_700_000_000_000_000_000;
 
-#[derive(Default)]
-struct EthQueue {
-    rx: VecDeque<Vec<u8>>,
-    tx: VecDeque<Vec<u8>>,
-}
-
-impl Device for EthQueue {
-    type RxToken<'a> = RxTok;
-    type TxToken<'a> = TxTok<'a>;
-    fn receive(&mut self, _: Instant) -> Option<(RxTok, TxTok<'_>)> {
-        let p = self.rx.pop_front()?;
-        Some((RxTok(p), TxTok(&mut self.tx)))
-    }
-    fn transmit(&mut self, _: Instant) -> Option<TxTok<'_>> {
-        Some(TxTok(&mut self.tx))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps
-    }
-}
-
 /// The device: a smoltcp host on the segment.
 struct Device_ {
     iface: Iface,
-    dev: EthQueue,
+    dev: PacketQueue,
     sockets: Set<'static>,
     now: u64,
     /// Every frame the device sent / received, for assertions.
@@ -48,7 +24,7 @@ struct Device_ {
 
 impl Device_ {
     fn new(addr: Option<Ipv4Addr>) -> Device_ {
-        let mut dev = EthQueue::default();
+        let mut dev = PacketQueue::new(Medium::Ethernet, 1514);
         let cfg = IConfig::new(HardwareAddress::Ethernet(EthernetAddress(DEVICE_MAC)));
         let mut iface = Iface::new(cfg, &mut dev, instant(T0));
         if let Some(a) = addr {

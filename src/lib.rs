@@ -24,6 +24,7 @@ pub mod proto;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod snapshot;
 pub mod synth;
 pub mod target;
 pub mod vnet;

@@ -101,6 +101,59 @@ kept), 130 interrupted.")]
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
     },
+    /// Run scenarios and compare each run's privacy behaviour with its accepted snapshot: the CI gate.
+    #[command(after_help = "\
+For each scenario: run it (as `telltale run`), derive its privacy snapshot (per phase: destinations,
+requests, canaries and their encodings, upload size buckets; normalised so that the same firmware gives
+the same snapshot every run) and compare it with snapshots/<name>[@<release>].snap.
+
+  fails   a new destination, request, DNS lookup, canary, encoding of a canary, or a larger upload bucket;
+          a policy rule or claim violated; no accepted snapshot yet
+  passes  unchanged, or only things gone (a note; --strict fails on that too, so the snapshot is updated)
+
+A differing or missing snapshot is written as .snap.new beside it (insta's format: `cargo insta review`
+works on it, or `telltale accept`). check never writes accepted snapshots, in CI (CI set) or anywhere.
+
+Exit codes: 0 pass, 1 privacy regression (policy, claim or snapshot), 2 invalid input, 3 infrastructure
+failure, 130 interrupted.")]
+    Check {
+        /// Scenario files, or folders of them.
+        #[arg(required = true, value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+        /// Where the artifacts folders go.
+        #[arg(long, short, default_value = "telltale-out", value_name = "DIR")]
+        out: PathBuf,
+        /// Folder of accepted snapshots.
+        #[arg(long, default_value = "snapshots", value_name = "DIR")]
+        snapshots: PathBuf,
+        /// Fail when something in the accepted snapshot is gone, too.
+        #[arg(long)]
+        strict: bool,
+        /// Scenarios run at the same time.
+        #[arg(long, short, value_name = "N")]
+        jobs: Option<usize>,
+        /// QEMU accelerator (see `telltale run --help`).
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+        /// Write the full structured result (every run's report and snapshot outcome) as JSON.
+        #[arg(long, value_name = "FILE")]
+        report_json: Option<PathBuf>,
+    },
+    /// Accept pending snapshots (.snap.new → .snap).
+    #[command(after_help = "\
+Examples:
+  telltale accept                                  # every pending snapshot in snapshots/
+  telltale accept scenarios/cloudsync-v3.yaml      # that scenario's
+
+Exit codes: 0 accepted, 2 nothing pending for a named scenario or an invalid scenario.")]
+    Accept {
+        /// Scenarios whose pending snapshots to accept (default: all pending).
+        #[arg(value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+        /// Folder of snapshots.
+        #[arg(long, default_value = "snapshots", value_name = "DIR")]
+        snapshots: PathBuf,
+    },
     /// Check a patch's claims: run the scenario on the release before and after the fix.
     #[command(after_help = "\
 Each of the scenario's `claims:` gets a verdict:
@@ -288,6 +341,27 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             accel,
         } => run_scenarios(&scenarios, &out, jobs, accel),
         Command::Validate { scenarios } => validate(&scenarios),
+        Command::Check {
+            scenarios,
+            out,
+            snapshots,
+            strict,
+            jobs,
+            accel,
+            report_json,
+        } => check(
+            &scenarios,
+            &out,
+            &snapshots,
+            strict,
+            jobs,
+            accel,
+            report_json.as_deref(),
+        ),
+        Command::Accept {
+            scenarios,
+            snapshots,
+        } => accept(&scenarios, &snapshots),
         Command::Verify {
             scenario,
             before,
@@ -730,12 +804,17 @@ fn run_scenarios(
     jobs: Option<usize>,
     accel: Accel,
 ) -> Result<ExitCode, Error> {
-    use telltale::runner::Verdict;
     let scenarios = match load_scenarios(paths) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    // Artifacts folders: the scenario name, made unique when two scenarios share one.
+    let plans = plan_runs(scenarios, out);
+    let results = execute_runs(plans, default_jobs(jobs), accel)?;
+    Ok(print_results(&results))
+}
+
+/// Artifacts folders: the scenario name, made unique when two scenarios share one.
+fn plan_runs(scenarios: Vec<telltale::scenario::Scenario>, out: &std::path::Path) -> Vec<Planned> {
     let mut plans = Vec::new();
     let mut used = std::collections::HashSet::new();
     for scenario in scenarios {
@@ -751,10 +830,15 @@ fn run_scenarios(
             scenario,
         });
     }
-    let results = execute_runs(plans, default_jobs(jobs), accel)?;
+    plans
+}
+
+/// Prints every run's summary; the exit code of the batch.
+fn print_results(results: &[Finished]) -> ExitCode {
+    use telltale::runner::Verdict;
     let mut code = ExitCode::Clean;
     println!();
-    for (name, dir, r) in &results {
+    for (name, dir, r) in results {
         match r {
             Ok(o) => {
                 print!("{}", telltale::runner::summary::render(&o.report, dir));
@@ -774,6 +858,217 @@ fn run_scenarios(
             }
         }
         println!();
+    }
+    code
+}
+
+/// Whether this is a CI job (`CI` set to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+        .unwrap_or(false)
+}
+
+/// A run's report as later commands read it back.
+fn stored(
+    report: &telltale::runner::RunReport,
+) -> Result<telltale::runner::record::StoredRun, Error> {
+    serde_json::to_value(report)
+        .and_then(serde_json::from_value)
+        .map_err(|e| Error::Internal(format!("re-reading a run report: {e}")))
+}
+
+/// The snapshot outcome of one run, for people and for reports.
+#[derive(serde::Serialize)]
+struct SnapshotOutcome {
+    path: PathBuf,
+    /// `unchanged`, `regression`, `removed-only`, `new` (no accepted snapshot).
+    status: &'static str,
+    fails: bool,
+    diff: String,
+}
+
+fn snapshot_outcome(
+    run: &telltale::runner::record::StoredRun,
+    scenario_file: &str,
+    dir: &std::path::Path,
+    strict: bool,
+) -> Result<SnapshotOutcome, Error> {
+    use telltale::snapshot::{
+        compare, read_accepted, snapshot_path, write_pending, PrivacySnapshot,
+    };
+    let snap = PrivacySnapshot::from_run(run);
+    let path = snapshot_path(dir, &run.scenario);
+    let text = snap.render(scenario_file);
+    let file_err = |e: telltale::snapshot::FileError| Error::Internal(e.to_string());
+    let accepted = match read_accepted(&path) {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(Error::Internal(format!(
+                "the accepted snapshot {} cannot be read: {e}",
+                path.display()
+            )))
+        }
+    };
+    let Some(accepted) = accepted else {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let pending = write_pending(&path, &text).map_err(file_err)?;
+        return Ok(SnapshotOutcome {
+            path,
+            status: "new",
+            fails: true,
+            diff: format!(
+                "no accepted snapshot yet; the run's snapshot is in {}: review it, then `telltale accept`",
+                pending.display()
+            ),
+        });
+    };
+    let diff = compare(&accepted.body, &snap).map_err(|e| {
+        Error::Internal(format!(
+            "the accepted snapshot {} is damaged: {e}",
+            path.display()
+        ))
+    })?;
+    let pending = telltale::snapshot::pending_path(&path);
+    if diff.is_unchanged() {
+        let _ = std::fs::remove_file(&pending);
+        return Ok(SnapshotOutcome {
+            path,
+            status: "unchanged",
+            fails: false,
+            diff: String::new(),
+        });
+    }
+    write_pending(&path, &text).map_err(file_err)?;
+    Ok(SnapshotOutcome {
+        status: if diff.is_regression() {
+            "regression"
+        } else {
+            "removed-only"
+        },
+        fails: diff.fails(strict),
+        diff: diff.render(),
+        path,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check(
+    paths: &[PathBuf],
+    out: &std::path::Path,
+    snapshots: &std::path::Path,
+    strict: bool,
+    jobs: Option<usize>,
+    accel: Accel,
+    report_json: Option<&std::path::Path>,
+) -> Result<ExitCode, Error> {
+    let scenarios = match load_scenarios(paths) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let files: std::collections::HashMap<String, String> = scenarios
+        .iter()
+        .map(|s| (s.name.clone(), s.source_name.clone()))
+        .collect();
+    let results = execute_runs(plan_runs(scenarios, out), default_jobs(jobs), accel)?;
+    let mut code = print_results(&results);
+    let ci = in_ci();
+    let mut json = Vec::new();
+    for (name, _dir, r) in &results {
+        let Ok(o) = r else {
+            continue;
+        };
+        let run = stored(&o.report)?;
+        let file = files
+            .get(&o.report.scenario.name)
+            .cloned()
+            .unwrap_or_default();
+        let outcome = snapshot_outcome(&run, &file, snapshots, strict)?;
+        match outcome.status {
+            "unchanged" => println!("{name}: snapshot unchanged ({})", outcome.path.display()),
+            "new" => println!("{name}: SNAPSHOT MISSING  {}", outcome.diff),
+            "regression" => println!(
+                "{name}: SNAPSHOT REGRESSION  new privacy behaviour against {} (pending: .snap.new)\n{}",
+                outcome.path.display(),
+                outcome.diff
+            ),
+            _ => println!(
+                "{name}: snapshot: {} than accepted in {}{}\n{}",
+                "less behaviour",
+                outcome.path.display(),
+                if strict { " (--strict: fails)" } else { " (a note; --strict fails on it)" },
+                outcome.diff
+            ),
+        }
+        if outcome.fails {
+            code = worse(code, ExitCode::Found);
+        }
+        json.push(serde_json::json!({
+            "scenario": name,
+            "artifacts": o.dir,
+            "verdict": o.report.verdict,
+            "snapshot": outcome,
+            "report": o.report,
+        }));
+    }
+    if ci {
+        println!(
+            "(CI is set: accepted snapshots were not touched; differences are in .snap.new files)"
+        );
+    }
+    if let Some(p) = report_json {
+        let text =
+            serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(p, text + "\n").map_err(|source| Error::Io {
+            path: p.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(code)
+}
+
+fn accept(paths: &[PathBuf], snapshots: &std::path::Path) -> Result<ExitCode, Error> {
+    use telltale::snapshot::{accept, pending, pending_path, snapshot_path};
+    let targets: Vec<PathBuf> = if paths.is_empty() {
+        pending(snapshots)
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .into_iter()
+            .map(|p| p.with_extension(""))
+            .collect()
+    } else {
+        let scenarios = match load_scenarios(paths) {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
+        scenarios
+            .iter()
+            .map(|s| {
+                snapshot_path(
+                    snapshots,
+                    &telltale::runner::record::ScenarioInfo {
+                        name: s.name.clone(),
+                        release: s.release.clone(),
+                        file: s.source_name.clone(),
+                    },
+                )
+            })
+            .collect()
+    };
+    if targets.is_empty() {
+        println!("no pending snapshot in {}", snapshots.display());
+        return Ok(ExitCode::Clean);
+    }
+    let mut code = ExitCode::Clean;
+    for t in targets {
+        match accept(&t) {
+            Ok(p) => println!("accepted {}", p.display()),
+            Err(e) => {
+                eprintln!("error: {} : {e}", pending_path(&t).display());
+                code = ExitCode::BadInput;
+            }
+        }
     }
     Ok(code)
 }

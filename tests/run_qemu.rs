@@ -550,3 +550,112 @@ fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci() {
+    skip_unless_qemu!();
+    let dir = workdir("check");
+    let accepted =
+        std::fs::read(repo().join("snapshots/cloudsync-v3@v3.snap")).expect("committed snapshot");
+    // The same release again: unchanged. The v2-fix image under v3's name and snapshot: regression.
+    let snaps = dir.join("snapshots");
+    std::fs::create_dir_all(&snaps).unwrap();
+    std::fs::write(snaps.join("cloudsync-v3@v3.snap"), &accepted).unwrap();
+    std::fs::write(snaps.join("cloudsync-v3-regressed@v3.snap"), &accepted).unwrap();
+    let v3 = std::fs::read_to_string(repo().join("scenarios/cloudsync-v3.yaml")).unwrap();
+    let regressed = v3
+        .replace("name: cloudsync-v3", "name: cloudsync-v3-regressed")
+        .replace(
+            "../target/demo-images/",
+            &format!("{}/", images().display()),
+        )
+        .replace("cloudsync-v3.cpio.gz", "cloudsync-v2-fix.cpio.gz")
+        .replace("claims:", "claims_removed_for_this_test:");
+    let regressed = regressed
+        .split("claims_removed_for_this_test:")
+        .next()
+        .unwrap()
+        .to_string();
+    let variant = dir.join("cloudsync-v3-regressed.yaml");
+    std::fs::write(
+        &variant,
+        regressed.replace(
+            "policy:\n  forbid:\n    - canaries: all\n      phases: [consent_declined]\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let o = Command::new(bin())
+        .env("CI", "true")
+        .args([
+            "check",
+            "scenarios/cloudsync-v3.yaml",
+            variant.to_str().unwrap(),
+        ])
+        .args([
+            "--snapshots",
+            snaps.to_str().unwrap(),
+            "--out",
+            dir.join("out").to_str().unwrap(),
+            "--jobs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{all}");
+    assert!(all.contains("cloudsync-v3: snapshot unchanged"), "{all}");
+    assert!(
+        all.contains("cloudsync-v3-regressed: SNAPSHOT REGRESSION"),
+        "{all}"
+    );
+    assert!(
+        all.contains("+  to sync.kestrel.example"),
+        "the diff shows the new destination: {all}"
+    );
+    assert!(all.contains("imei  base64"), "{all}");
+    // CI: accepted snapshots untouched; the difference is pending.
+    assert_eq!(
+        std::fs::read(snaps.join("cloudsync-v3-regressed@v3.snap")).unwrap(),
+        accepted
+    );
+    assert!(snaps.join("cloudsync-v3-regressed@v3.snap.new").is_file());
+    assert!(
+        !snaps.join("cloudsync-v3@v3.snap.new").exists(),
+        "nothing pending when unchanged"
+    );
+
+    // No accepted snapshot in CI: fails, writes only .snap.new — byte-identical to the committed one,
+    // which another run of the same release produced: snapshots are stable run after run.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = Command::new(bin())
+        .env("CI", "1")
+        .args([
+            "check",
+            "scenarios/cloudsync-v3.yaml",
+            "--snapshots",
+            empty.to_str().unwrap(),
+        ])
+        .args(["--out", dir.join("out2").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("SNAPSHOT MISSING"));
+    assert!(
+        !empty.join("cloudsync-v3@v3.snap").exists(),
+        "CI never writes accepted snapshots"
+    );
+    assert_eq!(
+        std::fs::read(empty.join("cloudsync-v3@v3.snap.new")).unwrap(),
+        accepted
+    );
+    // Accepting it (a person's decision, outside CI) makes it the accepted snapshot.
+    let o = run(&["accept", "--snapshots", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(empty.join("cloudsync-v3@v3.snap")).unwrap(),
+        accepted
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

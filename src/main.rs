@@ -995,8 +995,7 @@ fn check(
                 outcome.diff
             ),
             _ => println!(
-                "{name}: snapshot: {} than accepted in {}{}\n{}",
-                "less behaviour",
+                "{name}: snapshot: less behaviour than accepted in {}{}\n{}",
                 outcome.path.display(),
                 if strict { " (--strict: fails)" } else { " (a note; --strict fails on it)" },
                 outcome.diff

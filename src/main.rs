@@ -100,6 +100,8 @@ kept), 130 interrupted.")]
         /// (on some CI machines /dev/kvm opens but guests never run).
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
+        #[command(flatten)]
+        reports: ReportFiles,
     },
     /// Run scenarios and compare each run's privacy behaviour with its accepted snapshot: the CI gate.
     #[command(after_help = "\
@@ -135,9 +137,8 @@ failure, 130 interrupted.")]
         /// QEMU accelerator (see `telltale run --help`).
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
-        /// Write the full structured result (every run's report and snapshot outcome) as JSON.
-        #[arg(long, value_name = "FILE")]
-        report_json: Option<PathBuf>,
+        #[command(flatten)]
+        reports: ReportFiles,
     },
     /// Accept pending snapshots (.snap.new → .snap).
     #[command(after_help = "\
@@ -242,6 +243,21 @@ Example:
     },
 }
 
+/// Report files for CI and people, written after the runs.
+#[derive(clap::Args, Debug, Default)]
+struct ReportFiles {
+    /// JUnit XML: one test case per scenario × claim / policy rule / snapshot (for CI test views).
+    #[arg(long, value_name = "FILE")]
+    report_junit: Option<PathBuf>,
+    /// The full structured result (every run's report, and snapshot outcomes) as JSON.
+    #[arg(long, value_name = "FILE")]
+    report_json: Option<PathBuf>,
+    /// One self-contained HTML page: verdicts, claims, a timeline of uploads per destination with phases,
+    /// the findings with their evidence, policy results and snapshot diffs. Needs no network to view.
+    #[arg(long, value_name = "FILE")]
+    report_html: Option<PathBuf>,
+}
+
 #[derive(Copy, Clone, Debug, ValueEnum)]
 enum Accel {
     /// KVM, falling back to TCG when KVM cannot start.
@@ -339,7 +355,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             out,
             jobs,
             accel,
-        } => run_scenarios(&scenarios, &out, jobs, accel),
+            reports,
+        } => run_scenarios(&scenarios, &out, jobs, accel, &reports),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Check {
             scenarios,
@@ -348,16 +365,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             strict,
             jobs,
             accel,
-            report_json,
-        } => check(
-            &scenarios,
-            &out,
-            &snapshots,
-            strict,
-            jobs,
-            accel,
-            report_json.as_deref(),
-        ),
+            reports,
+        } => check(&scenarios, &out, &snapshots, strict, jobs, accel, &reports),
         Command::Accept {
             scenarios,
             snapshots,
@@ -803,6 +812,7 @@ fn run_scenarios(
     out: &std::path::Path,
     jobs: Option<usize>,
     accel: Accel,
+    reports: &ReportFiles,
 ) -> Result<ExitCode, Error> {
     let scenarios = match load_scenarios(paths) {
         Ok(s) => s,
@@ -810,7 +820,80 @@ fn run_scenarios(
     };
     let plans = plan_runs(scenarios, out);
     let results = execute_runs(plans, default_jobs(jobs), accel)?;
-    Ok(print_results(&results))
+    let code = print_results(&results);
+    let entries = results
+        .iter()
+        .filter_map(|(name, _, r)| r.as_ref().ok().map(|o| (name, o)))
+        .map(|(name, o)| Ok((name.clone(), o.dir.clone(), stored(&o.report)?, None)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    write_reports(reports, &entries)?;
+    Ok(code)
+}
+
+/// One run as the report files see it: name, artifacts folder, report, snapshot outcome.
+type Entry = (
+    String,
+    PathBuf,
+    telltale::runner::record::StoredRun,
+    Option<SnapshotOutcome>,
+);
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes the requested report files.
+fn write_reports(files: &ReportFiles, entries: &[Entry]) -> Result<(), Error> {
+    use telltale::runner::{html, junit};
+    if let Some(p) = &files.report_junit {
+        let runs: Vec<junit::JunitRun> = entries
+            .iter()
+            .map(|(_, _, run, snap)| junit::JunitRun {
+                run,
+                snapshot: snap.as_ref().map(|s| (s.fails, s.diff.clone())),
+            })
+            .collect();
+        let xml = junit::junit(&runs).map_err(|e| Error::Internal(format!("JUnit report: {e}")))?;
+        write_file(p, &xml)?;
+    }
+    if let Some(p) = &files.report_html {
+        let runs: Vec<html::HtmlRun> = entries
+            .iter()
+            .map(|(name, _, run, snap)| html::HtmlRun {
+                run,
+                snapshot_diff: snap
+                    .as_ref()
+                    .filter(|s| !s.diff.is_empty())
+                    .map(|s| s.diff.clone()),
+                title: name.clone(),
+            })
+            .collect();
+        write_file(p, &html::render(&runs))?;
+    }
+    if let Some(p) = &files.report_json {
+        let json: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(name, dir, _, snap)| {
+                let report = std::fs::read_to_string(dir.join("report.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                serde_json::json!({
+                    "scenario": name,
+                    "artifacts": dir,
+                    "snapshot": snap,
+                    "report": report,
+                })
+            })
+            .collect();
+        let text =
+            serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?;
+        write_file(p, &(text + "\n"))?;
+    }
+    Ok(())
 }
 
 /// Artifacts folders: the scenario name, made unique when two scenarios share one.
@@ -962,7 +1045,7 @@ fn check(
     strict: bool,
     jobs: Option<usize>,
     accel: Accel,
-    report_json: Option<&std::path::Path>,
+    reports: &ReportFiles,
 ) -> Result<ExitCode, Error> {
     let scenarios = match load_scenarios(paths) {
         Ok(s) => s,
@@ -975,7 +1058,7 @@ fn check(
     let results = execute_runs(plan_runs(scenarios, out), default_jobs(jobs), accel)?;
     let mut code = print_results(&results);
     let ci = in_ci();
-    let mut json = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     for (name, _dir, r) in &results {
         let Ok(o) = r else {
             continue;
@@ -1004,27 +1087,14 @@ fn check(
         if outcome.fails {
             code = worse(code, ExitCode::Found);
         }
-        json.push(serde_json::json!({
-            "scenario": name,
-            "artifacts": o.dir,
-            "verdict": o.report.verdict,
-            "snapshot": outcome,
-            "report": o.report,
-        }));
+        entries.push((name.clone(), o.dir.clone(), run, Some(outcome)));
     }
     if ci {
         println!(
             "(CI is set: accepted snapshots were not touched; differences are in .snap.new files)"
         );
     }
-    if let Some(p) = report_json {
-        let text =
-            serde_json::to_string_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(p, text + "\n").map_err(|source| Error::Io {
-            path: p.to_path_buf(),
-            source,
-        })?;
-    }
+    write_reports(reports, &entries)?;
     Ok(code)
 }
 

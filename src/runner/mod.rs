@@ -13,6 +13,8 @@
 //! (exit 3) naming the step, with the console log and everything captured so far kept;
 //! Ctrl-C stops QEMU and the vnet cleanly and keeps the artifacts too.
 
+pub mod html;
+pub mod junit;
 pub mod record;
 pub mod summary;
 pub mod verdict;

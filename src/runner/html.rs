@@ -1,0 +1,1767 @@
+//! The HTML report: one self-contained page a person opens instead of reading logs.
+//!
+//! This module owns the page that shows one or more runs ([`StoredRun`]s read back from
+//! `report.json`): per run a header with the verdict, the patch claims in plain words, a
+//! timeline of every upload (inline SVG: phases as bands, one row per destination, uploads
+//! that carried a canary in red), the canaries found, the policy rules and, when given, the
+//! snapshot diff. It also owns [`JudgementView`], the lenient reading of a stored run's
+//! judgement that the JUnit writer shares.
+//!
+//! The page needs no network: CSS and SVG are inline, there are no external fonts, images
+//! or scripts (and no script at all). Everything taken from a report is HTML-escaped,
+//! control and bidirectional-override characters are shown as escapes, and every list is
+//! capped (the page says when something was left out), so a hostile capture can neither
+//! inject markup nor blow the page up. The same input always gives the same bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::record::{StoredRun, Verdict};
+use crate::report::{Direction, Finding};
+
+/// Destinations (timeline rows) drawn per run; the rest are counted in a note.
+pub const MAX_ROWS: usize = 40;
+/// Upload marks drawn per destination row; uploads with canaries are kept first.
+pub const MAX_MARKS_PER_ROW: usize = 300;
+/// Rows of the canary table per run.
+pub const MAX_FINDING_ROWS: usize = 500;
+/// Violations listed per claim or rule.
+pub const MAX_VIOLATIONS_SHOWN: usize = 50;
+/// Lines of the snapshot diff shown.
+pub const MAX_DIFF_LINES: usize = 2000;
+/// Characters shown of any one text taken from a report (excerpts, names, messages).
+pub const MAX_TEXT_CHARS: usize = 600;
+
+/// One run to show.
+#[derive(Debug, Clone)]
+pub struct HtmlRun<'a> {
+    /// The run, as read back from `report.json`.
+    pub run: &'a StoredRun,
+    /// The snapshot comparison as diff text (`+`/`-` lines), when there was one.
+    pub snapshot_diff: Option<String>,
+    /// Heading of the run's section (e.g. the scenario name and release).
+    pub title: String,
+}
+
+/// One violation of a rule or claim, as read from the stored judgement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViolationView {
+    /// Canary name (empty for destination and volume rules).
+    pub canary: String,
+    /// Encoding chain.
+    pub encoding: String,
+    /// Destination.
+    pub destination: String,
+    /// HTTP method and path, when in HTTP.
+    pub request: Option<String>,
+    /// Phase.
+    pub phase: String,
+    /// Occurrences.
+    pub count: u64,
+    /// The sentence a person reads.
+    pub text: String,
+}
+
+/// One policy rule or in-line check, as read from the stored judgement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleView {
+    /// `forbid`, `allow_destinations`, `max_upload_bytes`, `expect_no_upload`...
+    pub kind: String,
+    /// The rule in words.
+    pub rule: String,
+    /// Line in the scenario (0 when the rule has none).
+    pub line: u64,
+    /// Whether it held.
+    pub held: bool,
+    /// What broke it.
+    pub violations: Vec<ViolationView>,
+}
+
+/// One patch claim, as read from the stored judgement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimView {
+    /// Advisory or ticket id.
+    pub id: String,
+    /// The vendor's words.
+    pub says: String,
+    /// Line in the scenario.
+    pub line: u64,
+    /// Whether the claim held (`verdict` is `HOLDS`).
+    pub holds: bool,
+    /// The verdict as written (`HOLDS`, `BROKEN`).
+    pub verdict: String,
+    /// What broke it.
+    pub violations: Vec<ViolationView>,
+    /// The line a person reads first.
+    pub text: String,
+}
+
+/// A stored run's judgement (`report.json`'s `judgement`), read leniently: missing or
+/// mistyped fields become empty values instead of errors, so any report can be shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JudgementView {
+    /// Policy rules and in-line checks, in report order.
+    pub rules: Vec<RuleView>,
+    /// Patch claims, in report order.
+    pub claims: Vec<ClaimView>,
+}
+
+fn get_str(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn get_u64(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn get_list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn violations_of(v: &Value) -> Vec<ViolationView> {
+    get_list(v, "violations")
+        .iter()
+        .map(|x| {
+            let request = match x.get("request") {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let mut view = ViolationView {
+                canary: get_str(x, "canary"),
+                encoding: get_str(x, "encoding"),
+                destination: get_str(x, "destination"),
+                request,
+                phase: get_str(x, "phase"),
+                count: get_u64(x, "count"),
+                text: get_str(x, "text"),
+            };
+            if view.text.is_empty() {
+                view.text = if view.canary.is_empty() {
+                    format!("{} is not allowed", view.destination)
+                } else {
+                    format!(
+                        "{} ({}) sent to {}",
+                        view.canary, view.encoding, view.destination
+                    )
+                };
+            }
+            view
+        })
+        .collect()
+}
+
+impl JudgementView {
+    /// Reads a stored judgement. Never fails: what cannot be read is left out or empty.
+    pub fn read(judgement: &Value) -> JudgementView {
+        let rules = get_list(judgement, "rules")
+            .iter()
+            .map(|r| {
+                let violations = violations_of(r);
+                let held = r
+                    .get("held")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(violations.is_empty());
+                RuleView {
+                    kind: get_str(r, "kind"),
+                    rule: get_str(r, "rule"),
+                    line: get_u64(r, "line"),
+                    held,
+                    violations,
+                }
+            })
+            .collect();
+        let claims = get_list(judgement, "claims")
+            .iter()
+            .map(|c| {
+                let violations = violations_of(c);
+                let mut verdict = get_str(c, "verdict");
+                if verdict.is_empty() {
+                    verdict = if violations.is_empty() {
+                        "HOLDS"
+                    } else {
+                        "BROKEN"
+                    }
+                    .to_string();
+                }
+                let holds = verdict == "HOLDS";
+                let id = get_str(c, "id");
+                let says = get_str(c, "says");
+                let mut text = get_str(c, "text");
+                if text.is_empty() {
+                    text = format!("CLAIM {verdict}  {id}  \"{says}\"");
+                }
+                ClaimView {
+                    id,
+                    says,
+                    line: get_u64(c, "line"),
+                    holds,
+                    verdict,
+                    violations,
+                    text,
+                }
+            })
+            .collect();
+        JudgementView { rules, claims }
+    }
+
+    /// Rules that did not hold.
+    pub fn broken_rules(&self) -> usize {
+        self.rules.iter().filter(|r| !r.held).count()
+    }
+
+    /// Claims that did not hold.
+    pub fn broken_claims(&self) -> usize {
+        self.claims.iter().filter(|c| !c.holds).count()
+    }
+}
+
+/// The verdict as a word.
+pub fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
+        Verdict::Interrupted => "INTERRUPTED",
+    }
+}
+
+fn verdict_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Error => "error",
+        Verdict::Interrupted => "interrupted",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Escaping and formatting
+
+/// Appends `s` HTML-escaped (valid in text and in quoted attributes), at most `max` characters.
+fn esc_max(out: &mut String, s: &str, max: usize) {
+    for (n, c) in s.chars().enumerate() {
+        if n >= max {
+            let rest = s.chars().count().saturating_sub(max);
+            let _ = write!(out, "… ({rest} more characters)");
+            return;
+        }
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control()
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c) =>
+            {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Appends `s` HTML-escaped, cut at [`MAX_TEXT_CHARS`].
+fn esc(out: &mut String, s: &str) {
+    esc_max(out, s, MAX_TEXT_CHARS);
+}
+
+/// `s` HTML-escaped, cut at `max` characters.
+fn escaped(s: &str, max: usize) -> String {
+    let mut o = String::new();
+    esc_max(&mut o, s, max);
+    o
+}
+
+/// Seconds with a precision that suits the size.
+fn secs(ns: u64) -> String {
+    let s = ns as f64 / 1e9;
+    if s < 10.0 {
+        format!("{s:.2} s")
+    } else if s < 600.0 {
+        format!("{s:.1} s")
+    } else {
+        let total = ns / 1_000_000_000;
+        format!("{} min {:02} s", total / 60, total % 60)
+    }
+}
+
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// Civil date of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `2026-11-21 19:50:19 UTC` for ns since the epoch.
+fn utc(ns: u64) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page
+
+const CSS: &str = r#"
+:root { --red:#c62828; --red-bg:#fdecea; --green:#2e7d32; --green-bg:#e8f5e9; --amber:#b26a00;
+  --amber-bg:#fff4e0; --grey:#5f6368; --line:#dde1e6; --ink:#1f2328; --muted:#59636e; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f3f4f6; color: var(--ink);
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; }
+main { max-width: 1240px; margin: 0 auto; padding: 20px 24px 40px; }
+h1 { font-size: 22px; margin: 4px 0 14px; }
+h1 small { color: var(--muted); font-weight: normal; font-size: 14px; }
+h2 { font-size: 20px; margin: 0; }
+h3 { font-size: 15px; margin: 22px 0 8px; text-transform: uppercase; letter-spacing: .04em;
+  color: var(--muted); }
+code, pre { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
+.run { background: #fff; border: 1px solid var(--line); border-radius: 10px; margin: 0 0 26px;
+  padding: 18px 22px 22px; box-shadow: 0 1px 2px rgba(0,0,0,.05); }
+.run.v-fail { border-top: 6px solid var(--red); }
+.run.v-pass { border-top: 6px solid var(--green); }
+.run.v-error { border-top: 6px solid var(--amber); }
+.run.v-interrupted { border-top: 6px solid var(--grey); }
+.head { display: flex; gap: 16px; align-items: center; }
+.head > div { flex: 1; min-width: 0; }
+.badge { display: inline-block; border-radius: 6px; padding: 3px 10px; font-weight: 700;
+  letter-spacing: .05em; color: #fff; font-size: 14px; }
+.badge.big { font-size: 20px; padding: 6px 16px; }
+.b-pass { background: var(--green); } .b-fail { background: var(--red); }
+.b-error { background: var(--amber); } .b-interrupted { background: var(--grey); }
+.meta { color: var(--muted); font-size: 14px; margin-top: 4px; }
+.meta b { color: var(--ink); font-weight: 600; }
+.summary { margin: 14px 0 0; font-size: 16px; }
+.chips { margin: 6px 0 0; display: flex; flex-wrap: wrap; gap: 6px; }
+.chip { background: var(--red-bg); color: var(--red); border: 1px solid #f5c2c0; border-radius: 14px;
+  padding: 1px 10px; font-size: 13px; }
+.chip code { font-size: 12px; color: #8e1c1c; }
+.errorbox { background: var(--amber-bg); border: 1px solid #f0c36d; border-radius: 8px;
+  padding: 10px 14px; margin: 12px 0 0; white-space: pre-wrap; }
+.claim { border-radius: 8px; padding: 10px 14px; margin: 0 0 10px; border: 1px solid var(--line); }
+.claim.broken { background: var(--red-bg); border-color: #f5c2c0; }
+.claim.holds { background: var(--green-bg); border-color: #b7dfb9; }
+.claim .word { font-weight: 800; letter-spacing: .03em; margin-right: 8px; }
+.claim.broken .word { color: var(--red); } .claim.holds .word { color: var(--green); }
+.claim .says { font-style: italic; }
+.claim ul, .rules ul { margin: 6px 0 0 0; padding-left: 20px; }
+.claim li { color: #7f1d1d; }
+.muted { color: var(--muted); }
+.note { color: var(--amber); font-size: 13px; margin: 4px 0; }
+.timeline { width: 100%; height: auto; display: block; border: 1px solid var(--line);
+  border-radius: 8px; background: #fff; }
+.timeline text { font-family: system-ui, "DejaVu Sans", sans-serif; }
+.t-phase { font-size: 12px; font-weight: 600; fill: #374151; }
+.t-dest { font-size: 12.5px; fill: #1f2328; }
+.t-dest.leak { fill: var(--red); font-weight: 700; }
+.t-app { fill: #8a939e; font-weight: normal; font-size: 11px; }
+.t-tick { font-size: 11px; fill: #6b7280; }
+.rowline { stroke: #eceff3; stroke-width: 1; }
+.boundary { stroke: #9aa4b2; stroke-width: 1; stroke-dasharray: 3 3; }
+.axis { stroke: #9aa4b2; stroke-width: 1; }
+.span { stroke: #b6bcc6; stroke-width: 3; stroke-linecap: round; }
+.m-leak { fill: var(--red); stroke: #7f1010; stroke-width: 1.2; }
+.m-plain { fill: #9aa0a6; stroke: #6b7280; stroke-width: .8; }
+.legend { display: flex; flex-wrap: wrap; gap: 16px; font-size: 13px; color: var(--muted);
+  margin: 6px 2px 0; align-items: center; }
+.sw { display: inline-block; width: 12px; height: 12px; border-radius: 50%; vertical-align: -1px;
+  margin-right: 5px; }
+.sw.leak { background: var(--red); } .sw.plain { background: #9aa0a6; }
+.sw.band { border-radius: 2px; border: 1px solid #c7ccd3; }
+table { border-collapse: collapse; width: 100%; font-size: 13.5px; }
+th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 2px solid var(--line);
+  padding: 6px 8px; }
+td { border-bottom: 1px solid var(--line); padding: 6px 8px; vertical-align: top; }
+td code { background: #f6f8fa; border: 1px solid #e5e7eb; border-radius: 4px; padding: 1px 4px;
+  white-space: pre-wrap; word-break: break-all; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td code.enc { white-space: nowrap; word-break: normal; }
+tr.recv td { color: var(--muted); }
+.ok { color: var(--green); font-weight: 700; } .bad { color: var(--red); font-weight: 700; }
+pre.diff { background: #f6f8fa; border: 1px solid var(--line); border-radius: 8px; padding: 10px 0;
+  overflow-x: auto; margin: 0; }
+pre.diff span { display: block; padding: 0 12px; white-space: pre; min-height: 1.35em; }
+pre.diff .rule { color: #b6bcc6; }
+pre.diff .reg { color: var(--red); font-weight: 700; }
+pre.diff .dnote { color: var(--amber); font-weight: 600; }
+pre.diff .add { background: #e6ffec; color: #116329; }
+pre.diff .del { background: #ffebe9; color: #82071e; }
+pre.diff .hunk { color: #0550ae; background: #ddf4ff; }
+pre.diff .meta { color: var(--muted); font-weight: 600; }
+.overview td, .overview th { font-size: 14px; }
+.overview a { color: inherit; }
+footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top: 10px; }
+"#;
+
+/// Renders the runs as one self-contained HTML page. Same input, same bytes.
+pub fn render(runs: &[HtmlRun<'_>]) -> String {
+    let mut out = String::with_capacity(32 * 1024);
+    let failed = runs
+        .iter()
+        .filter(|r| r.run.verdict != Verdict::Pass)
+        .count();
+    let page_title = match runs {
+        [one] => format!(
+            "telltale: {} — {}",
+            one.title,
+            verdict_word(one.run.verdict)
+        ),
+        _ => format!(
+            "telltale: {} — {} not passing",
+            plural(runs.len(), "run", "runs"),
+            failed
+        ),
+    };
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    out.push_str("<title>");
+    esc(&mut out, &page_title);
+    out.push_str("</title>\n<style>");
+    out.push_str(CSS);
+    out.push_str("</style>\n</head>\n<body>\n<main>\n");
+    out.push_str("<h1>telltale privacy report <small>");
+    out.push_str(&plural(runs.len(), "run", "runs"));
+    if !runs.is_empty() {
+        let _ = write!(
+            out,
+            ", {} passed, {} not passing",
+            runs.len() - failed,
+            failed
+        );
+    }
+    out.push_str("</small></h1>\n");
+    if runs.len() > 1 {
+        overview(&mut out, runs);
+    }
+    if runs.is_empty() {
+        out.push_str("<p class=\"muted\">No runs to show.</p>\n");
+    }
+    for (i, r) in runs.iter().enumerate() {
+        run_section(&mut out, i, r);
+    }
+    let _ = write!(
+        out,
+        "<footer>Made by telltale {} from the runs' report.json. This page is self-contained: \
+         it loads nothing from the network.</footer>\n</main>\n</body>\n</html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}
+
+fn overview(out: &mut String, runs: &[HtmlRun<'_>]) {
+    out.push_str(
+        "<div class=\"run\"><table class=\"overview\"><thead><tr><th>verdict</th><th>run</th>\
+         <th>release</th><th class=\"num\">claims broken</th><th class=\"num\">rules broken</th>\
+         <th class=\"num\">canaries sent</th><th class=\"num\">duration</th></tr></thead><tbody>\n",
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let j = JudgementView::read(&r.run.judgement);
+        let sent: BTreeSet<&str> = r
+            .run
+            .analysis
+            .findings
+            .iter()
+            .filter(|f| f.direction == Direction::Up)
+            .map(|f| f.canary.as_str())
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td><span class=\"badge b-{}\">{}</span></td><td><a href=\"#run-{}\">",
+            verdict_class(r.run.verdict),
+            verdict_word(r.run.verdict),
+            i + 1
+        );
+        esc(out, &r.title);
+        out.push_str("</a></td><td>");
+        esc(out, r.run.scenario.release.as_deref().unwrap_or("—"));
+        let _ = writeln!(
+            out,
+            "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            j.broken_claims(),
+            j.broken_rules(),
+            sent.len(),
+            secs(r.run.end_ns.saturating_sub(r.run.start_ns))
+        );
+    }
+    out.push_str("</tbody></table></div>\n");
+}
+
+fn run_section(out: &mut String, index: usize, hr: &HtmlRun<'_>) {
+    let run = hr.run;
+    let j = JudgementView::read(&run.judgement);
+    let vclass = verdict_class(run.verdict);
+    let _ = writeln!(
+        out,
+        "<section class=\"run v-{vclass}\" id=\"run-{}\">",
+        index + 1
+    );
+    // Header.
+    let _ = write!(
+        out,
+        "<div class=\"head\"><span class=\"badge big b-{vclass}\">{}</span><div><h2>",
+        verdict_word(run.verdict)
+    );
+    esc(out, &hr.title);
+    out.push_str("</h2><div class=\"meta\">scenario <b>");
+    esc(out, &run.scenario.name);
+    out.push_str("</b>");
+    if let Some(rel) = &run.scenario.release {
+        out.push_str(" · release <b>");
+        esc(out, rel);
+        out.push_str("</b>");
+    }
+    out.push_str(" · file <code>");
+    esc(out, &run.scenario.file);
+    let _ = writeln!(
+        out,
+        "</code> · started {} · ran <b>{}</b> · {}, {}</div></div></div>",
+        utc(run.start_ns),
+        secs(run.end_ns.saturating_sub(run.start_ns)),
+        plural(j.broken_claims(), "claim broken", "claims broken"),
+        plural(j.broken_rules(), "rule broken", "rules broken"),
+    );
+    if let Some(e) = &run.error {
+        let what = if run.verdict == Verdict::Interrupted {
+            "The run was interrupted"
+        } else {
+            "The run could not be carried out"
+        };
+        let _ = write!(out, "<div class=\"errorbox\"><b>{what}:</b> ");
+        esc_max(out, e, 4 * MAX_TEXT_CHARS);
+        out.push_str("</div>\n");
+    }
+    summary(out, run);
+    // Claims first.
+    out.push_str("<h3>Patch claims</h3>\n");
+    if j.claims.is_empty() {
+        out.push_str("<p class=\"muted\">This scenario makes no patch claims.</p>\n");
+    }
+    for c in &j.claims {
+        claim(out, c);
+    }
+    out.push_str("<h3>Timeline of uploads</h3>\n");
+    timeline(out, run);
+    findings_table(out, run);
+    rules(out, &j);
+    if let Some(diff) = &hr.snapshot_diff {
+        snapshot(out, diff);
+    }
+    out.push_str("</section>\n");
+}
+
+/// The sentence under the header: what left the device, in plain words.
+fn summary(out: &mut String, run: &StoredRun) {
+    let a = &run.analysis;
+    let uploads = uploads_count(run);
+    let dests: BTreeSet<&str> = a
+        .flows
+        .iter()
+        .filter(|f| f.bytes_up > 0)
+        .map(|f| f.destination.as_str())
+        .collect();
+    // destination -> canary -> encodings
+    let mut sent: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
+    for f in a.findings.iter().filter(|f| f.direction == Direction::Up) {
+        sent.entry(f.destination.as_str())
+            .or_default()
+            .entry(f.canary.as_str())
+            .or_default()
+            .insert(f.encoding.as_str());
+    }
+    let _ = write!(
+        out,
+        "<p class=\"summary\">The device made {} to {} during the run. ",
+        plural(uploads, "upload", "uploads"),
+        plural(dests.len(), "destination", "destinations")
+    );
+    if sent.is_empty() {
+        out.push_str("<span class=\"ok\">No canary was found in anything it sent.</span></p>\n");
+        return;
+    }
+    let n: BTreeSet<&str> = sent.values().flat_map(|m| m.keys().copied()).collect();
+    let _ = writeln!(
+        out,
+        "<span class=\"bad\">{} left the device:</span></p>",
+        plural(n.len(), "canary", "canaries")
+    );
+    for (shown, (dest, canaries)) in sent.iter().enumerate() {
+        if shown >= MAX_ROWS {
+            let _ = writeln!(
+                out,
+                "<p class=\"note\">… and {} more destinations (see the table below).</p>",
+                sent.len() - MAX_ROWS
+            );
+            break;
+        }
+        out.push_str("<div class=\"chips\"><span>to <b>");
+        esc(out, dest);
+        out.push_str("</b>:</span>");
+        for (i, (canary, encs)) in canaries.iter().enumerate() {
+            if i >= MAX_ROWS {
+                let _ = write!(
+                    out,
+                    "<span class=\"muted\">… {} more</span>",
+                    canaries.len() - MAX_ROWS
+                );
+                break;
+            }
+            out.push_str("<span class=\"chip\"><b>");
+            esc(out, canary);
+            out.push_str("</b> as <code>");
+            let list: Vec<&str> = encs.iter().copied().collect();
+            esc(out, &list.join(", "));
+            out.push_str("</code></span>");
+        }
+        out.push_str("</div>\n");
+    }
+}
+
+fn claim(out: &mut String, c: &ClaimView) {
+    let (class, word) = if c.holds {
+        ("holds", "CLAIM HOLDS")
+    } else if c.verdict == "BROKEN" {
+        ("broken", "CLAIM BROKEN")
+    } else {
+        ("broken", "CLAIM NOT SHOWN TO HOLD")
+    };
+    let _ = write!(
+        out,
+        "<div class=\"claim {class}\"><span class=\"word\">{word}</span><b>"
+    );
+    esc(out, &c.id);
+    out.push_str("</b> — the vendor says <span class=\"says\">“");
+    esc(out, &c.says);
+    out.push_str("”</span>");
+    if c.line > 0 {
+        let _ = write!(
+            out,
+            " <span class=\"muted\">(scenario line {})</span>",
+            c.line
+        );
+    }
+    if c.holds {
+        out.push_str("<div class=\"muted\">No upload it covers was seen.</div>");
+    } else if !c.violations.is_empty() {
+        out.push_str("<div>It does not hold:</div><ul>");
+        violation_items(out, &c.violations);
+        out.push_str("</ul>");
+    } else {
+        out.push_str("<div>");
+        esc(out, &c.text);
+        out.push_str("</div>");
+    }
+    out.push_str("</div>\n");
+}
+
+fn violation_items(out: &mut String, vs: &[ViolationView]) {
+    for v in vs.iter().take(MAX_VIOLATIONS_SHOWN) {
+        out.push_str("<li>");
+        esc(out, &v.text);
+        out.push_str("</li>");
+    }
+    if vs.len() > MAX_VIOLATIONS_SHOWN {
+        let _ = write!(
+            out,
+            "<li class=\"muted\">… {} more in report.json</li>",
+            vs.len() - MAX_VIOLATIONS_SHOWN
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeline
+
+/// One upload on the timeline.
+#[derive(Debug, Clone)]
+struct Mark {
+    /// ns since the run's start.
+    t: u64,
+    /// End of the conversation, for flows drawn as a span.
+    until: Option<u64>,
+    /// First tooltip line (`POST /v1/register`, `udp dns 10.77.0.1:53`).
+    what: String,
+    /// Bytes sent (request body or flow payload).
+    bytes: u64,
+    /// What `bytes` counts.
+    bytes_label: &'static str,
+    /// Application protocol (`http`, `dns`...) or transport when unknown.
+    app: String,
+    /// `imei (raw)`, sorted.
+    canaries: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct Row {
+    marks: Vec<Mark>,
+    dropped: usize,
+}
+
+impl Row {
+    fn leaks(&self) -> bool {
+        self.marks.iter().any(|m| !m.canaries.is_empty())
+    }
+    fn first(&self) -> u64 {
+        self.marks.iter().map(|m| m.t).min().unwrap_or(0)
+    }
+}
+
+fn canary_label(f: &Finding) -> String {
+    format!("{} ({})", f.canary, f.encoding)
+}
+
+fn uploads_count(run: &StoredRun) -> usize {
+    let a = &run.analysis;
+    let with_http: BTreeSet<usize> = a.http_requests.iter().map(|r| r.flow).collect();
+    a.http_requests.len()
+        + a.flows
+            .iter()
+            .filter(|f| f.bytes_up > 0 && !with_http.contains(&f.id))
+            .count()
+}
+
+/// Every upload of the run per destination, with the canaries it carried.
+fn build_rows(run: &StoredRun) -> BTreeMap<String, Row> {
+    let a = &run.analysis;
+    let start = run.start_ns;
+    let mut marks: Vec<(String, Mark)> = Vec::new();
+    let mut by_flow: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for r in &a.http_requests {
+        by_flow.entry(r.flow).or_default().push(marks.len());
+        marks.push((
+            r.destination.clone(),
+            Mark {
+                t: r.time_ns.saturating_sub(start),
+                until: None,
+                what: format!("{} {}", r.method, r.path),
+                bytes: r.body_bytes,
+                bytes_label: "body",
+                app: "http".into(),
+                canaries: BTreeSet::new(),
+            },
+        ));
+    }
+    // Flows without HTTP requests, by flow id.
+    let mut flow_mark: BTreeMap<usize, usize> = BTreeMap::new();
+    for f in &a.flows {
+        if f.bytes_up == 0 || by_flow.contains_key(&f.id) {
+            continue;
+        }
+        flow_mark.insert(f.id, marks.len());
+        let app_name = if f.app.is_empty() {
+            f.protocol.clone()
+        } else {
+            f.app.clone()
+        };
+        let app = if f.app.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", f.app)
+        };
+        marks.push((
+            f.destination.clone(),
+            Mark {
+                t: f.first_ns.saturating_sub(start),
+                until: Some(f.last_ns.saturating_sub(start)),
+                what: format!("{}{app} to {}", f.protocol, f.server),
+                bytes: f.bytes_up,
+                bytes_label: "sent",
+                app: app_name,
+                canaries: BTreeSet::new(),
+            },
+        ));
+    }
+    for f in a.findings.iter().filter(|f| f.direction == Direction::Up) {
+        let target = if let Some(reqs) = by_flow.get(&f.flow) {
+            // The request of the finding's conversation with the same method and path
+            // (any request of it when none matches) whose time is closest.
+            let want = match (&f.http_method, &f.http_path) {
+                (Some(meth), Some(path)) => Some(format!("{meth} {path}")),
+                _ => None,
+            };
+            let matching: Vec<usize> = reqs
+                .iter()
+                .copied()
+                .filter(|&i| match (&want, marks.get(i)) {
+                    (Some(w), Some((_, m))) => m.what == *w,
+                    (None, Some(_)) => true,
+                    (_, None) => false,
+                })
+                .collect();
+            let pool = if matching.is_empty() { reqs } else { &matching };
+            pool.iter().copied().min_by_key(|&i| {
+                let t = marks.get(i).map(|(_, m)| m.t).unwrap_or(0);
+                t.abs_diff(f.time_ns.saturating_sub(start))
+            })
+        } else {
+            flow_mark.get(&f.flow).copied()
+        };
+        match target.and_then(|i| marks.get_mut(i)) {
+            Some((_, m)) => {
+                m.canaries.insert(canary_label(f));
+            }
+            None => {
+                // Not in any recorded upload: still shown, at the finding's own time.
+                let mut canaries = BTreeSet::new();
+                canaries.insert(canary_label(f));
+                marks.push((
+                    f.destination.clone(),
+                    Mark {
+                        t: f.time_ns.saturating_sub(start),
+                        until: None,
+                        what: format!("{} data", f.protocol),
+                        bytes: 0,
+                        bytes_label: "",
+                        app: f.protocol.clone(),
+                        canaries,
+                    },
+                ));
+            }
+        }
+    }
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for (dest, m) in marks {
+        rows.entry(dest).or_default().marks.push(m);
+    }
+    for row in rows.values_mut() {
+        // Keep the uploads with canaries first when a row is over the cap.
+        row.marks.sort_by_key(|m| (m.canaries.is_empty(), m.t));
+        if row.marks.len() > MAX_MARKS_PER_ROW {
+            row.dropped = row.marks.len() - MAX_MARKS_PER_ROW;
+            row.marks.truncate(MAX_MARKS_PER_ROW);
+        }
+        row.marks.sort_by_key(|m| m.t);
+    }
+    rows
+}
+
+const PHASE_FILLS: [&str; 8] = [
+    "#e3edfb", "#fdf1d6", "#e2f3e4", "#efe6fa", "#fde6d6", "#d9f2ef", "#fbe3ee", "#e6e9fb",
+];
+
+const SVG_W: f64 = 1160.0;
+const PLOT_X0: f64 = 250.0;
+const PLOT_X1: f64 = 1140.0;
+const TOP: f64 = 30.0;
+const ROW_H: f64 = 30.0;
+const AXIS_H: f64 = 30.0;
+
+fn phase_at(run: &StoredRun, t: u64) -> Option<&str> {
+    let abs = run.start_ns.saturating_add(t);
+    run.phases
+        .iter()
+        .rev()
+        .find(|p| p.start_ns <= abs)
+        .map(|p| p.name.as_str())
+}
+
+/// A tick step of 1, 2 or 5 × 10^k seconds giving about eight ticks.
+fn tick_step(dur_s: f64) -> f64 {
+    let raw = (dur_s / 8.0).max(1e-9);
+    let mag = 10f64.powf(raw.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if m * mag >= raw {
+            return m * mag;
+        }
+    }
+    10.0 * mag
+}
+
+fn timeline(out: &mut String, run: &StoredRun) {
+    let rows_map = build_rows(run);
+    let mut rows: Vec<(String, Row)> = rows_map.into_iter().collect();
+    // Destinations that received canaries first, then by first upload.
+    rows.sort_by(|(an, a), (bn, b)| {
+        (!a.leaks(), a.first(), an.as_str()).cmp(&(!b.leaks(), b.first(), bn.as_str()))
+    });
+    let hidden_rows = rows.len().saturating_sub(MAX_ROWS);
+    rows.truncate(MAX_ROWS);
+    let run_len = run.end_ns.saturating_sub(run.start_ns);
+    let latest = rows
+        .iter()
+        .flat_map(|(_, r)| r.marks.iter())
+        .map(|m| m.until.unwrap_or(m.t).max(m.t))
+        .max()
+        .unwrap_or(0);
+    let dur = run_len.max(latest).max(1);
+    let x = |t: u64| -> f64 { PLOT_X0 + (t.min(dur) as f64 / dur as f64) * (PLOT_X1 - PLOT_X0) };
+    let nrows = rows.len().max(1);
+    let plot_bottom = TOP + ROW_H * nrows as f64;
+    let height = plot_bottom + AXIS_H;
+    let _ = writeln!(
+        out,
+        "<svg class=\"timeline\" viewBox=\"0 0 {SVG_W:.0} {height:.0}\" \
+         role=\"img\" aria-label=\"Uploads over time, one row per destination\">"
+    );
+    // Phase bands.
+    let mut legend: Vec<(String, &str, u64, u64)> = Vec::new();
+    for (i, p) in run.phases.iter().enumerate() {
+        let s = p.start_ns.saturating_sub(run.start_ns).min(dur);
+        let e = if p.end_ns == 0 || p.end_ns < p.start_ns {
+            dur
+        } else {
+            p.end_ns.saturating_sub(run.start_ns).min(dur)
+        };
+        let fill = PHASE_FILLS[i % PHASE_FILLS.len()];
+        let (x0, x1) = (x(s), x(e));
+        let _ = write!(
+            out,
+            "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>phase ",
+            TOP - 26.0,
+            (x1 - x0).max(1.0),
+            plot_bottom - TOP + 26.0
+        );
+        esc(out, &p.name);
+        let _ = writeln!(out, ": {} – {}</title></rect>", secs(s), secs(e));
+        if i > 0 {
+            let _ = writeln!(
+                out,
+                "<line class=\"boundary\" x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{:.1}\" y2=\"{plot_bottom:.1}\"/>",
+                TOP - 26.0
+            );
+        }
+        // A label when the band is wide enough for a few characters (about 7 units each).
+        let room = ((x1 - x0 - 10.0) / 7.0).floor();
+        if room >= 3.0 {
+            let name = clip_chars(&p.name, room as usize);
+            let _ = writeln!(
+                out,
+                "<text class=\"t-phase\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                x0 + 6.0,
+                TOP - 10.0,
+                escaped(&name, MAX_TEXT_CHARS)
+            );
+        }
+        if legend.len() < MAX_ROWS {
+            legend.push((p.name.clone(), fill, s, e));
+        }
+    }
+    // Rows.
+    for (r, (dest, row)) in rows.iter().enumerate() {
+        let y = TOP + ROW_H * r as f64 + ROW_H / 2.0;
+        let _ = writeln!(
+            out,
+            "<line class=\"rowline\" x1=\"8\" x2=\"{PLOT_X1:.0}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
+            y + ROW_H / 2.0,
+            y + ROW_H / 2.0
+        );
+        let leak = if row.leaks() { " leak" } else { "" };
+        let n = row.marks.len() + row.dropped;
+        let sent: u64 = row.marks.iter().map(|m| m.bytes).sum();
+        let _ = write!(
+            out,
+            "<text class=\"t-dest{leak}\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>",
+            PLOT_X0 - 10.0,
+            y + 4.0
+        );
+        esc(out, dest);
+        let _ = write!(
+            out,
+            ": {}, {} drawn</title>",
+            plural(n, "upload", "uploads"),
+            bytes(sent)
+        );
+        esc(out, &clip_chars(dest, 28));
+        let apps: BTreeSet<&str> = row.marks.iter().map(|m| m.app.as_str()).collect();
+        let apps: Vec<&str> = apps.into_iter().take(3).collect();
+        out.push_str("<tspan class=\"t-app\"> · ");
+        esc_max(out, &clip_chars(&apps.join(","), 14), 20);
+        out.push_str("</tspan></text>\n");
+        for m in &row.marks {
+            let cx = x(m.t);
+            if let Some(until) = m.until {
+                let x1 = x(until);
+                if x1 - cx >= 2.0 {
+                    let _ = writeln!(
+                        out,
+                        "<line class=\"span\" x1=\"{cx:.1}\" x2=\"{x1:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>"
+                    );
+                }
+            }
+            let (class, radius) = if m.canaries.is_empty() {
+                ("m-plain", 4.5)
+            } else {
+                ("m-leak", 7.0)
+            };
+            let _ = write!(
+                out,
+                "<circle class=\"{class}\" cx=\"{cx:.1}\" cy=\"{y:.1}\" r=\"{radius}\"><title>"
+            );
+            mark_tooltip(out, run, dest, m);
+            out.push_str("</title></circle>\n");
+        }
+        if row.dropped > 0 {
+            let _ = writeln!(
+                out,
+                "<text class=\"t-tick\" x=\"{PLOT_X1:.0}\" y=\"{:.1}\" text-anchor=\"end\">+{} not drawn</text>",
+                y - 8.0,
+                row.dropped
+            );
+        }
+    }
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "<text class=\"t-tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">no uploads were captured</text>",
+            (PLOT_X0 + PLOT_X1) / 2.0,
+            TOP + ROW_H / 2.0 + 4.0
+        );
+    }
+    // Time axis.
+    let _ = writeln!(
+        out,
+        "<line class=\"axis\" x1=\"{PLOT_X0:.0}\" x2=\"{PLOT_X1:.0}\" y1=\"{plot_bottom:.1}\" y2=\"{plot_bottom:.1}\"/>"
+    );
+    let dur_s = dur as f64 / 1e9;
+    let step = tick_step(dur_s);
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()).clamp(0.0, 9.0) as usize
+    };
+    let mut k = 0u32;
+    while k <= 60 {
+        let ts = step * f64::from(k);
+        if ts > dur_s * 1.000_001 {
+            break;
+        }
+        let tx = PLOT_X0 + ts / dur_s * (PLOT_X1 - PLOT_X0);
+        let _ = writeln!(
+            out,
+            "<line class=\"axis\" x1=\"{tx:.1}\" x2=\"{tx:.1}\" y1=\"{plot_bottom:.1}\" y2=\"{:.1}\"/>\
+             <text class=\"t-tick\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{ts:.decimals$} s</text>",
+            plot_bottom + 5.0,
+            plot_bottom + 18.0
+        );
+        k += 1;
+    }
+    out.push_str("</svg>\n");
+    // Legend.
+    out.push_str(
+        "<div class=\"legend\"><span><span class=\"sw leak\"></span>upload carrying a canary</span>\
+         <span><span class=\"sw plain\"></span>upload without canary</span>",
+    );
+    for (name, fill, s, e) in &legend {
+        let _ = write!(
+            out,
+            "<span><span class=\"sw band\" style=\"background:{fill}\"></span>"
+        );
+        esc(out, name);
+        let _ = write!(out, " {}–{}</span>", secs(*s), secs(*e));
+    }
+    let _ = writeln!(
+        out,
+        "<span>time since the run started ({} in all); hover a mark for details</span></div>",
+        secs(run_len)
+    );
+    let dropped: usize = rows.iter().map(|(_, r)| r.dropped).sum();
+    if hidden_rows > 0 || dropped > 0 {
+        out.push_str("<p class=\"note\">Not everything is drawn: ");
+        let mut parts = Vec::new();
+        if hidden_rows > 0 {
+            parts.push(format!(
+                "{} not shown (at most {MAX_ROWS} rows; those that received canaries come first)",
+                plural(hidden_rows, "destination", "destinations")
+            ));
+        }
+        if dropped > 0 {
+            parts.push(format!(
+                "{} not drawn (at most {MAX_MARKS_PER_ROW} per destination; those with canaries are kept)",
+                plural(dropped, "upload", "uploads")
+            ));
+        }
+        out.push_str(&parts.join("; "));
+        out.push_str(". report.json has them all.</p>\n");
+    }
+}
+
+fn mark_tooltip(out: &mut String, run: &StoredRun, dest: &str, m: &Mark) {
+    esc_max(out, &m.what, 200);
+    out.push_str(" → ");
+    esc_max(out, dest, 200);
+    let _ = write!(out, "\nat {}", secs(m.t));
+    if let Some(p) = phase_at(run, m.t) {
+        out.push_str(" (");
+        esc_max(out, p, 100);
+        out.push(')');
+    }
+    if !m.bytes_label.is_empty() {
+        let _ = write!(out, "\n{}: {}", m.bytes_label, bytes(m.bytes));
+    }
+    if m.canaries.is_empty() {
+        out.push_str("\nno canary found");
+    } else {
+        out.push_str("\ncanaries: ");
+        let list: Vec<&str> = m.canaries.iter().map(String::as_str).take(20).collect();
+        esc_max(out, &list.join(", "), 1000);
+        if m.canaries.len() > 20 {
+            let _ = write!(out, " … {} more", m.canaries.len() - 20);
+        }
+    }
+}
+
+/// At most `max` characters of `s`, with `…` when cut.
+fn clip_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut o: String = s.chars().take(max.saturating_sub(1)).collect();
+    o.push('…');
+    o
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+fn findings_table(out: &mut String, run: &StoredRun) {
+    // One row per (direction, canary, encoding, destination, request, field, phase), counts added.
+    type Key<'a> = (
+        bool,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<(&'a str, &'a str)>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let mut groups: Vec<(Key<'_>, u64, &Finding)> = Vec::new();
+    let mut index: BTreeMap<Key<'_>, usize> = BTreeMap::new();
+    for f in &run.analysis.findings {
+        let key: Key<'_> = (
+            f.direction != Direction::Up,
+            f.canary.as_str(),
+            f.encoding.as_str(),
+            f.destination.as_str(),
+            f.http_method.as_deref().zip(f.http_path.as_deref()),
+            f.field.as_deref(),
+            f.phase.as_deref(),
+        );
+        match index.get(&key).and_then(|&i| groups.get_mut(i)) {
+            Some(g) => g.1 = g.1.saturating_add(f.count),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((key, f.count, f));
+            }
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    out.push_str("<h3>Canaries found</h3>\n");
+    if groups.is_empty() {
+        out.push_str(
+            "<p class=\"ok\">None: no planted value was found in any encoding in the traffic.</p>\n",
+        );
+        return;
+    }
+    out.push_str(
+        "<table class=\"findings\"><thead><tr><th>canary</th><th>encoding</th><th>destination</th>\
+         <th>request</th><th>phase</th><th class=\"num\">count</th><th>excerpt</th></tr></thead><tbody>\n",
+    );
+    for (key, count, f) in groups.iter().take(MAX_FINDING_ROWS) {
+        let recv = key.0;
+        out.push_str(if recv {
+            "<tr class=\"recv\"><td>"
+        } else {
+            "<tr><td><b>"
+        });
+        esc(out, &f.canary);
+        out.push_str(if recv {
+            "</td><td><code class=\"enc\">"
+        } else {
+            "</b></td><td><code class=\"enc\">"
+        });
+        esc(out, &f.encoding);
+        out.push_str("</code></td><td>");
+        esc(out, &f.destination);
+        out.push_str("</td><td>");
+        if recv {
+            out.push_str("<i>received from it</i> ");
+        }
+        match (&f.http_method, &f.http_path) {
+            (Some(m), Some(p)) => {
+                esc(out, m);
+                out.push(' ');
+                esc(out, p);
+            }
+            _ => esc(out, &f.protocol),
+        }
+        if let Some(field) = &f.field {
+            out.push_str(" <span class=\"muted\">· ");
+            esc(out, field);
+            out.push_str("</span>");
+        }
+        out.push_str("</td><td>");
+        esc(out, f.phase.as_deref().unwrap_or("—"));
+        let _ = write!(out, "</td><td class=\"num\">{count}</td><td><code>");
+        esc(out, &f.excerpt);
+        out.push_str("</code></td></tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+    if groups.len() > MAX_FINDING_ROWS {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">{} more rows are in report.json (at most {MAX_FINDING_ROWS} shown).</p>",
+            groups.len() - MAX_FINDING_ROWS
+        );
+    }
+    out.push_str(
+        "<p class=\"muted\">One row per canary, encoding, destination, request and phase; \
+         count adds up the occurrences in every conversation.</p>\n",
+    );
+}
+
+fn rules(out: &mut String, j: &JudgementView) {
+    out.push_str("<h3>Policy</h3>\n");
+    if j.rules.is_empty() {
+        out.push_str("<p class=\"muted\">The scenario has no policy rules.</p>\n");
+        return;
+    }
+    out.push_str(
+        "<table class=\"rules\"><thead><tr><th>result</th><th>rule</th><th>what broke it</th></tr></thead><tbody>\n",
+    );
+    for r in &j.rules {
+        out.push_str(if r.held {
+            "<tr><td class=\"ok\">held</td><td><code>"
+        } else {
+            "<tr><td class=\"bad\">VIOLATED</td><td><code>"
+        });
+        esc(out, &r.kind);
+        out.push_str("</code> ");
+        esc(out, &r.rule);
+        if r.line > 0 {
+            let _ = write!(out, " <span class=\"muted\">(line {})</span>", r.line);
+        }
+        out.push_str("</td><td>");
+        if r.violations.is_empty() {
+            out.push_str("<span class=\"muted\">—</span>");
+        } else {
+            out.push_str("<ul>");
+            violation_items(out, &r.violations);
+            out.push_str("</ul>");
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// How a line of a snapshot diff reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffLineKind {
+    /// Only in the new snapshot (`+`, `│+`, or a `  + ` fact).
+    Added,
+    /// Only in the accepted one (`-`, `│-`, or a `  - ` fact).
+    Removed,
+    /// In both.
+    Context,
+    /// File names or the legend (`---`/`+++`, `-accepted snapshot`/`+new snapshot`).
+    Header,
+    /// A unified diff's `@@` line.
+    Hunk,
+    /// A ruler of box-drawing characters.
+    Rule,
+    /// `REGRESSION: …`.
+    Regression,
+    /// `note: …`.
+    Note,
+}
+
+/// Classifies a line of a diff: a unified diff, or telltale's own (insta's layout: line
+/// numbers, `│`, the sign, the line; then `REGRESSION:`/`note:` and `  + `/`  - ` facts).
+pub fn diff_line_kind(line: &str) -> DiffLineKind {
+    if let Some((gutter, rest)) = line.split_once('│') {
+        if gutter.chars().all(|c| c == ' ' || c.is_ascii_digit()) {
+            return match rest.chars().next() {
+                Some('+') => DiffLineKind::Added,
+                Some('-') => DiffLineKind::Removed,
+                _ => DiffLineKind::Context,
+            };
+        }
+    }
+    if !line.is_empty() && line.chars().all(|c| "─┬┴┼┈ ".contains(c)) {
+        return DiffLineKind::Rule;
+    }
+    if line.starts_with("+++")
+        || line.starts_with("---")
+        || line == "-accepted snapshot"
+        || line == "+new snapshot"
+    {
+        return DiffLineKind::Header;
+    }
+    if line.starts_with("@@") {
+        return DiffLineKind::Hunk;
+    }
+    if line.starts_with("REGRESSION") {
+        return DiffLineKind::Regression;
+    }
+    if line.starts_with("note:") {
+        return DiffLineKind::Note;
+    }
+    if line.starts_with('+') || line.starts_with("  + ") {
+        return DiffLineKind::Added;
+    }
+    if line.starts_with('-') || line.starts_with("  - ") {
+        return DiffLineKind::Removed;
+    }
+    DiffLineKind::Context
+}
+
+/// The text of an added or removed line without its gutter and sign.
+pub fn diff_line_text(line: &str) -> &str {
+    let rest = match line.split_once('│') {
+        Some((gutter, rest)) if gutter.chars().all(|c| c == ' ' || c.is_ascii_digit()) => rest,
+        _ => line.trim_start(),
+    };
+    rest.strip_prefix(['+', '-']).unwrap_or(rest).trim()
+}
+
+fn snapshot(out: &mut String, diff: &str) {
+    out.push_str("<h3>Snapshot comparison</h3>\n");
+    if diff.trim().is_empty() {
+        out.push_str("<p class=\"ok\">Same privacy behaviour as the accepted snapshot.</p>\n");
+        return;
+    }
+    out.push_str("<pre class=\"diff\">");
+    let total = diff.lines().count();
+    for line in diff.lines().take(MAX_DIFF_LINES) {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let class = match diff_line_kind(line) {
+            DiffLineKind::Added => "add",
+            DiffLineKind::Removed => "del",
+            DiffLineKind::Context => "ctx",
+            DiffLineKind::Header => "meta",
+            DiffLineKind::Hunk => "hunk",
+            DiffLineKind::Rule => "rule",
+            DiffLineKind::Regression => "reg",
+            DiffLineKind::Note => "dnote",
+        };
+        let _ = write!(out, "<span class=\"{class}\">");
+        esc(out, line);
+        out.push_str("</span>");
+    }
+    out.push_str("</pre>\n");
+    if total > MAX_DIFF_LINES {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">{} more lines of the diff are not shown.</p>",
+            total - MAX_DIFF_LINES
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn finding(canary: &str, enc: &str, flow: usize, t: u64, excerpt: &str) -> Value {
+        json!({
+            "canary": canary, "encoding": enc, "destination": "sync.kestrel.example",
+            "address": "198.18.9.118:80", "protocol": "http", "direction": "up",
+            "http_method": "POST", "http_path": "/v2/sync", "field": "body", "flow": flow,
+            "packet": 12, "offset": 190, "time_ns": t, "phase": "consent_declined", "count": 1,
+            "excerpt": excerpt
+        })
+    }
+
+    fn flow(id: usize, proto: &str, app: &str, server: &str, dest: &str, up: u64, t: u64) -> Value {
+        json!({
+            "id": id, "protocol": proto, "app": app, "client": "10.77.0.15:40000",
+            "server": server, "destination": dest, "packets_up": 3, "packets_down": 3,
+            "bytes_up": up, "bytes_down": 100, "first_ns": t, "last_ns": t + 5_000_000,
+            "first_packet": 1, "opaque_bytes": 0
+        })
+    }
+
+    fn request(flow: usize, method: &str, path: &str, dest: &str, t: u64) -> Value {
+        json!({
+            "method": method, "host": dest, "path": path, "target": path, "body_bytes": 205,
+            "body_decoded_bytes": 205, "destination": dest, "flow": flow, "packet": 12,
+            "time_ns": t
+        })
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    /// A v2-fix-like run: hashed contacts and base64 IMEI to sync.kestrel.example.
+    fn run_json(verdict: &str, findings: Vec<Value>, excerpt_claim: &str) -> Value {
+        json!({
+            "scenario": {"name": "cloudsync-v2-fix", "release": "v2-fix", "file": "scenarios/cloudsync-v2-fix.yaml"},
+            "verdict": verdict,
+            "start_ns": 100 * S, "end_ns": 150 * S,
+            "phases": [
+                {"name": "boot", "start_ns": 100 * S, "end_ns": 104 * S},
+                {"name": "setup", "start_ns": 104 * S, "end_ns": 105 * S},
+                {"name": "consent_declined", "start_ns": 105 * S, "end_ns": 150 * S}
+            ],
+            "judgement": {
+                "rules": [{"kind": "forbid", "rule": "no canary, in any encoding, to any destination during consent_declined",
+                           "line": 35, "held": findings.is_empty(), "violations": if findings.is_empty() { json!([]) } else { json!([
+                    {"canary": "imei", "encoding": "base64", "destination": "sync.kestrel.example",
+                     "request": "POST /v2/sync", "phase": "consent_declined", "count": 2, "packet": 12,
+                     "text": "imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times"}]) }}],
+                "claims": [{"id": "KST-2014-0001", "says": "contacts and device identifiers are no longer uploaded without consent",
+                            "line": 38, "verdict": if findings.is_empty() { "HOLDS" } else { "BROKEN" },
+                            "violations": if findings.is_empty() { json!([]) } else { json!([{"canary": "imei", "encoding": "base64",
+                               "destination": "sync.kestrel.example", "request": "POST /v2/sync", "phase": "consent_declined",
+                               "count": 2, "packet": 12, "text": excerpt_claim}]) },
+                            "text": "CLAIM BROKEN  KST-2014-0001"}]
+            },
+            "analysis": {
+                "format_version": 1, "telltale_version": "0.1.0",
+                "capture": {"file": "capture.pcap", "format": "pcap", "gzip": false, "packets": 75, "bytes": 10000,
+                            "first_ns": 100 * S, "last_ns": 150 * S, "link_types": {"ethernet": 75},
+                            "non_ip_packets": 0, "ip_fragments": 0, "malformed_packets": 0, "damaged_at": null},
+                "canaries": ["imei", "phone", "contacts[0]"],
+                "findings": findings,
+                "flows": [
+                    flow(0, "udp", "dhcp", "255.255.255.255:67", "255.255.255.255", 1222, 103 * S),
+                    flow(1, "udp", "dns", "10.77.0.1:53", "10.77.0.1", 38, 108 * S),
+                    flow(2, "tcp", "http", "198.18.9.118:80", "sync.kestrel.example", 387, 109 * S),
+                    flow(3, "tcp", "http", "198.18.9.118:80", "sync.kestrel.example", 387, 114 * S),
+                    flow(4, "tcp", "http", "198.18.9.119:80", "cdn.kestrel.example", 80, 120 * S)
+                ],
+                "dns_queries": [], "tls": [], "dhcp": [], "warnings": [],
+                "http_requests": [
+                    request(2, "POST", "/v2/sync", "sync.kestrel.example", 109 * S),
+                    request(3, "POST", "/v2/sync", "sync.kestrel.example", 114 * S),
+                    request(4, "GET", "/fw/latest", "cdn.kestrel.example", 120 * S)
+                ]
+            }
+        })
+    }
+
+    fn v2() -> StoredRun {
+        let findings = vec![
+            finding(
+                "imei",
+                "base64",
+                2,
+                109 * S,
+                "{\"did\":\"MzUzNjA0NDE2NzczMDAy\"",
+            ),
+            finding(
+                "imei",
+                "base64",
+                3,
+                114 * S,
+                "{\"did\":\"MzUzNjA0NDE2NzczMDAy\"",
+            ),
+            finding(
+                "contacts[0]",
+                "sha1>hex",
+                2,
+                109 * S,
+                "\"contact_hashes\":[\"794031b3\"",
+            ),
+        ];
+        serde_json::from_value(run_json(
+            "fail",
+            findings,
+            "imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times",
+        ))
+        .expect("test input parses")
+    }
+
+    fn page(run: &StoredRun, diff: Option<&str>) -> String {
+        render(&[HtmlRun {
+            run,
+            snapshot_diff: diff.map(str::to_string),
+            title: "cloudsync-v2-fix (v2-fix)".into(),
+        }])
+    }
+
+    #[test]
+    fn failing_run_shows_verdict_broken_claim_first_and_red_marks() {
+        let run = v2();
+        let html = page(&run, None);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("badge big b-fail\">FAIL</span>"));
+        assert!(html.contains("CLAIM BROKEN"));
+        assert!(html.contains("KST-2014-0001"));
+        // The claim comes before the timeline and the findings table.
+        let claim = html.find("CLAIM BROKEN").unwrap();
+        let svg = html.find("<svg").unwrap();
+        let table = html.find("<table class=\"findings\"").unwrap();
+        assert!(claim < svg && svg < table);
+        // Two sync requests carried canaries, the cdn request and the DHCP/DNS flows did not.
+        assert_eq!(html.matches("class=\"m-leak\"").count(), 2);
+        assert_eq!(html.matches("class=\"m-plain\"").count(), 3);
+        assert!(html.contains("canaries: contacts[0] (sha1&gt;hex), imei (base64)"));
+        // Rows: the destination that received canaries comes first and is marked.
+        let sync = html.find("t-dest leak").unwrap();
+        let cdn = html
+            .find(">cdn.kestrel.example<tspan class=\"t-app\"> · http</tspan>")
+            .unwrap();
+        assert!(sync < cdn);
+        // Phases are bands with labels.
+        assert!(html.contains(">consent_declined</text>"));
+        assert!(html.contains("<title>phase boot: 0.00 s – 4.00 s</title>"));
+        // Findings grouped: imei in two conversations adds up to one row with count 2.
+        assert!(html.contains("<td class=\"num\">2</td>"));
+        assert!(html.contains("VIOLATED"));
+        assert!(html.contains("(line 35)"));
+        assert!(html.contains("The device made 5 uploads to 4 destinations"));
+    }
+
+    #[test]
+    fn passing_run_says_nothing_left_the_device() {
+        let run: StoredRun =
+            serde_json::from_value(run_json("pass", vec![], "")).expect("test input parses");
+        let html = page(&run, Some(""));
+        assert!(html.contains("b-pass\">PASS"));
+        assert!(html.contains("CLAIM HOLDS"));
+        assert!(!html.contains("CLAIM BROKEN"));
+        assert!(html.contains("No canary was found"));
+        assert_eq!(html.matches("class=\"m-leak\"").count(), 0);
+        assert!(html.contains("Same privacy behaviour as the accepted snapshot"));
+        assert!(html.contains("<td class=\"ok\">held</td>"));
+    }
+
+    #[test]
+    fn everything_from_the_report_is_escaped() {
+        let evil = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>&amp;";
+        let mut run = v2();
+        run.analysis.findings[0].excerpt = evil.into();
+        run.analysis.findings[0].canary = evil.into();
+        run.analysis.findings[0].destination = evil.into();
+        run.analysis.http_requests[0].path = evil.into();
+        run.analysis.flows[1].destination = evil.into();
+        run.phases[0].name = evil.into();
+        run.scenario.name = evil.into();
+        run.scenario.release = Some(evil.into());
+        run.error = Some(evil.into());
+        run.judgement["claims"][0]["says"] = json!(evil);
+        run.judgement["claims"][0]["violations"][0]["text"] = json!(evil);
+        run.judgement["rules"][0]["rule"] = json!(evil);
+        let html = render(&[HtmlRun {
+            run: &run,
+            snapshot_diff: Some(format!("+{evil}\n-{evil}")),
+            title: evil.into(),
+        }]);
+        assert!(!html.contains("<script"), "raw script tag in the page");
+        assert!(!html.contains("<img"), "raw img tag in the page");
+        assert!(!html.contains("onerror=alert(2)>"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&gt;&lt;img"));
+        assert!(html.contains("&amp;amp;"));
+        // The excerpt is shown in <code>, as text.
+        assert!(html.contains("<code>&lt;script&gt;alert(1)"));
+    }
+
+    #[test]
+    fn control_and_bidi_characters_are_shown_as_escapes() {
+        let mut run = v2();
+        run.analysis.findings[0].excerpt = "a\u{0}b\u{1b}[31m\u{202e}gnp.exe".into();
+        let html = page(&run, None);
+        assert!(html.contains("a\\x00b\\x1b[31m\\u{202e}gnp.exe"));
+        assert!(!html.contains('\u{202e}'));
+        assert!(!html.contains('\u{0}'));
+    }
+
+    #[test]
+    fn output_is_deterministic() {
+        let run = v2();
+        let a = page(&run, Some("+x\n-y"));
+        let b = page(&run, Some("+x\n-y"));
+        assert_eq!(a, b);
+        let runs = [
+            HtmlRun {
+                run: &run,
+                snapshot_diff: None,
+                title: "a".into(),
+            },
+            HtmlRun {
+                run: &run,
+                snapshot_diff: None,
+                title: "b".into(),
+            },
+        ];
+        assert_eq!(render(&runs), render(&runs));
+        assert!(render(&runs).contains("href=\"#run-2\""));
+    }
+
+    #[test]
+    fn snapshot_diff_lines_are_coloured() {
+        let run = v2();
+        let diff = "--- accepted\n+++ this run\n@@ consent_declined @@\n destinations: 1\n+sync.kestrel.example imei (base64)\n-api.account.kestrel.example imei (raw)";
+        let html = page(&run, Some(diff));
+        assert!(html.contains("<span class=\"add\">+sync.kestrel.example imei (base64)</span>"));
+        assert!(html.contains("<span class=\"del\">-api.account.kestrel.example imei (raw)</span>"));
+        assert!(html.contains("<span class=\"meta\">--- accepted</span>"));
+        assert!(html.contains("<span class=\"hunk\">@@ consent_declined @@</span>"));
+        assert!(html.contains("<span class=\"ctx\"> destinations: 1</span>"));
+    }
+
+    #[test]
+    fn telltale_snapshot_diffs_are_coloured() {
+        let diff = "-accepted snapshot\n+new snapshot\n────────────┬──────\n    5     5 │ phase consent_declined\n    6       │-  lookup api.account.kestrel.example\n          6 │+  lookup sync.kestrel.example\n────────────┴──────\nREGRESSION: 1 new privacy fact\n  + consent_declined: new DNS lookup sync.kestrel.example\nnote: 1 privacy fact gone or smaller\n  - consent_declined: DNS lookup api.account.kestrel.example gone";
+        let html = page(&v2(), Some(diff));
+        for (class, text) in [
+            ("meta", "-accepted snapshot"),
+            ("meta", "+new snapshot"),
+            ("rule", "────────────┬──────"),
+            ("ctx", "    5     5 │ phase consent_declined"),
+            ("del", "    6       │-  lookup api.account.kestrel.example"),
+            ("add", "          6 │+  lookup sync.kestrel.example"),
+            ("reg", "REGRESSION: 1 new privacy fact"),
+            (
+                "add",
+                "  + consent_declined: new DNS lookup sync.kestrel.example",
+            ),
+            ("dnote", "note: 1 privacy fact gone or smaller"),
+            (
+                "del",
+                "  - consent_declined: DNS lookup api.account.kestrel.example gone",
+            ),
+        ] {
+            let want = format!("<span class=\"{class}\">{text}</span>");
+            assert!(html.contains(&want), "missing {want}");
+        }
+        assert_eq!(
+            diff_line_text("          6 │+  lookup sync.kestrel.example"),
+            "lookup sync.kestrel.example"
+        );
+        assert_eq!(
+            diff_line_text("  + consent_declined: x"),
+            "consent_declined: x"
+        );
+        assert_eq!(diff_line_kind("│"), DiffLineKind::Context);
+        assert_eq!(diff_line_kind(""), DiffLineKind::Context);
+    }
+
+    #[test]
+    fn caps_are_applied_and_said() {
+        let mut run = v2();
+        let base = run.analysis.http_requests[2].clone();
+        let mut many = Vec::new();
+        for i in 0..(MAX_MARKS_PER_ROW + 25) {
+            let mut r = base.clone();
+            r.time_ns = 120 * S + i as u64 * 1000;
+            many.push(r);
+        }
+        for d in 0..(MAX_ROWS + 5) {
+            let mut r = base.clone();
+            r.destination = format!("host{d:03}.example");
+            r.flow = 1000 + d;
+            many.push(r);
+        }
+        run.analysis.http_requests.extend(many);
+        let long = "x".repeat(MAX_TEXT_CHARS * 3);
+        run.analysis.findings[0].excerpt = long;
+        let html = page(&run, Some(&"+line\n".repeat(MAX_DIFF_LINES + 7)));
+        assert!(html.matches("<circle").count() <= MAX_ROWS * MAX_MARKS_PER_ROW);
+        assert!(html.contains("+26 not drawn"));
+        assert!(html.contains("not shown (at most 40 rows"));
+        assert!(html.contains("7 more lines of the diff are not shown"));
+        assert!(html.contains(&format!("… ({} more characters)", MAX_TEXT_CHARS * 2)));
+        // The destination with canaries is still drawn and its marks kept.
+        assert_eq!(html.matches("class=\"m-leak\"").count(), 2);
+    }
+
+    #[test]
+    fn odd_reports_do_not_panic() {
+        let mut run = v2();
+        run.judgement = json!(42);
+        run.end_ns = 0; // before start
+        run.phases[2].end_ns = 0; // never closed
+        run.analysis.findings[0].flow = usize::MAX; // no such flow
+        run.analysis.findings[1].time_ns = 0; // before the run
+        run.analysis.http_requests[0].time_ns = u64::MAX;
+        let html = page(&run, None);
+        assert!(html.contains("This scenario makes no patch claims"));
+        // The orphan finding is still drawn, red, in its destination's row.
+        assert!(html.contains("http data → sync.kestrel.example"));
+        run.judgement =
+            json!({"rules": [{"held": "yes", "violations": [{"count": -1}]}], "claims": [{}]});
+        run.phases.clear();
+        run.analysis.http_requests.clear();
+        run.analysis.flows.clear();
+        run.analysis.findings.clear();
+        let html = page(&run, None);
+        assert!(html.contains("no uploads were captured"));
+        assert!(html.contains("CLAIM HOLDS"));
+        assert!(render(&[]).contains("No runs to show"));
+    }
+
+    #[test]
+    fn error_runs_show_the_error() {
+        let mut run = v2();
+        run.verdict = Verdict::Error;
+        run.error = Some("step 1 \"boot\" (wait_for, line 21): timed out".into());
+        let html = page(&run, None);
+        assert!(html.contains("b-error\">ERROR"));
+        assert!(html.contains("The run could not be carried out"));
+        assert!(html.contains("timed out"));
+    }
+
+    #[test]
+    fn judgement_view_reads_leniently() {
+        let j = JudgementView::read(&json!({
+            "rules": [{"kind": "forbid", "line": 3, "violations": [{"canary": "imei", "encoding": "raw", "destination": "d"}]}],
+            "claims": [{"id": "X-1", "says": "fixed", "violations": []}]
+        }));
+        assert_eq!(j.rules.len(), 1);
+        assert!(!j.rules[0].held, "held follows the violations when absent");
+        assert_eq!(j.rules[0].violations[0].text, "imei (raw) sent to d");
+        assert!(j.claims[0].holds);
+        assert_eq!(j.broken_rules(), 1);
+        assert_eq!(j.broken_claims(), 0);
+        assert_eq!(JudgementView::read(&json!(null)), JudgementView::default());
+    }
+
+    #[test]
+    fn utc_and_ticks() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_288_419_948_634_688), "2026-11-21 19:13:39 UTC");
+        assert_eq!(utc(951_782_400 * S), "2000-02-29 00:00:00 UTC");
+        assert_eq!(tick_step(57.5), 10.0);
+        assert_eq!(tick_step(8.0), 1.0);
+        assert!((tick_step(0.05) - 0.01).abs() < 1e-12);
+    }
+}

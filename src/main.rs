@@ -11,9 +11,10 @@ use telltale::{Config, Error, ExitCode, Identity, Matcher};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  pass: no canary found (analyze), every policy rule and claim held (run)
-  1  a canary was found / a policy rule or claim was violated (personal data left the device)
+  1  a canary was found / a policy rule, claim or snapshot was violated / a claim is STILL LEAKING
   2  bad input: unreadable file, not a capture, invalid identity file or scenario
   3  infrastructure failure: the target did not boot, hung or crashed, or telltale failed
+  4  inconclusive: verify could not show a claim either way (or NOT REPRODUCED)
   130  interrupted (Ctrl-C); artifacts of the runs are kept";
 
 /// Finds planted personal data (canaries) in everything a device sent.

@@ -120,6 +120,16 @@ pub struct Finding {
     pub excerpt: String,
 }
 
+impl Finding {
+    /// `METHOD /path` of the HTTP message it was found in, if it was found in one.
+    pub fn request(&self) -> Option<String> {
+        match (&self.http_method, &self.http_path) {
+            (Some(m), Some(p)) => Some(format!("{m} {p}")),
+            _ => None,
+        }
+    }
+}
+
 /// A TCP or UDP conversation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FlowRecord {

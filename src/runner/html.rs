@@ -303,15 +303,7 @@ fn secs(ns: u64) -> String {
     }
 }
 
-fn bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
+use super::summary::bytes;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
@@ -823,10 +815,7 @@ fn build_rows(run: &StoredRun) -> BTreeMap<String, Row> {
         let target = if let Some(reqs) = by_flow.get(&f.flow) {
             // The request of the finding's conversation with the same method and path
             // (any request of it when none matches) whose time is closest.
-            let want = match (&f.http_method, &f.http_path) {
-                (Some(meth), Some(path)) => Some(format!("{meth} {path}")),
-                _ => None,
-            };
+            let want = f.request();
             let matching: Vec<usize> = reqs
                 .iter()
                 .copied()

@@ -217,7 +217,6 @@ pub async fn run_scenario(
         mac: "52:54:00:74:74:10".into(),
     };
     let vcfg = vnet_config(scenario);
-    let gateway = vcfg.gateway.to_string();
     let pcap = dir.join("capture.pcap");
     let vnet = VnetHandle::start(vcfg, &pcap)
         .map_err(|e| RunError::Setup(format!("cannot start the network: {e}")))?;
@@ -329,7 +328,7 @@ pub async fn run_scenario(
     };
     let analysis = crate::analyze_file(&pcap, matcher, cfg, |_| {})
         .map_err(|e| RunError::Setup(format!("analysing {}: {e}", pcap.display())))?;
-    let judgement = verdict::judge(scenario, &identity, &analysis, &gateway);
+    let judgement = verdict::judge(scenario, &identity, &analysis);
     let verdict = match &failure {
         Some(RunError::Interrupted(_)) => Verdict::Interrupted,
         Some(_) => Verdict::Error,

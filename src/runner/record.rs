@@ -220,11 +220,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<FileHash> {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    String::from_utf8(crate::canary::forms::hex(bytes)).unwrap_or_default()
 }
 
 impl Manifest {

@@ -11,7 +11,8 @@ fn secs(ns: u64, from: u64) -> f64 {
     ns.saturating_sub(from) as f64 / 1e9
 }
 
-fn bytes(n: u64) -> String {
+/// `512 B`, `2.6 KiB`, `1.2 MiB`.
+pub(crate) fn bytes(n: u64) -> String {
     if n >= 1 << 20 {
         format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
     } else if n >= 1 << 10 {
@@ -88,10 +89,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
     type PerDestination<'a> = BTreeMap<&'a str, (u64, u64, &'a str)>;
     let mut per_phase: BTreeMap<(usize, &str), PerDestination> = BTreeMap::new();
     for f in &r.analysis.flows {
-        if f.server.ends_with(":67")
-            || f.server.ends_with(":68")
-            || f.server.starts_with("10.77.0.1:")
-        {
+        if crate::snapshot::is_infrastructure(f) {
             continue;
         }
         let ph = phase_at(f.first_ns);
@@ -132,10 +130,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
         .iter()
         .filter(|f| f.direction == Direction::Up)
     {
-        let req = match (&f.http_method, &f.http_path) {
-            (Some(m), Some(p)) => format!(" {m} {p}"),
-            _ => String::new(),
-        };
+        let req = f.request().map(|r| format!(" {r}")).unwrap_or_default();
         let key = format!(
             "{} ({}) → {}{req} [{}] during {}",
             f.canary,

@@ -94,13 +94,6 @@ fn canary_of<'a>(identity: &'a Identity, name: &str) -> Option<&'a Canary> {
     identity.canaries.iter().find(|c| c.name == name)
 }
 
-fn request_of(f: &Finding) -> Option<String> {
-    match (&f.http_method, &f.http_path) {
-        (Some(m), Some(p)) => Some(format!("{m} {p}")),
-        _ => None,
-    }
-}
-
 /// Upload findings a rule covers, one violation per (canary, encoding, destination, request,
 /// phase) with the occurrences of every conversation added up.
 fn covered(rule: &ForbidRule, identity: &Identity, report: &Report) -> Vec<Violation> {
@@ -116,7 +109,7 @@ fn covered(rule: &ForbidRule, identity: &Identity, report: &Report) -> Vec<Viola
         if !rule.covers(canary, &f.destination, phase) {
             continue;
         }
-        let request = request_of(f);
+        let request = f.request();
         if let Some(v) = out.iter_mut().find(|v| {
             v.canary == f.canary
                 && v.encoding == f.encoding
@@ -179,24 +172,8 @@ fn describe_forbid(rule: &ForbidRule) -> String {
     format!("no {what}, in any encoding, to {to}{during}")
 }
 
-/// Whether a conversation is the network's own service (DHCP, DNS to the gateway).
-fn is_infrastructure(flow: &crate::report::FlowRecord, gateway: &str) -> bool {
-    let port = flow.server.rsplit(':').next().unwrap_or("");
-    let host = flow
-        .server
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']'))
-        .unwrap_or("");
-    matches!(port, "67" | "68") || (port == "53" && host == gateway)
-}
-
 /// Judges a run.
-pub fn judge(
-    scenario: &Scenario,
-    identity: &Identity,
-    report: &Report,
-    gateway: &str,
-) -> Judgement {
+pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judgement {
     let mut j = Judgement::default();
     for rule in &scenario.policy.forbid {
         let violations = covered(rule, identity, report);
@@ -212,7 +189,7 @@ pub fn judge(
         let mut violations = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for flow in &report.flows {
-            if is_infrastructure(flow, gateway)
+            if crate::snapshot::is_infrastructure(flow)
                 || allowed.iter().any(|g| g.matches(&flow.destination))
             {
                 continue;

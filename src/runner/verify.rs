@@ -181,10 +181,7 @@ pub struct ComparedFinding {
 fn upload_keys(r: &Report) -> BTreeMap<(String, String, String, String, String), u64> {
     let mut m = BTreeMap::new();
     for f in r.findings.iter().filter(|f| f.direction == Direction::Up) {
-        let request = match (&f.http_method, &f.http_path) {
-            (Some(me), Some(p)) => format!("{me} {p}"),
-            _ => f.protocol.clone(),
-        };
+        let request = f.request().unwrap_or_else(|| f.protocol.clone());
         let key = (
             f.canary.clone(),
             f.encoding.clone(),

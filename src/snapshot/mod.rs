@@ -56,10 +56,10 @@ pub use normalize::UploadBucket;
 pub use text::{parse_snap, SnapError, SnapFile};
 
 /// The vnet's gateway (its DHCP and DNS server): DNS to it is infrastructure, not a destination.
-pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const GATEWAY: Ipv4Addr = crate::vnet::DEFAULT_GATEWAY;
 
 /// Name of the phase before the first `phase` step (and of findings without a phase).
-pub const BOOT_PHASE: &str = "boot";
+pub const BOOT_PHASE: &str = crate::scenario::INITIAL_PHASE;
 
 /// The privacy behaviour of one run, normalised (see the module documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -51,6 +51,9 @@ const LISTEN_TIMEOUT_NANOS: u64 = 5_000_000_000;
 /// Idle connections are closed after this long without data from the client.
 const IDLE_TIMEOUT_NANOS: u64 = 600_000_000_000;
 
+/// telltale's address on the segment by default: gateway, DHCP server and DNS server.
+pub const DEFAULT_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
 /// Configuration of one segment.
 #[derive(Debug, Clone)]
 pub struct VnetConfig {
@@ -79,7 +82,7 @@ pub struct VnetConfig {
 impl Default for VnetConfig {
     fn default() -> Self {
         VnetConfig {
-            gateway: Ipv4Addr::new(10, 77, 0, 1),
+            gateway: DEFAULT_GATEWAY,
             gateway_mac: [0x02, 0x74, 0x74, 0x00, 0x00, 0x01],
             prefix_len: 24,
             first_lease: Ipv4Addr::new(10, 77, 0, 10),

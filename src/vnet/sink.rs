@@ -500,11 +500,7 @@ fn append_body(req: &mut Request, chunk: &[u8], chunk_start: u64, until: u64, ke
 }
 
 fn record(req: Request, complete: bool, status: u16, cx: &mut Ctx<'_>) {
-    let digest = req.sha.finalize();
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
+    let hex = crate::runner::record::hex(&req.sha.finalize());
     cx.events.push(VnetEvent::Http {
         ts: cx.now,
         conn: cx.conn,

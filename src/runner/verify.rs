@@ -117,6 +117,7 @@ pub fn verify_claims(
         .map(|claim| {
             let b = texts(before, &claim.id);
             let a = texts(after, &claim.id);
+            let opaque_after = opaque_bytes(claim, after);
             let (verdict, reason) = if let Some(why) =
                 unobservable(claim, before, "before").or_else(|| unobservable(claim, after, "after"))
             {
@@ -131,12 +132,11 @@ pub fn verify_claims(
                     ClaimVerdict::NotReproduced,
                     "the leak was not seen before the fix either, so the run does not show the fix".into(),
                 )
-            } else if opaque_bytes(claim, after) > 0 {
+            } else if opaque_after > 0 {
                 (
                     ClaimVerdict::Inconclusive,
                     format!(
-                        "gone in plain traffic, but {} bytes after the fix were encrypted and could not be searched",
-                        opaque_bytes(claim, after)
+                        "gone in plain traffic, but {opaque_after} bytes after the fix were encrypted and could not be searched"
                     ),
                 )
             } else {

@@ -185,7 +185,6 @@ async fn drive(
     let mut port_errors = Vec::new();
     let mut last_flush = now_nanos();
     let mut stop_ack = None;
-    let mut events = Vec::new();
 
     loop {
         let delay = vnet.poll_delay(now_nanos());
@@ -243,11 +242,10 @@ async fn drive(
                 None => dropped += 1,
             }
         }
-        events.clear();
-        events.extend(vnet.take_events());
-        if !events.is_empty() {
+        let fresh = vnet.take_events();
+        if !fresh.is_empty() {
             if let Ok(mut l) = live.lock() {
-                l.extend(events.drain(..));
+                l.extend(fresh);
             }
         }
         if now.saturating_sub(last_flush) > 1_000_000_000 {
@@ -277,11 +275,13 @@ async fn drive(
     }
     let frames_recorded = pcap.frames();
     pcap.writer_mut().flush()?;
-    let mut all = live.lock().map(|l| l.clone()).unwrap_or_default();
-    all.extend(vnet.take_events());
-    if let Ok(mut l) = live.lock() {
-        *l = all.clone();
-    }
+    let all = match live.lock() {
+        Ok(mut l) => {
+            l.extend(vnet.take_events());
+            l.clone()
+        }
+        Err(_) => vnet.take_events(),
+    };
     if let Some(ack) = stop_ack {
         let _ = ack.send(());
     }

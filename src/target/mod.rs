@@ -6,9 +6,51 @@
 //! other network.
 
 pub mod console;
+pub mod link;
 pub mod qemu;
 
 use std::time::Duration;
+
+use regex::bytes::Regex;
+
+pub use console::ShellOutput;
+
+/// One running target, whatever its kind: the runner drives every kind through this and
+/// nothing else. Implementations own their resources (processes, containers, namespaces,
+/// TAP devices) and release them in [`Driver::stop`] and, as a last resort, on drop.
+#[async_trait::async_trait]
+pub trait Driver: Send {
+    /// Waits until the target's console or log shows something matching `re` (after what
+    /// earlier waits consumed). Fails on timeout or when the target ends.
+    async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError>;
+
+    /// Runs a shell command on the target and returns its exit status and output.
+    async fn shell(&mut self, command: &str, timeout: Duration)
+        -> Result<ShellOutput, TargetError>;
+
+    /// Writes a file on the target.
+    async fn plant(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        timeout: Duration,
+    ) -> Result<(), TargetError>;
+
+    /// Restarts the target (the runner then waits for the boot pattern with
+    /// [`Driver::wait_for`]). Output printed before the restart is consumed.
+    async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError>;
+
+    /// Resolves with the error to report when the target ends on its own; pending while it
+    /// runs (idle steps race against it).
+    async fn ended(&mut self) -> TargetError;
+
+    /// Stops the target and releases everything it holds. Called once at the end of every
+    /// run, also after failures and Ctrl-C.
+    async fn stop(&mut self);
+
+    /// The last `n` lines of the console or log (for error messages).
+    fn tail(&self, n: usize) -> String;
+}
 
 /// Why a target could not be started or driven. Every variant is an infrastructure failure
 /// (exit code 3) and carries what the console showed last, where there is one.
@@ -46,6 +88,38 @@ pub enum TargetError {
     /// Local I/O around the target failed.
     #[error("{0}")]
     Io(String),
+    /// telltale lacks a privilege the target kind needs; nothing was started.
+    #[error("{what} needs root (CAP_NET_ADMIN): {why}. Run telltale as root (e.g. `sudo telltale run …`); nothing was started")]
+    NeedsRoot {
+        /// The target kind or step.
+        what: String,
+        /// What the privilege is for.
+        why: String,
+    },
+}
+
+/// Fails with [`TargetError::NeedsRoot`] unless telltale runs with the effective user id 0.
+pub fn require_root(what: &str, why: &str) -> Result<(), TargetError> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err(TargetError::NeedsRoot {
+            what: what.to_string(),
+            why: why.to_string(),
+        })
+    }
+}
+
+/// Whether the effective user id is 0 (read from `/proc/self/status`).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// `1.5s`, `2m`, `250ms`.

@@ -360,6 +360,50 @@ impl Drop for Qemu {
     }
 }
 
+#[async_trait::async_trait]
+impl super::Driver for Qemu {
+    async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
+        Qemu::wait_for(self, re, timeout).await
+    }
+
+    async fn shell(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ShellOutput, TargetError> {
+        Qemu::shell(self, command, timeout).await
+    }
+
+    async fn plant(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        timeout: Duration,
+    ) -> Result<(), TargetError> {
+        Qemu::plant(self, path, content, None, timeout).await
+    }
+
+    async fn reboot(&mut self, _timeout: Duration) -> Result<(), TargetError> {
+        self.send_line("sync; reboot").await
+    }
+
+    async fn ended(&mut self) -> TargetError {
+        let status = self.wait_exit().await;
+        TargetError::Exited {
+            status: describe_status(status),
+            tail: self.tail(15),
+        }
+    }
+
+    async fn stop(&mut self) {
+        Qemu::stop(self, Duration::from_secs(5)).await
+    }
+
+    fn tail(&self, n: usize) -> String {
+        Qemu::tail(self, n)
+    }
+}
+
 async fn qmp_quit(path: &Path) -> std::io::Result<()> {
     let s = UnixStream::connect(path).await?;
     let (r, mut w) = s.into_split();

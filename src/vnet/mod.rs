@@ -219,6 +219,13 @@ pub struct Vnet {
 }
 
 impl Vnet {
+    /// The address the DHCP server gives (or gave) `mac`, allocated now if new: targets that
+    /// telltale configures itself (a TAP in a container or namespace) get the same address a
+    /// DHCP client with that MAC would.
+    pub fn lease_for(&mut self, mac: [u8; 6]) -> Ipv4Addr {
+        self.dhcp.lease_for(mac)
+    }
+
     /// A segment with nothing attached yet. `now` is the clock (ns since the Unix epoch).
     pub fn new(cfg: VnetConfig, now: u64) -> Vnet {
         let mut dev = PacketQueue::new(Medium::Ip, 1500);

@@ -46,6 +46,18 @@ pub struct VnetSummary {
 enum Control {
     Attach(FrameRead, FrameWrite, oneshot::Sender<PortId>),
     Stop(oneshot::Sender<()>),
+    Lease([u8; 6], oneshot::Sender<StaticLease>),
+}
+
+/// An address on the segment for a target that telltale configures itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticLease {
+    /// The target's address.
+    pub ip: std::net::Ipv4Addr,
+    /// Prefix length of the segment.
+    pub prefix_len: u8,
+    /// telltale's address: gateway and DNS server.
+    pub gateway: std::net::Ipv4Addr,
 }
 
 /// A running vnet.
@@ -100,6 +112,17 @@ impl VnetHandle {
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::Attach(read, write, tx))
+            .map_err(|_| io::Error::other("the vnet has stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("the vnet has stopped"))
+    }
+
+    /// The address the segment's DHCP server leases to `mac` (the same a DHCP client with
+    /// that MAC gets), for targets whose interface telltale configures itself.
+    pub async fn lease(&self, mac: [u8; 6]) -> io::Result<StaticLease> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Lease(mac, tx))
             .map_err(|_| io::Error::other("the vnet has stopped"))?;
         rx.await
             .map_err(|_| io::Error::other("the vnet has stopped"))
@@ -200,6 +223,11 @@ async fn drive(
                     let _ = ack.send(id);
                 }
                 Some(Control::Stop(ack)) => { stop_ack = Some(ack); break; }
+                Some(Control::Lease(mac, ack)) => {
+                    let ip = vnet.lease_for(mac);
+                    let cfg = vnet.config();
+                    let _ = ack.send(StaticLease { ip, prefix_len: cfg.prefix_len, gateway: cfg.gateway });
+                }
                 None => break,
             },
             frame = ingress.recv() => {

@@ -6,6 +6,7 @@ use std::process::ExitCode as ProcessExit;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use telltale::scenario::Target;
 use telltale::{Config, Error, ExitCode, Identity, Matcher};
 
 const EXIT_CODES: &str = "\
@@ -90,17 +91,8 @@ kept), 130 interrupted.")]
         /// Scenario files, or folders of them (*.yaml, *.yml).
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
-        /// Where the artifacts folders go.
-        #[arg(long, short, default_value = "telltale-out", value_name = "DIR")]
-        out: PathBuf,
-        /// Scenarios run at the same time (default: the number of CPUs, at most 4).
-        #[arg(long, short, value_name = "N")]
-        jobs: Option<usize>,
-        /// QEMU accelerator. TCG (software) works everywhere; `auto` tries KVM first and falls
-        /// back to TCG only when KVM fails to start, so use it only where KVM really runs guests
-        /// (on some CI machines /dev/kvm opens but guests never run).
-        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
-        accel: Accel,
+        #[command(flatten)]
+        flags: RunFlags,
         #[command(flatten)]
         reports: ReportFiles,
     },
@@ -123,21 +115,14 @@ failure, 130 interrupted.")]
         /// Scenario files, or folders of them.
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
-        /// Where the artifacts folders go.
-        #[arg(long, short, default_value = "telltale-out", value_name = "DIR")]
-        out: PathBuf,
         /// Folder of accepted snapshots.
         #[arg(long, default_value = "snapshots", value_name = "DIR")]
         snapshots: PathBuf,
         /// Fail when something in the accepted snapshot is gone, too.
         #[arg(long)]
         strict: bool,
-        /// Scenarios run at the same time.
-        #[arg(long, short, value_name = "N")]
-        jobs: Option<usize>,
-        /// QEMU accelerator (see `telltale run --help`).
-        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
-        accel: Accel,
+        #[command(flatten)]
+        flags: RunFlags,
         #[command(flatten)]
         reports: ReportFiles,
     },
@@ -245,6 +230,26 @@ Example:
 }
 
 /// Report files for CI and people, written after the runs.
+/// How `run` and `check` run scenarios.
+#[derive(clap::Args, Debug, Clone)]
+struct RunFlags {
+    /// Where the artifacts folders go.
+    #[arg(long, short, default_value = "telltale-out", value_name = "DIR")]
+    out: PathBuf,
+    /// Scenarios run at the same time (default: the number of CPUs, at most 4).
+    #[arg(long, short, value_name = "N")]
+    jobs: Option<usize>,
+    /// QEMU accelerator. TCG (software) works everywhere; `auto` tries KVM first and falls
+    /// back to TCG only when KVM fails to start, so use it only where KVM really runs guests
+    /// (on some CI machines /dev/kvm opens but guests never run).
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    /// Leave `container` targets in place after the run, for debugging (their ids are
+    /// printed; remove them with `docker rm -f ID`).
+    #[arg(long)]
+    keep: bool,
+}
+
 #[derive(clap::Args, Debug, Default)]
 struct ReportFiles {
     /// JUnit XML: one test case per scenario × claim / policy rule / snapshot (for CI test views).
@@ -353,21 +358,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Run {
             scenarios,
-            out,
-            jobs,
-            accel,
+            flags,
             reports,
-        } => run_scenarios(&scenarios, &out, jobs, accel, &reports),
+        } => run_scenarios(&scenarios, &flags, &reports),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::Check {
             scenarios,
-            out,
             snapshots,
             strict,
-            jobs,
-            accel,
+            flags,
             reports,
-        } => check(&scenarios, &out, &snapshots, strict, jobs, accel, &reports),
+        } => check(&scenarios, &snapshots, strict, &flags, &reports),
         Command::Accept {
             scenarios,
             snapshots,
@@ -732,7 +733,12 @@ fn default_jobs(jobs: Option<usize>) -> usize {
 }
 
 /// Runs the planned scenarios, `jobs` at a time, with Ctrl-C stopping them cleanly.
-fn execute_runs(plans: Vec<Planned>, jobs: usize, accel: Accel) -> Result<Vec<Finished>, Error> {
+fn execute_runs(
+    plans: Vec<Planned>,
+    jobs: usize,
+    accel: Accel,
+    keep: bool,
+) -> Result<Vec<Finished>, Error> {
     use telltale::runner::{run_scenario, RunOptions};
     let accel = accel_list(accel);
     let command_line: Vec<String> = std::env::args().collect();
@@ -761,6 +767,7 @@ fn execute_runs(plans: Vec<Planned>, jobs: usize, accel: Accel) -> Result<Vec<Fi
                 dir: plan.dir,
                 accel: accel.clone(),
                 command_line: command_line.clone(),
+                keep,
             };
             let name = plan.name;
             let scenario = plan.scenario;
@@ -810,17 +817,15 @@ fn worse(a: ExitCode, b: ExitCode) -> ExitCode {
 
 fn run_scenarios(
     paths: &[PathBuf],
-    out: &std::path::Path,
-    jobs: Option<usize>,
-    accel: Accel,
+    flags: &RunFlags,
     reports: &ReportFiles,
 ) -> Result<ExitCode, Error> {
     let scenarios = match load_scenarios(paths) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let plans = plan_runs(scenarios, out);
-    let results = execute_runs(plans, default_jobs(jobs), accel)?;
+    let plans = plan_runs(scenarios, &flags.out);
+    let results = execute_runs(plans, default_jobs(flags.jobs), flags.accel, flags.keep)?;
     let code = print_results(&results);
     let entries = results
         .iter()
@@ -1038,14 +1043,11 @@ fn snapshot_outcome(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn check(
     paths: &[PathBuf],
-    out: &std::path::Path,
     snapshots: &std::path::Path,
     strict: bool,
-    jobs: Option<usize>,
-    accel: Accel,
+    flags: &RunFlags,
     reports: &ReportFiles,
 ) -> Result<ExitCode, Error> {
     let scenarios = match load_scenarios(paths) {
@@ -1056,7 +1058,12 @@ fn check(
         .iter()
         .map(|s| (s.name.clone(), s.source_name.clone()))
         .collect();
-    let results = execute_runs(plan_runs(scenarios, out), default_jobs(jobs), accel)?;
+    let results = execute_runs(
+        plan_runs(scenarios, &flags.out),
+        default_jobs(flags.jobs),
+        flags.accel,
+        flags.keep,
+    )?;
     let mut code = print_results(&results);
     let ci = in_ci();
     let mut entries: Vec<Entry> = Vec::new();
@@ -1187,32 +1194,47 @@ fn release_variant(
             ExitCode::BadInput
         })?;
         s.target = other.target.clone();
+    } else if let Target::Container(c) = &mut s.target {
+        // A container release is an image reference (`vendor/fw:2.1`), not a file.
+        let r = arg.to_string_lossy();
+        match r.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((image, tag)) => {
+                c.image = image.to_string();
+                c.tag = tag.to_string();
+            }
+            None => c.tag = r.into_owned(),
+        }
     } else {
         if !arg.is_file() {
             eprintln!(
-                "error: {} is not a file: --before/--after take a firmware image or a scenario file",
+                "error: {} is not a file: --before/--after take a firmware image, a capture (for a `capture` target) or a scenario file",
                 arg.display()
             );
             return Err(ExitCode::BadInput);
         }
-        if let Some(q) = s.target.as_qemu_mut() {
-            if q.initrd.is_some() {
-                q.initrd = Some(arg.to_path_buf());
-            } else {
-                q.disk = Some(arg.to_path_buf());
+        match &mut s.target {
+            Target::Qemu(q) if q.initrd.is_some() => q.initrd = Some(arg.to_path_buf()),
+            Target::Qemu(q) => q.disk = Some(arg.to_path_buf()),
+            Target::Capture(c) => c.file = arg.to_path_buf(),
+            other => {
+                eprintln!(
+                    "error: a `{}` target has no image file to replace: give --before/--after as scenario files",
+                    other.kind()
+                );
+                return Err(ExitCode::BadInput);
             }
         }
     }
-    let image = s
-        .target
-        .as_qemu()
-        .map(|q| {
-            q.initrd
-                .clone()
-                .or_else(|| q.disk.clone())
-                .unwrap_or_else(|| q.kernel.clone())
-        })
-        .unwrap_or_default();
+    let image = match &s.target {
+        Target::Qemu(q) => q
+            .initrd
+            .clone()
+            .or_else(|| q.disk.clone())
+            .unwrap_or_else(|| q.kernel.clone()),
+        Target::Capture(c) => c.file.clone(),
+        Target::Container(c) => PathBuf::from(format!("{}:{}", c.image, c.tag)),
+        _ => PathBuf::new(),
+    };
     Ok((s, image))
 }
 
@@ -1260,7 +1282,7 @@ fn verify(
             name: format!("{}@after", base.name),
         },
     ];
-    let mut results = execute_runs(plans, 2, accel)?;
+    let mut results = execute_runs(plans, 2, accel, false)?;
     let after_run = results.pop();
     let before_run = results.pop();
     let (Some((_, _, Ok(b))), Some((_, _, Ok(a)))) = (before_run, after_run) else {

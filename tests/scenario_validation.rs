@@ -334,12 +334,149 @@ fn error_step_kind_count() {
     ));
 }
 
+/// A scenario with the given target (YAML lines under `target:`) and steps.
+fn with_target(target: &str, steps: &str) -> String {
+    format!("target:\n{target}identity:\n  seed: 1\n{steps}policy:\n  forbid: [{{canaries: all, phases: [declined]}}]\n")
+}
+
 #[test]
-fn error_unsupported_target() {
-    insta::assert_snapshot!(show(
-        &[&with("  - idle: 1s\n", "").replace("kind: qemu", "kind: container")],
-        ScenarioErrorKind::UnsupportedTarget
-    ));
+fn every_target_kind_parses_into_the_model() {
+    let c = parse(&with_target(
+        "  kind: container\n  image: telltale-demo/cloudsync:v1\n  env: {MODE: demo, EMPTY: \"\"}\n  copy: [{from: files/agent.conf, to: /etc/agent.conf}]\n  cmd: \"/init --once\"\n",
+        "steps:\n  - phase: declined\n  - idle: 1s\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.target,
+        Target::Container(ContainerTarget {
+            image: "telltale-demo/cloudsync".into(),
+            tag: "v1".into(),
+            cmd: vec!["/bin/sh".into(), "-c".into(), "/init --once".into()],
+            env: vec![("MODE".into(), "demo".into()), ("EMPTY".into(), "".into())],
+            copy: vec![(
+                PathBuf::from("/scenarios/files/agent.conf"),
+                "/etc/agent.conf".into()
+            )],
+            boot_timeout: Duration::from_secs(60),
+        })
+    );
+    // A registry port is not a tag.
+    let r = parse(&with_target(
+        "  kind: container\n  image: registry.local:5000/fw\n",
+        "steps:\n  - phase: declined\n",
+    ))
+    .unwrap();
+    let Target::Container(rc) = &r.target else {
+        panic!()
+    };
+    assert_eq!(
+        (rc.image.as_str(), rc.tag.as_str()),
+        ("registry.local:5000/fw", "latest")
+    );
+
+    let n = parse(&with_target(
+        "  kind: netns\n  command: [busybox, httpd, -f]\n  workdir: home\n  boot_timeout: 5s\n",
+        "steps:\n  - phase: declined\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        n.target,
+        Target::Netns(NetnsTarget {
+            command: HostCommand::Argv(vec!["busybox".into(), "httpd".into(), "-f".into()]),
+            env: vec![],
+            workdir: Some(PathBuf::from("/scenarios/home")),
+            boot_timeout: Duration::from_secs(5),
+        })
+    );
+
+    let d = parse(&with_target(
+        "  kind: device\n  control: {ssh: {host: 192.168.77.2, identity: keys/id}}\n  traffic: {interface: veth-lab}\n  log: logread -f\n",
+        "steps:\n  - phase: declined\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        d.target,
+        Target::Device(DeviceTarget {
+            control: DeviceControl::Ssh {
+                host: "192.168.77.2".into(),
+                port: 22,
+                user: "root".into(),
+                identity: Some(PathBuf::from("/scenarios/keys/id")),
+            },
+            traffic: DeviceTraffic::Interface("veth-lab".into()),
+            log: Some("logread -f".into()),
+            boot_timeout: Duration::from_secs(60),
+        })
+    );
+    let a = parse(&with_target(
+        "  kind: device\n  control: {adb: R58M12345}\n  traffic: {pull: {path: /sdcard/t.pcap, start: \"tcpdump -w /sdcard/t.pcap\"}}\n",
+        "steps:\n  - phase: declined\n",
+    ))
+    .unwrap();
+    let Target::Device(ad) = &a.target else {
+        panic!()
+    };
+    assert_eq!(
+        ad.control,
+        DeviceControl::Adb {
+            serial: "R58M12345".into()
+        }
+    );
+    assert_eq!(
+        ad.traffic,
+        DeviceTraffic::Pull {
+            path: "/sdcard/t.pcap".into(),
+            start: Some("tcpdump -w /sdcard/t.pcap".into())
+        }
+    );
+
+    // A capture needs no steps; its phases are declared by the target.
+    let p = parse(&with_target(
+        "  kind: capture\n  file: run/capture.pcap\n  phases:\n    - {name: declined, at: 2500ms}\n    - {name: later, at_epoch: \"1795300000.000000001\"}\n",
+        "",
+    ))
+    .unwrap();
+    assert!(p.steps.is_empty());
+    assert_eq!(
+        p.target,
+        Target::Capture(CaptureTarget {
+            file: PathBuf::from("/scenarios/run/capture.pcap"),
+            phases: vec![
+                (
+                    "declined".into(),
+                    PhaseStart::Offset(Duration::from_millis(2500))
+                ),
+                (
+                    "later".into(),
+                    PhaseStart::EpochNanos(1_795_300_000_000_000_001)
+                ),
+            ],
+        })
+    );
+}
+
+#[test]
+fn error_target_kinds() {
+    let cases = [
+        (with_target("  kind: container\n  tag: v1\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::MissingKey),
+        (with_target("  kind: container\n  image: x\n  copy: [{from: a, to: etc/a}]\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::InvalidValue),
+        (with_target("  kind: netns\n  program: x\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::UnknownKey),
+        (with_target("  kind: device\n  control: {sshh: 10.0.0.2}\n  traffic: {interface: eth1}\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::InvalidValue),
+        (with_target("  kind: device\n  control: {adb: X}\n  traffic: {interface: this-name-is-too-long}\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::InvalidValue),
+        (with_target("  kind: capture\n  file: c.pcap\n  phases: [{name: declined}]\n", ""), ScenarioErrorKind::MissingKey),
+        (with_target("  kind: capture\n  file: c.pcap\n  phases: [{name: declined, at: 1s}]\n", "steps:\n  - shell: reboot\n"), ScenarioErrorKind::InvalidValue),
+        (with_target("  kind: capture\n  file: c.pcap\n", ""), ScenarioErrorKind::UnknownPhase),
+        (with_target("  kind: vm\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::InvalidValue),
+    ];
+    let shown: Vec<String> = cases
+        .iter()
+        .map(|(text, kind)| {
+            let e = err(text);
+            assert_eq!(e.kind, *kind, "{e}");
+            e.to_string()
+        })
+        .collect();
+    insta::assert_snapshot!(shown.join("\n\n"));
 }
 
 #[test]

@@ -16,6 +16,7 @@
 pub mod html;
 pub mod junit;
 pub mod record;
+mod replay;
 pub mod summary;
 pub mod verdict;
 pub mod verify;
@@ -28,8 +29,9 @@ use regex::bytes::Regex;
 use tokio::sync::watch;
 
 use crate::scenario::{HostCommand, Scenario, StepKind, Target};
+use crate::target::netns::{NetnsProgram, NetnsSpec};
 use crate::target::qemu::{describe_status, Qemu, QemuSpec};
-use crate::target::TargetError;
+use crate::target::{Driver, TargetError};
 use crate::vnet::run::{now_nanos, VnetHandle};
 use crate::vnet::{DnsConfig, SinkResponse, VnetConfig};
 use crate::{Config, Matcher};
@@ -51,6 +53,8 @@ pub struct RunOptions {
     pub accel: Vec<String>,
     /// The command line, for the manifest.
     pub command_line: Vec<String>,
+    /// Leave containers in place after the run (`--keep`).
+    pub keep: bool,
 }
 
 /// Where a run is (for progress display).
@@ -156,6 +160,37 @@ impl Drop for TempDir {
     }
 }
 
+/// What was started for the run's target, for the manifest.
+struct Launched {
+    /// How the target was started, in words and arguments (QEMU's command line, the image…).
+    launch: Vec<String>,
+    /// Files the target was built from (kernel, initrd, disk, a capture), hashed.
+    images: Vec<PathBuf>,
+}
+
+/// Refuses, before anything is started, a run whose target needs a privilege telltale
+/// does not have.
+fn preflight(target: &Target) -> Result<(), TargetError> {
+    use crate::scenario::DeviceTraffic;
+    match target {
+        Target::Container(_) => crate::target::require_root(
+            "a `container` target",
+            "telltale moves a TAP device into the container's network namespace",
+        ),
+        Target::Netns(_) => crate::target::require_root(
+            "a `netns` target",
+            "it creates a network namespace and a TAP device",
+        ),
+        Target::Device(d) if matches!(d.traffic, DeviceTraffic::Interface(_)) => {
+            crate::target::require_root(
+                "a `device` target with `traffic: {interface: …}`",
+                "telltale serves the network on that interface through an AF_PACKET socket",
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Runs one scenario to the end. `cancel` turning true means Ctrl-C.
 pub async fn run_scenario(
     scenario: &Scenario,
@@ -165,11 +200,17 @@ pub async fn run_scenario(
 ) -> Result<RunOutcome, RunError> {
     let started = now_nanos();
     let wall = std::time::Instant::now();
-    let Target::Qemu(q) = &scenario.target;
     let identity = scenario
         .identity()
         .cloned()
         .ok_or_else(|| RunError::Setup("the scenario's identity was not loaded".into()))?;
+    if let Target::Capture(c) = &scenario.target {
+        return replay::replay_capture(scenario, c, &identity, opts, progress, wall);
+    }
+    preflight(&scenario.target).map_err(|e| RunError::Step {
+        step: "checking privileges".into(),
+        source: e,
+    })?;
     let dir = &opts.dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", dir.display())))?;
@@ -179,6 +220,7 @@ pub async fn run_scenario(
         "report.json",
         "manifest.json",
         "disk.img",
+        "device.pcap",
     ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
@@ -186,41 +228,9 @@ pub async fn run_scenario(
         socket_dir()
             .map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?,
     );
-    let net_sock = sockets.0.join("net.sock");
-    let qmp_sock = sockets.0.join("qmp.sock");
-    let disk = match &q.disk {
-        Some(src) => {
-            let dst = dir.join("disk.img");
-            std::fs::copy(src, &dst).map_err(|e| {
-                RunError::Setup(format!(
-                    "cannot copy the disk image {} to {}: {e}",
-                    src.display(),
-                    dst.display()
-                ))
-            })?;
-            Some(dst)
-        }
-        None => None,
-    };
-    let spec = QemuSpec {
-        arch: q.arch.as_str().to_string(),
-        kernel: q.kernel.clone(),
-        initrd: q.initrd.clone(),
-        disk,
-        append: q
-            .append
-            .clone()
-            .unwrap_or_else(|| DEFAULT_APPEND.to_string()),
-        memory_mib: u64::from(q.memory_mib),
-        cpus: q.cpus,
-        accel: opts.accel.clone(),
-        mac: "52:54:00:74:74:10".into(),
-    };
     let vcfg = vnet_config(scenario);
     let pcap = dir.join("capture.pcap");
     let vnet = VnetHandle::start(vcfg, &pcap)
-        .map_err(|e| RunError::Setup(format!("cannot start the network: {e}")))?;
-    vnet.listen_qemu(&net_sock)
         .map_err(|e| RunError::Setup(format!("cannot start the network: {e}")))?;
 
     let mut steps: Vec<StepRecord> = Vec::new();
@@ -230,22 +240,26 @@ pub async fn run_scenario(
         end_ns: 0,
     }];
     let mut failure: Option<RunError> = None;
-    let qemu = Qemu::start(&spec, &net_sock, &qmp_sock, &dir.join("console.log")).await;
-    let mut qemu = match qemu {
-        Ok(q) => Some(q),
-        Err(e) => {
+    progress.note(
+        &scenario.name,
+        &format!("starting the {} target", scenario.target.kind()),
+    );
+    let (driver, launched) = match start_target(scenario, opts, &vnet, &sockets.0).await {
+        Ok((d, l)) => (Some(d), l),
+        Err((e, l)) => {
             failure = Some(RunError::Step {
                 step: "starting the target".into(),
                 source: e,
             });
-            None
+            (None, l)
         }
     };
+    let mut driver = driver;
     let boot_pattern = scenario.steps.iter().find_map(|s| match &s.kind {
         StepKind::WaitFor(p) => Some(p.as_str().to_string()),
         _ => None,
     });
-    if let Some(qm) = qemu.as_mut() {
+    if let Some(drv) = driver.as_mut() {
         let total = scenario.steps.len();
         for (i, step) in scenario.steps.iter().enumerate() {
             let label = step.label(i);
@@ -254,8 +268,8 @@ pub async fn run_scenario(
             let fut = execute_step(
                 scenario,
                 step,
-                qm,
-                q.boot_timeout,
+                drv.as_mut(),
+                scenario.target.boot_timeout(),
                 boot_pattern.as_deref(),
                 dir,
             );
@@ -304,9 +318,9 @@ pub async fn run_scenario(
             }
         }
         progress.note(&scenario.name, "stopping the target");
-        qm.stop(Duration::from_secs(5)).await;
+        drv.stop().await;
     }
-    drop(qemu);
+    drop(driver);
     let ended = now_nanos();
     if let Some(last) = phases.last_mut() {
         last.end_ns = ended;
@@ -316,20 +330,69 @@ pub async fn run_scenario(
         .await
         .map_err(|e| RunError::Setup(format!("stopping the network: {e}")))?;
 
-    // Analyse what was captured, whatever happened.
+    let vnet_record = record::VnetRecord {
+        stats: summary.stats,
+        frames_recorded: summary.frames_recorded,
+        frames_dropped: summary.frames_dropped,
+        events: summary.events,
+        port_errors: summary.port_errors,
+    };
+    conclude(
+        scenario,
+        &identity,
+        Concluding {
+            opts,
+            pcap: &pcap,
+            phases,
+            steps,
+            failure,
+            started,
+            ended,
+            vnet: vnet_record,
+            launched,
+            wall,
+        },
+        progress.as_ref(),
+    )
+}
+
+/// What a run hands to [`conclude`].
+struct Concluding<'a> {
+    opts: &'a RunOptions,
+    pcap: &'a Path,
+    phases: Vec<PhaseSpan>,
+    steps: Vec<StepRecord>,
+    failure: Option<RunError>,
+    started: u64,
+    ended: u64,
+    vnet: record::VnetRecord,
+    launched: Launched,
+    wall: std::time::Instant,
+}
+
+/// Analyses the capture (whatever happened before), judges it, and writes `report.json`
+/// and `manifest.json`.
+fn conclude(
+    scenario: &Scenario,
+    identity: &crate::Identity,
+    c: Concluding<'_>,
+    progress: &dyn Progress,
+) -> Result<RunOutcome, RunError> {
+    let dir = &c.opts.dir;
     progress.note(&scenario.name, "analysing the capture");
-    let matcher = Arc::new(Matcher::new(&identity));
+    let matcher = Arc::new(Matcher::new(identity));
     let cfg = Config {
-        phases: phases
+        phases: c
+            .phases
             .iter()
             .map(|p| (p.start_ns, p.name.clone()))
             .collect(),
         ..Config::default()
     };
-    let analysis = crate::analyze_file(&pcap, matcher, cfg, |_| {})
-        .map_err(|e| RunError::Setup(format!("analysing {}: {e}", pcap.display())))?;
-    let judgement = verdict::judge(scenario, &identity, &analysis);
-    let verdict = match &failure {
+    let analysis = crate::analyze_file(c.pcap, matcher, cfg, |_| {})
+        .map_err(|e| RunError::Setup(format!("analysing {}: {e}", c.pcap.display())))?;
+    let judgement = verdict::judge(scenario, identity, &analysis);
+    let verdict = match &c.failure {
         Some(RunError::Interrupted(_)) => Verdict::Interrupted,
         Some(_) => Verdict::Error,
         None if judgement.violated() => Verdict::Fail,
@@ -344,24 +407,27 @@ pub async fn run_scenario(
             file: scenario.source_name.clone(),
         },
         verdict,
-        error: failure.as_ref().map(|e| e.to_string()),
-        start_ns: started,
-        end_ns: ended,
-        steps,
-        phases,
+        error: c.failure.as_ref().map(|e| e.to_string()),
+        start_ns: c.started,
+        end_ns: c.ended,
+        steps: c.steps,
+        phases: c.phases,
         judgement,
         analysis,
-        vnet: record::VnetRecord {
-            stats: summary.stats,
-            frames_recorded: summary.frames_recorded,
-            frames_dropped: summary.frames_dropped,
-            events: summary.events,
-            port_errors: summary.port_errors,
-        },
+        vnet: c.vnet,
     };
     write_json(&dir.join("report.json"), &report)?;
-    let manifest = Manifest::build(scenario, &spec, dir, opts, started, ended, wall.elapsed())
-        .map_err(|e| RunError::Setup(format!("writing the manifest: {e}")))?;
+    let manifest = Manifest::build(
+        scenario,
+        &c.launched.launch,
+        &c.launched.images,
+        dir,
+        c.opts,
+        c.started,
+        c.ended,
+        c.wall.elapsed(),
+    )
+    .map_err(|e| RunError::Setup(format!("writing the manifest: {e}")))?;
     write_json(&dir.join("manifest.json"), &manifest)?;
     Ok(RunOutcome {
         report,
@@ -396,11 +462,107 @@ fn bytes_regex(pattern: &str) -> Result<Regex, TargetError> {
     Regex::new(pattern).map_err(|e| TargetError::Guest(format!("invalid pattern /{pattern}/: {e}")))
 }
 
+/// Starts the scenario's target on `vnet`. On failure the error comes with what was
+/// attempted, for the manifest.
+async fn start_target(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    vnet: &VnetHandle,
+    sockets: &Path,
+) -> Result<(Box<dyn Driver>, Launched), (TargetError, Launched)> {
+    let dir = &opts.dir;
+    let console = dir.join("console.log");
+    match &scenario.target {
+        Target::Qemu(q) => {
+            let net_sock = sockets.join("net.sock");
+            let qmp_sock = sockets.join("qmp.sock");
+            let mut launched = Launched {
+                launch: Vec::new(),
+                images: [Some(&q.kernel), q.initrd.as_ref(), q.disk.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            };
+            let disk = match &q.disk {
+                Some(src) => {
+                    let dst = dir.join("disk.img");
+                    if let Err(e) = std::fs::copy(src, &dst) {
+                        let msg = format!(
+                            "cannot copy the disk image {} to {}: {e}",
+                            src.display(),
+                            dst.display()
+                        );
+                        return Err((TargetError::Io(msg), launched));
+                    }
+                    Some(dst)
+                }
+                None => None,
+            };
+            let spec = QemuSpec {
+                arch: q.arch.as_str().to_string(),
+                kernel: q.kernel.clone(),
+                initrd: q.initrd.clone(),
+                disk,
+                append: q
+                    .append
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_APPEND.to_string()),
+                memory_mib: u64::from(q.memory_mib),
+                cpus: q.cpus,
+                accel: opts.accel.clone(),
+                mac: "52:54:00:74:74:10".into(),
+            };
+            launched.launch = std::iter::once(spec.program())
+                .chain(spec.args(Path::new("NET.sock"), Path::new("QMP.sock")))
+                .collect();
+            if let Err(e) = vnet.listen_qemu(&net_sock) {
+                return Err((
+                    TargetError::Io(format!("cannot start the network: {e}")),
+                    launched,
+                ));
+            }
+            match Qemu::start(&spec, &net_sock, &qmp_sock, &console).await {
+                Ok(q) => Ok((Box::new(q), launched)),
+                Err(e) => Err((e, launched)),
+            }
+        }
+        Target::Netns(n) => {
+            let spec = NetnsSpec {
+                command: n.command.clone(),
+                env: n.env.clone(),
+                workdir: n.workdir.clone().unwrap_or_else(|| dir.join("home")),
+            };
+            let launched = Launched {
+                launch: match &n.command {
+                    HostCommand::Argv(v) => v.clone(),
+                    HostCommand::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+                },
+                images: Vec::new(),
+            };
+            match NetnsProgram::start(&spec, vnet, &console).await {
+                Ok(p) => Ok((Box::new(p), launched)),
+                Err(e) => Err((e, launched)),
+            }
+        }
+        other => Err((
+            TargetError::Guest(format!(
+                "target kind `{}` is not available in this build",
+                other.kind()
+            )),
+            Launched {
+                launch: Vec::new(),
+                images: Vec::new(),
+            },
+        )),
+    }
+}
+
 /// Carries out one step; `Ok(Some(detail))` for steps with something to show.
 async fn execute_step(
     scenario: &Scenario,
     step: &crate::scenario::Step,
-    qemu: &mut Qemu,
+    qemu: &mut dyn Driver,
     boot_timeout: Duration,
     boot_pattern: Option<&str>,
     dir: &Path,
@@ -416,7 +578,7 @@ async fn execute_step(
             let text = scenario
                 .render_template(content)
                 .map_err(|e| TargetError::Guest(e.to_string()))?;
-            qemu.plant(path, text.as_bytes(), None, timeout).await?;
+            qemu.plant(path, text.as_bytes(), timeout).await?;
             Ok(Some(format!("{} bytes to {path}", text.len())))
         }
         StepKind::Shell {
@@ -453,14 +615,11 @@ async fn execute_step(
         StepKind::Idle(d) => {
             tokio::select! {
                 _ = tokio::time::sleep(*d) => Ok(None),
-                status = qemu.wait_exit() => Err(TargetError::Exited {
-                    status: describe_status(status),
-                    tail: qemu.tail(15),
-                }.into()),
+                e = qemu.ended() => Err(e.into()),
             }
         }
         StepKind::Reboot { wait_for } => {
-            qemu.send_line("sync; reboot").await?;
+            qemu.reboot(step.timeout.unwrap_or(boot_timeout)).await?;
             let pattern = wait_for.as_ref().map(|p| p.as_str()).or(boot_pattern);
             match pattern {
                 Some(p) => {

@@ -3,7 +3,7 @@
 //! This module owns the data model of one run, the contract that `telltale run` writes and
 //! that later commands (`check`, `compare`, `verify`) and people read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,6 @@ use super::verdict::Judgement;
 use super::RunOptions;
 use crate::report::Report;
 use crate::scenario::Scenario;
-use crate::target::qemu::QemuSpec;
 use crate::vnet::{VnetEvent, VnetStats};
 
 /// How a run ended.
@@ -186,7 +185,8 @@ pub struct Manifest {
     pub images: Vec<FileHash>,
     /// Artifacts of this run.
     pub artifacts: Vec<FileHash>,
-    /// The QEMU command line used (without the per-run socket paths).
+    /// How the target was started: the QEMU command line (without the per-run socket
+    /// paths), the container image, the program; empty for a capture.
     pub emulator: Vec<String>,
     /// Start (ns since the epoch).
     pub start_ns: u64,
@@ -225,9 +225,11 @@ pub fn hex(bytes: &[u8]) -> String {
 
 impl Manifest {
     /// Hashes everything once the run's artifacts are written (`report.json` included).
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         scenario: &Scenario,
-        spec: &QemuSpec,
+        launch: &[String],
+        images: &[PathBuf],
         dir: &Path,
         opts: &RunOptions,
         start_ns: u64,
@@ -236,14 +238,10 @@ impl Manifest {
     ) -> std::io::Result<Manifest> {
         let source = Path::new(&scenario.source_name);
         let scenario_hash = hash_file(source)?;
-        let crate::scenario::Target::Qemu(q) = &scenario.target;
-        let mut images = Vec::new();
-        for p in [Some(&q.kernel), q.initrd.as_ref(), q.disk.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            images.push(hash_file(p)?);
-        }
+        let images = images
+            .iter()
+            .map(|p| hash_file(p))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let mut artifacts = Vec::new();
         for name in ["capture.pcap", "console.log", "report.json"] {
             let p = dir.join(name);
@@ -251,9 +249,7 @@ impl Manifest {
                 artifacts.push(hash_file(&p)?);
             }
         }
-        let emulator = std::iter::once(spec.program())
-            .chain(spec.args(Path::new("NET.sock"), Path::new("QMP.sock")))
-            .collect();
+        let emulator = launch.to_vec();
         Ok(Manifest {
             telltale_version: env!("CARGO_PKG_VERSION").to_string(),
             command_line: opts.command_line.clone(),

@@ -372,7 +372,10 @@ pub fn seal_bundle(
     }
     let mut imgs = BTreeMap::new();
     for (label, p) in images {
-        imgs.insert(label.to_string(), hash_file(p)?);
+        // Container images are references, not files: each run's manifest names them.
+        if p.is_file() {
+            imgs.insert(label.to_string(), hash_file(p)?);
+        }
     }
     let manifest = BundleManifest {
         telltale_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -31,8 +31,6 @@ pub enum ScenarioErrorKind {
     UnknownStepKind,
     /// A step with two kinds, or with none.
     StepKindCount,
-    /// A target kind reserved for later (`container`, `netns`, `device`, `capture`).
-    UnsupportedTarget,
     /// A malformed `{{...}}` template.
     InvalidTemplate,
     /// A template names a value that the identity does not define (`{{imie}}`).

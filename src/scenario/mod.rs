@@ -102,13 +102,21 @@ enum NameRef {
     Canary(String, yaml::Pos),
 }
 
-/// The kind of target. Only [`Target::Qemu`] exists so far; the enum is open for containers,
-/// network namespaces, real devices and replayed captures.
+/// The kind of target: what runs the firmware, and how telltale drives it. Every kind's
+/// network is the vnet; a capture is analysed as if a live run had recorded it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Target {
     /// A QEMU virtual machine booted from a kernel (+ initrd, + disk).
     Qemu(QemuTarget),
+    /// A container image run through the Docker engine, with no Docker network.
+    Container(ContainerTarget),
+    /// A host program in a fresh network namespace.
+    Netns(NetnsTarget),
+    /// An attached device driven over ssh, adb or a serial port.
+    Device(DeviceTarget),
+    /// An existing capture, analysed without running anything.
+    Capture(CaptureTarget),
 }
 
 impl Target {
@@ -116,6 +124,7 @@ impl Target {
     pub fn as_qemu(&self) -> Option<&QemuTarget> {
         match self {
             Target::Qemu(q) => Some(q),
+            _ => None,
         }
     }
 
@@ -123,12 +132,139 @@ impl Target {
     pub fn as_qemu_mut(&mut self) -> Option<&mut QemuTarget> {
         match self {
             Target::Qemu(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    /// The kind's name as written in `kind:`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Qemu(_) => "qemu",
+            Target::Container(_) => "container",
+            Target::Netns(_) => "netns",
+            Target::Device(_) => "device",
+            Target::Capture(_) => "capture",
+        }
+    }
+
+    /// How long booting (the first `wait_for`) may take.
+    pub fn boot_timeout(&self) -> Duration {
+        match self {
+            Target::Qemu(q) => q.boot_timeout,
+            Target::Container(c) => c.boot_timeout,
+            Target::Netns(n) => n.boot_timeout,
+            Target::Device(d) => d.boot_timeout,
+            Target::Capture(_) => DEFAULT_BOOT_TIMEOUT,
         }
     }
 }
 
-/// Target kinds the language reserves; all but `qemu` are rejected as not supported yet.
+/// Target kinds of the language.
 pub const TARGET_KINDS: [&str; 5] = ["qemu", "container", "netns", "device", "capture"];
+
+/// A container image (`kind: container`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerTarget {
+    /// Image name (`telltale-demo/cloudsync`); local images are never pulled.
+    pub image: String,
+    /// Image tag (default `latest`).
+    pub tag: String,
+    /// Command replacing the image's (empty: the image's own).
+    pub cmd: Vec<String>,
+    /// Environment variables, in file order.
+    pub env: Vec<(String, String)>,
+    /// Host files copied into the container before it starts: (host path, container path).
+    pub copy: Vec<(PathBuf, String)>,
+    /// How long the first `wait_for` may take (default 60 s).
+    pub boot_timeout: Duration,
+}
+
+/// A host program in a network namespace (`kind: netns`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsTarget {
+    /// The program: a shell command line or an argument vector.
+    pub command: HostCommand,
+    /// Environment variables added to telltale's, in file order.
+    pub env: Vec<(String, String)>,
+    /// Working directory (default: the run folder's `home/`, made fresh per run).
+    pub workdir: Option<PathBuf>,
+    /// How long the first `wait_for` may take (default 60 s).
+    pub boot_timeout: Duration,
+}
+
+/// An attached device (`kind: device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceTarget {
+    /// How telltale runs commands and copies files on it.
+    pub control: DeviceControl,
+    /// How its traffic reaches telltale.
+    pub traffic: DeviceTraffic,
+    /// A command on the device whose output is the console `wait_for` reads
+    /// (`logcat`, `logread -f`); none: the console is the serial port, or empty.
+    pub log: Option<String>,
+    /// How long the first `wait_for` may take (default 60 s).
+    pub boot_timeout: Duration,
+}
+
+/// The control channel of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceControl {
+    /// `ssh user@host -p port` (key authentication, batch mode).
+    Ssh {
+        /// Host name or address (reached over a management link, not the vnet).
+        host: String,
+        /// Port (default 22).
+        port: u16,
+        /// User (default root).
+        user: String,
+        /// Private key file (resolved path).
+        identity: Option<PathBuf>,
+    },
+    /// `adb -s SERIAL`.
+    Adb {
+        /// The device's serial (`adb devices`).
+        serial: String,
+    },
+    /// A serial console with a shell on it.
+    Serial {
+        /// The tty (`/dev/ttyUSB0`).
+        path: PathBuf,
+        /// Baud rate (default 115200).
+        baud: u32,
+    },
+}
+
+/// How a device's traffic reaches telltale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceTraffic {
+    /// The device's gateway is this host interface; telltale serves the vnet on it.
+    Interface(String),
+    /// The device records its own capture; telltale pulls the file at the end.
+    Pull {
+        /// The capture's path on the device.
+        path: String,
+        /// A command started on the device before the steps (e.g. `tcpdump -w …`).
+        start: Option<String>,
+    },
+}
+
+/// An existing capture (`kind: capture`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureTarget {
+    /// The capture file (pcap or pcapng; resolved path).
+    pub file: PathBuf,
+    /// When each phase began, in order (the initial phase covers what comes before).
+    pub phases: Vec<(String, PhaseStart)>,
+}
+
+/// When a phase of a replayed capture began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseStart {
+    /// This long after the capture's first frame.
+    Offset(Duration),
+    /// At this time (nanoseconds since the Unix epoch, as in the capture's timestamps).
+    EpochNanos(u64),
+}
 
 /// A QEMU virtual machine.
 #[derive(Debug, Clone, PartialEq, Eq)]

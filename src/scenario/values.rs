@@ -41,6 +41,30 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 pub const MAX_MEMORY_MIB: u32 = 1 << 20;
 
 /// Parse a memory size into MiB: `256M`, `256MiB`, `1G`, `1GiB`, or a bare number of MiB.
+/// `1795300000.123456789` (seconds since the Unix epoch, at most nanosecond digits) → ns.
+pub(crate) fn parse_epoch_nanos(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || {
+        format!("`{t}` is not a time in seconds since 1970 such as `1795300000.25` (at most 9 decimals)")
+    };
+    let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+    if secs.is_empty()
+        || !secs.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 9
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let secs: u64 = secs.parse().map_err(|_| bad())?;
+    let mut nanos: u64 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        nanos += u64::from(b - b'0') * 10u64.pow(8 - i as u32);
+    }
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(nanos))
+        .ok_or_else(bad)
+}
+
 pub(crate) fn parse_memory_mib(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let digits = t.chars().take_while(char::is_ascii_digit).count();

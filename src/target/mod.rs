@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod link;
+pub mod netns;
 pub mod qemu;
 
 use std::time::Duration;

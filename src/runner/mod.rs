@@ -29,6 +29,8 @@ use regex::bytes::Regex;
 use tokio::sync::watch;
 
 use crate::scenario::{HostCommand, Scenario, StepKind, Target};
+use crate::target::container::{Container, ContainerSpec};
+use crate::target::device::{Control, Device, DeviceSpec, Traffic};
 use crate::target::netns::{NetnsProgram, NetnsSpec};
 use crate::target::qemu::{describe_status, Qemu, QemuSpec};
 use crate::target::{Driver, TargetError};
@@ -255,6 +257,8 @@ pub async fn run_scenario(
         }
     };
     let mut driver = driver;
+    // A device that records its own traffic: its capture is the run's (the vnet saw none).
+    let mut own_capture: Option<PathBuf> = None;
     let boot_pattern = scenario.steps.iter().find_map(|s| match &s.kind {
         StepKind::WaitFor(p) => Some(p.as_str().to_string()),
         _ => None,
@@ -317,6 +321,19 @@ pub async fn run_scenario(
                 }
             }
         }
+        if drv.records_own_capture() {
+            progress.note(&scenario.name, "pulling the device's capture");
+            let dest = dir.join("device.pcap");
+            match drv.pull_capture(&dest).await {
+                Ok(()) => own_capture = Some(dest),
+                Err(e) => {
+                    failure.get_or_insert(RunError::Step {
+                        step: "pulling the device's capture".into(),
+                        source: e,
+                    });
+                }
+            }
+        }
         progress.note(&scenario.name, "stopping the target");
         drv.stop().await;
     }
@@ -329,6 +346,15 @@ pub async fn run_scenario(
         .stop()
         .await
         .map_err(|e| RunError::Setup(format!("stopping the network: {e}")))?;
+    if let Some(own) = own_capture {
+        std::fs::rename(&own, &pcap).map_err(|e| {
+            RunError::Setup(format!(
+                "cannot move {} to {}: {e}",
+                own.display(),
+                pcap.display()
+            ))
+        })?;
+    }
 
     let vnet_record = record::VnetRecord {
         stats: summary.stats,
@@ -545,6 +571,38 @@ async fn start_target(
                 Err(e) => Err((e, launched)),
             }
         }
+        Target::Container(c) => {
+            let spec = ContainerSpec {
+                image: c.image.clone(),
+                tag: c.tag.clone(),
+                cmd: c.cmd.clone(),
+                env: c.env.clone(),
+                copy: c.copy.clone(),
+                keep: opts.keep,
+                user: None,
+            };
+            let launched = Launched {
+                launch: std::iter::once(format!("docker:{}", spec.reference()))
+                    .chain(c.cmd.iter().cloned())
+                    .collect(),
+                images: c.copy.iter().map(|(p, _)| p.clone()).collect(),
+            };
+            match Container::start(&spec, vnet, &console).await {
+                Ok(p) => Ok((Box::new(p), launched)),
+                Err(e) => Err((e, launched)),
+            }
+        }
+        Target::Device(d) => {
+            let spec = device_spec(d);
+            let launched = Launched {
+                launch: describe_device(d),
+                images: Vec::new(),
+            };
+            match Device::start(&spec, vnet, &console).await {
+                Ok(p) => Ok((Box::new(p), launched)),
+                Err(e) => Err((e, launched)),
+            }
+        }
         other => Err((
             TargetError::Guest(format!(
                 "target kind `{}` is not available in this build",
@@ -555,6 +613,61 @@ async fn start_target(
                 images: Vec::new(),
             },
         )),
+    }
+}
+
+/// A device target in words, for the manifest.
+fn describe_device(d: &crate::scenario::DeviceTarget) -> Vec<String> {
+    use crate::scenario::{DeviceControl, DeviceTraffic};
+    vec![
+        match &d.control {
+            DeviceControl::Ssh {
+                host, port, user, ..
+            } => format!("ssh {user}@{host}:{port}"),
+            DeviceControl::Adb { serial } => format!("adb -s {serial}"),
+            DeviceControl::Serial { path, baud } => format!("serial {} {baud}", path.display()),
+        },
+        match &d.traffic {
+            DeviceTraffic::Interface(i) => format!("gateway on {i}"),
+            DeviceTraffic::Pull { path, .. } => format!("capture pulled from {path}"),
+        },
+    ]
+}
+
+/// The device driver's view of a `device` target.
+fn device_spec(d: &crate::scenario::DeviceTarget) -> DeviceSpec {
+    use crate::scenario::{DeviceControl, DeviceTraffic};
+    DeviceSpec {
+        control: match &d.control {
+            DeviceControl::Ssh {
+                host,
+                port,
+                user,
+                identity,
+                options,
+            } => Control::Ssh {
+                host: host.clone(),
+                port: *port,
+                user: user.clone(),
+                identity: identity.clone(),
+                options: options.clone(),
+            },
+            DeviceControl::Adb { serial } => Control::Adb {
+                serial: serial.clone(),
+            },
+            DeviceControl::Serial { path, baud } => Control::Serial {
+                path: path.clone(),
+                baud: *baud,
+            },
+        },
+        traffic: match &d.traffic {
+            DeviceTraffic::Interface(i) => Traffic::Interface(i.clone()),
+            DeviceTraffic::Pull { path, start } => Traffic::PullCapture {
+                remote_path: path.clone(),
+                start: start.clone(),
+            },
+        },
+        log_command: d.log.clone(),
     }
 }
 

@@ -219,6 +219,8 @@ pub enum DeviceControl {
         user: String,
         /// Private key file (resolved path).
         identity: Option<PathBuf>,
+        /// `ssh -o` options (`UserKnownHostsFile=…`), before telltale's defaults.
+        options: Vec<String>,
     },
     /// `adb -s SERIAL`.
     Adb {

@@ -36,7 +36,7 @@ const COPY_KEYS: [&str; 2] = ["from", "to"];
 const NETNS_KEYS: [&str; 5] = ["kind", "command", "env", "workdir", "boot_timeout"];
 const DEVICE_KEYS: [&str; 5] = ["kind", "control", "traffic", "log", "boot_timeout"];
 const CONTROL_KINDS: [&str; 3] = ["ssh", "adb", "serial"];
-const SSH_KEYS: [&str; 4] = ["host", "port", "user", "identity"];
+const SSH_KEYS: [&str; 5] = ["host", "port", "user", "identity", "options"];
 const SERIAL_KEYS: [&str; 2] = ["path", "baud"];
 const TRAFFIC_KINDS: [&str; 2] = ["interface", "pull"];
 const PULL_KEYS: [&str; 2] = ["path", "start"];
@@ -865,10 +865,14 @@ impl Cx<'_> {
         let (ckind, cv) = self.single(cn, "control", &CONTROL_KINDS, "`control: {adb: SERIAL}`")?;
         let control = match ckind {
             "ssh" => {
-                let (host, port, user, identity) = match &cv.kind {
-                    NodeKind::Scalar { .. } => {
-                        (self.nonempty(cv, "ssh")?, 22, "root".to_string(), None)
-                    }
+                let (host, port, user, identity, options) = match &cv.kind {
+                    NodeKind::Scalar { .. } => (
+                        self.nonempty(cv, "ssh")?,
+                        22,
+                        "root".to_string(),
+                        None,
+                        Vec::new(),
+                    ),
                     _ => {
                         let sf = self.fields(cv, cv.pos, "`ssh`", &SSH_KEYS)?;
                         let host =
@@ -886,7 +890,22 @@ impl Cx<'_> {
                             .get("identity")
                             .map(|i| self.path(i, "identity", "ssh key"))
                             .transpose()?;
-                        (host, port, user, identity)
+                        let mut options = Vec::new();
+                        if let Some(o) = sf.get("options") {
+                            for item in self.seq(o, "options")? {
+                                let opt = self.nonempty(item, "options")?;
+                                if !opt.contains('=') {
+                                    return Err(self.err(
+                                        K::InvalidValue,
+                                        item.pos,
+                                        "invalid ssh option",
+                                        format!("ssh options are `Name=value` (as `ssh -o`), e.g. `UserKnownHostsFile=lab_known_hosts`, not `{opt}`"),
+                                    ));
+                                }
+                                options.push(opt);
+                            }
+                        }
+                        (host, port, user, identity, options)
                     }
                 };
                 DeviceControl::Ssh {
@@ -894,6 +913,7 @@ impl Cx<'_> {
                     port,
                     user,
                     identity,
+                    options,
                 }
             }
             "adb" => DeviceControl::Adb {

@@ -6,6 +6,8 @@
 //! other network.
 
 pub mod console;
+pub mod container;
+pub mod device;
 pub mod link;
 pub mod netns;
 pub mod qemu;
@@ -51,6 +53,20 @@ pub trait Driver: Send {
 
     /// The last `n` lines of the console or log (for error messages).
     fn tail(&self, n: usize) -> String;
+
+    /// Whether the target records its own capture, to be analysed instead of the vnet's
+    /// (a device with `traffic: {pull: …}`).
+    fn records_own_capture(&self) -> bool {
+        false
+    }
+
+    /// Copies the target's own capture to `dest` (after the steps, before [`Driver::stop`]).
+    async fn pull_capture(&mut self, _dest: &std::path::Path) -> Result<(), TargetError> {
+        Err(TargetError::Io(
+            "this target's traffic goes through telltale's network; there is no capture to pull"
+                .into(),
+        ))
+    }
 }
 
 /// Why a target could not be started or driven. Every variant is an infrastructure failure

@@ -2,35 +2,18 @@
 //! against a scenario's identity, phases, policy and claims, with nothing running. The
 //! captures are written here with the project's own `synth` module.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::runs::*;
 use serde_json::Value;
 use telltale::synth::{Side, Synth, Tcp};
 
 const IMEI: &str = "356938035643809";
 const B64_IMEI: &str = "MzU2OTM4MDM1NjQzODA5";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_telltale")
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("capture-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn post(s: &mut Synth, port: u16, host: &str, body: &str) {
     let client: SocketAddr = format!("10.77.0.10:{port}").parse().unwrap();
@@ -79,10 +62,6 @@ fn scenario(dir: &Path, file: &str, phase_at: &str) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-fn report(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }
 
 #[test]

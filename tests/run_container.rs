@@ -7,23 +7,18 @@
 //! (`ci/build-demo-images --containers`); `.ci/run` has all three. Elsewhere each test says
 //! why it is skipped.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::runs::*;
 use serde_json::Value;
 
 /// The tests compare the host's containers and interfaces before and after: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_telltale")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn unsupported() -> Option<String> {
     if !telltale::target::is_root() {
@@ -46,41 +41,6 @@ fn unsupported() -> Option<String> {
         );
     }
     None
-}
-
-macro_rules! skip_unless_docker {
-    () => {
-        if let Some(why) = unsupported() {
-            assert!(
-                std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
-                "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
-            );
-            eprintln!("SKIPPED {}: {}", module_path!(), why);
-            return;
-        }
-    };
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("container-run-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn report(dir: &Path) -> Value {
-    let t = std::fs::read_to_string(dir.join("report.json"))
-        .unwrap_or_else(|e| panic!("{}/report.json: {e}", dir.display()));
-    serde_json::from_str(&t).unwrap()
 }
 
 /// Every container telltale made (label `telltale`), and `tt*` interfaces on the host.
@@ -143,7 +103,9 @@ fn snap_body(path: &Path) -> String {
 
 #[test]
 fn demo_container_releases_behave_as_under_qemu() {
-    skip_unless_docker!();
+    if skip(unsupported()) {
+        return;
+    }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert_clean("before");
     let out = workdir("demo");
@@ -273,7 +235,9 @@ fn scenario(dir: &Path, name: &str, image: &str, steps: &str) -> PathBuf {
 
 #[test]
 fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
-    skip_unless_docker!();
+    if skip(unsupported()) {
+        return;
+    }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert_clean("before");
     let dir = workdir("fail");

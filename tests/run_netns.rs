@@ -7,25 +7,17 @@
 //! Needs root, `ip` (iproute2), `nsenter` (util-linux) and busybox; the Chromium test needs
 //! `chromium`. `.ci/run` has all of them; elsewhere each test says why it is skipped.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use serde_json::Value;
+use common::runs::*;
 
 /// The tests compare the host's namespaces and interfaces before and after: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_telltale")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
 
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -48,41 +40,6 @@ fn unsupported(extra: &[&str]) -> Option<String> {
         }
     }
     None
-}
-
-macro_rules! skip_unless {
-    ($($tool:expr),*) => {
-        if let Some(why) = unsupported(&[$($tool),*]) {
-            assert!(
-                std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
-                "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
-            );
-            eprintln!("SKIPPED {}: {}", module_path!(), why);
-            return;
-        }
-    };
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("netns-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn report(dir: &Path) -> Value {
-    let t = std::fs::read_to_string(dir.join("report.json"))
-        .unwrap_or_else(|e| panic!("{}/report.json: {e}", dir.display()));
-    serde_json::from_str(&t).unwrap()
 }
 
 /// What a run could leave behind on the host: namespaces, `tt*` interfaces, processes whose
@@ -141,29 +98,11 @@ fn run_clean(scenario: &Path, out: &Path, marker: &str) -> Output {
     o
 }
 
-/// Upload findings as (canary, encoding, destination, request, phase).
-fn uploads(r: &Value) -> Vec<(String, String, String, String, String)> {
-    r["analysis"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["direction"] == "up")
-        .map(|f| {
-            let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
-            (
-                s("canary"),
-                s("encoding"),
-                s("destination"),
-                format!("{} {}", s("http_method"), s("http_path")),
-                s("phase"),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries() {
-    skip_unless!();
+    if skip(unsupported(&[])) {
+        return;
+    }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = workdir("busybox");
     let marker = format!("tt-netns-agent-{}", std::process::id());
@@ -233,7 +172,9 @@ policy:
 
 #[test]
 fn chromium_phones_home_on_its_own_from_about_blank() {
-    skip_unless!("chromium");
+    if skip(unsupported(&["chromium"])) {
+        return;
+    }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = workdir("chromium");
     let marker = format!("tt-netns-chromium-{}", std::process::id());
@@ -276,7 +217,9 @@ steps:
 
 #[test]
 fn a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing() {
-    skip_unless!();
+    if skip(unsupported(&[])) {
+        return;
+    }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = workdir("never");
     let marker = format!("tt-netns-never-{}", std::process::id());
@@ -304,7 +247,9 @@ fn a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing() {
 
 #[test]
 fn without_root_nothing_starts_and_the_message_says_why() {
-    skip_unless!("setpriv");
+    if skip(unsupported(&["setpriv"])) {
+        return;
+    }
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(format!("/tmp/tt-noroot-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

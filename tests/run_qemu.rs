@@ -4,28 +4,17 @@
 //! Needs `qemu-system-x86_64` and the demo images (`ci/build-demo-images`); `.ci/run` has
 //! both. Elsewhere each test says why it is skipped. The missing-kernel test needs neither.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::runs::*;
 use serde_json::Value;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_telltale")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn images() -> PathBuf {
     repo().join("target/demo-images")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
 }
 
 /// Why QEMU tests cannot run here, if they cannot.
@@ -37,54 +26,6 @@ fn unsupported() -> Option<String> {
         return Some("needs the demo images: run ci/build-demo-images (`.ci/run` does)".into());
     }
     None
-}
-
-macro_rules! skip_unless_qemu {
-    () => {
-        if let Some(why) = unsupported() {
-            // CI has every prerequisite: there a skip would hide a broken setup.
-            assert!(
-                std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
-                "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
-            );
-            eprintln!("SKIPPED {}: {}", module_path!(), why);
-            return;
-        }
-    };
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("run-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn report(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("report.json"))
-        .unwrap_or_else(|e| panic!("{}/report.json: {e}", dir.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Upload findings as (canary, encoding, destination, request, phase).
-fn uploads(r: &Value) -> Vec<(String, String, String, String, String)> {
-    r["analysis"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["direction"] == "up")
-        .map(|f| {
-            let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
-            (
-                s("canary"),
-                s("encoding"),
-                s("destination"),
-                format!("{} {}", s("http_method"), s("http_path")),
-                s("phase"),
-            )
-        })
-        .collect()
 }
 
 /// QEMU processes whose command line mentions `needle` (the run's folder: the per-run disk copy
@@ -108,17 +49,11 @@ fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn demo_releases_v1_and_v2_fix_fail_with_what_persisted() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let out = workdir("demo-fail");
     let o = run(&[
         "run",
@@ -309,7 +244,9 @@ fn replay_scenario(out: &Path, name: &str, live: &Value) -> PathBuf {
 
 #[test]
 fn demo_release_v3_passes() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let out = workdir("demo-pass");
     let o = run(&[
         "run",
@@ -372,7 +309,9 @@ fn a_kernel_that_does_not_exist_is_invalid_input_with_its_line() {
 
 #[test]
 fn a_guest_that_never_prints_the_awaited_line_is_an_infrastructure_failure() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let dir = workdir("never");
     let p = scenario_file(
         &dir,
@@ -433,7 +372,9 @@ fn start_until_ready(dir: &Path, name: &str) -> (Child, PathBuf) {
 
 #[test]
 fn qemu_killed_mid_run_ends_the_run_with_a_clear_message() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let dir = workdir("killed");
     let (child, out) = start_until_ready(&dir, "killed");
     let pids = qemus_mentioning(out.to_str().unwrap());
@@ -456,7 +397,9 @@ fn qemu_killed_mid_run_ends_the_run_with_a_clear_message() {
 
 #[test]
 fn ctrl_c_stops_qemu_keeps_the_artifacts_and_exits_130() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let dir = workdir("ctrlc");
     let (child, out) = start_until_ready(&dir, "ctrlc");
     assert_eq!(qemus_mentioning(out.to_str().unwrap()).len(), 1);
@@ -553,7 +496,9 @@ fn check_bundle(bundle: &Path, image_before: &Path, image_after: &Path) -> Value
 
 #[test]
 fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let out = workdir("verify");
     let (v1, v2, v3) = (
         images().join("cloudsync-v1.cpio.gz"),
@@ -618,7 +563,9 @@ fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle
 
 #[test]
 fn check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci() {
-    skip_unless_qemu!();
+    if skip(unsupported()) {
+        return;
+    }
     let dir = workdir("check");
     let accepted =
         std::fs::read(repo().join("snapshots/cloudsync-v3@v3.snap")).expect("committed snapshot");

@@ -36,10 +36,10 @@ use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 use regex::bytes::Regex;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Notify;
 
-use super::console::{ConsoleBuffer, ShellOutput};
+use super::console::ShellOutput;
 use super::link::{self, NetnsRef, NsLink};
+use super::live::{LiveConsole, Waited};
 use super::TargetError;
 use crate::vnet::run::VnetHandle;
 
@@ -90,8 +90,7 @@ pub struct Container {
     id: String,
     keep: bool,
     user: Option<String>,
-    console: Arc<Mutex<ConsoleBuffer>>,
-    notify: Arc<Notify>,
+    console: LiveConsole,
     /// Timestamp of the last log line taken (log streams are reopened after a restart).
     last_log: Arc<Mutex<Option<LogTime>>>,
     log_file: PathBuf,
@@ -179,14 +178,12 @@ impl Container {
             )
             .await;
         drop(log);
-        let console = Arc::new(Mutex::new(ConsoleBuffer::new()));
-        let notify = Arc::new(Notify::new());
+        let console = LiveConsole::new();
         let last_log = Arc::new(Mutex::new(None));
         let reader = spawn_reader(
             docker.clone(),
             id.clone(),
             console.clone(),
-            notify.clone(),
             last_log.clone(),
             console_log.to_path_buf(),
         );
@@ -197,7 +194,6 @@ impl Container {
             keep: spec.keep,
             user: spec.user.clone(),
             console,
-            notify,
             last_log,
             log_file: console_log.to_path_buf(),
             reader,
@@ -225,7 +221,7 @@ impl Container {
 
     /// The last lines of the log.
     pub fn tail(&self, n: usize) -> String {
-        self.console.lock().map(|c| c.tail(n)).unwrap_or_default()
+        self.console.tail(n)
     }
 
     /// Fails with [`TargetError::Exited`] when the container no longer runs. Restarts the
@@ -246,7 +242,6 @@ impl Container {
                     self.docker.clone(),
                     self.id.clone(),
                     self.console.clone(),
-                    self.notify.clone(),
                     self.last_log.clone(),
                     self.log_file.clone(),
                 );
@@ -271,23 +266,16 @@ impl Container {
     pub async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
-            if let Some(m) = self.console.lock().ok().and_then(|mut c| c.find(re)) {
-                return Ok(m);
-            }
-            self.check_alive().await?;
-            // A finished reader notifies once; poll the state meanwhile.
-            let wake = tokio::time::Instant::now() + Duration::from_millis(500);
-            let until = wake.min(deadline);
-            if tokio::time::timeout_at(until, notified).await.is_err()
-                && tokio::time::Instant::now() >= deadline
-            {
-                return Err(TargetError::Timeout {
-                    what: format!("log output matching /{}/", re.as_str()),
-                    after: timeout,
-                    tail: self.tail(15),
-                });
+            match self.console.next(deadline, |c| c.find(re)).await {
+                Waited::Found(m) => return Ok(m),
+                Waited::Again => self.check_alive().await?,
+                Waited::Expired => {
+                    return Err(TargetError::Timeout {
+                        what: format!("log output matching /{}/", re.as_str()),
+                        after: timeout,
+                        tail: self.tail(15),
+                    })
+                }
             }
         }
     }
@@ -390,9 +378,7 @@ impl Container {
     /// the port on the vnet stays), then into the new one and configured as before (same
     /// MAC and address). Output printed before is consumed.
     pub async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError> {
-        if let Ok(mut c) = self.console.lock() {
-            c.consume_all();
-        }
+        self.console.consume_all();
         let deadline = tokio::time::Instant::now() + timeout;
         let parked = self.park_link().await?;
         let grace = STOP_GRACE_SECS;
@@ -452,7 +438,6 @@ impl Container {
             self.docker.clone(),
             self.id.clone(),
             self.console.clone(),
-            self.notify.clone(),
             self.last_log.clone(),
             self.log_file.clone(),
         );
@@ -984,8 +969,7 @@ fn parse_log_time(s: &str) -> Option<LogTime> {
 fn spawn_reader(
     docker: Docker,
     id: String,
-    console: Arc<Mutex<ConsoleBuffer>>,
-    notify: Arc<Notify>,
+    console: LiveConsole,
     last: Arc<Mutex<Option<LogTime>>>,
     log_path: PathBuf,
 ) -> tokio::task::JoinHandle<()> {
@@ -1029,12 +1013,9 @@ fn spawn_reader(
                 let _ = f.write_all(text).await;
                 let _ = f.flush().await;
             }
-            if let Ok(mut c) = console.lock() {
-                c.push(text);
-            }
-            notify.notify_waiters();
+            console.push(text);
         }
-        notify.notify_waiters();
+        console.wake();
     })
 }
 

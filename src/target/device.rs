@@ -36,9 +36,9 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
-use tokio::sync::Notify;
 
-use super::console::{plant_commands, shell_quote, ConsoleBuffer, ShellCall, ShellOutput};
+use super::console::{plant_commands, shell_quote, ShellCall, ShellOutput};
+use super::live::LiveConsole;
 use super::TargetError;
 use crate::vnet::port::PacketPort;
 use crate::vnet::run::VnetHandle;
@@ -219,8 +219,7 @@ pub struct Device {
     control: Control,
     traffic: Traffic,
     log_command: Option<String>,
-    console: Arc<Mutex<ConsoleBuffer>>,
-    notify: Arc<Notify>,
+    console: LiveConsole,
     console_log: Arc<Mutex<Option<std::fs::File>>>,
     /// Local log process (ssh/adb running the log command).
     log_child: Option<Child>,
@@ -261,8 +260,7 @@ impl Device {
             control: spec.control.clone(),
             traffic: spec.traffic.clone(),
             log_command: spec.log_command.clone(),
-            console: Arc::new(Mutex::new(ConsoleBuffer::new())),
-            notify: Arc::new(Notify::new()),
+            console: LiveConsole::new(),
             console_log: Arc::new(Mutex::new(Some(file))),
             log_child: None,
             readers: Vec::new(),
@@ -421,9 +419,8 @@ impl Device {
                     .map_err(poll_err)?;
                 let write =
                     tokio::net::unix::pipe::Sender::from_file_unchecked(file).map_err(poll_err)?;
-                let (c, n, log, closed) = (
+                let (c, log, closed) = (
                     self.console.clone(),
-                    self.notify.clone(),
                     self.console_log.clone(),
                     self.serial_closed.clone(),
                 );
@@ -432,7 +429,7 @@ impl Device {
                     let why = loop {
                         match reader.read(&mut buf).await {
                             Ok(0) => break "the serial port closed".to_string(),
-                            Ok(k) => append(&c, &n, &log, buf.get(..k).unwrap_or_default()),
+                            Ok(k) => append(&c, &log, buf.get(..k).unwrap_or_default()),
                             // EIO: the other end of the line is gone (adapter unplugged).
                             Err(e) => break format!("the serial port closed ({e})"),
                         }
@@ -440,7 +437,7 @@ impl Device {
                     if let Ok(mut g) = closed.lock() {
                         *g = Some(why);
                     }
-                    n.notify_waiters();
+                    c.wake();
                 }));
                 self.serial = Some(SerialIo { write });
                 Ok(())
@@ -487,11 +484,7 @@ impl Device {
         .into_iter()
         .flatten()
         {
-            let (c2, n2, log) = (
-                self.console.clone(),
-                self.notify.clone(),
-                self.console_log.clone(),
-            );
+            let (c2, log) = (self.console.clone(), self.console_log.clone());
             self.readers.push(tokio::spawn(async move {
                 let mut s = stream;
                 let mut buf = vec![0u8; 16 * 1024];
@@ -499,7 +492,7 @@ impl Device {
                     if k == 0 {
                         break;
                     }
-                    append(&c2, &n2, &log, buf.get(..k).unwrap_or_default());
+                    append(&c2, &log, buf.get(..k).unwrap_or_default());
                 }
             }));
         }
@@ -631,22 +624,10 @@ impl Device {
         self.calls += 1;
         let call = ShellCall::new(cmd, self.calls);
         self.serial_write(call.line.as_bytes()).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
-            if let Some(out) = self.console.lock().ok().and_then(|mut c| call.poll(&mut c)) {
-                return Ok(out);
-            }
-            self.check_serial()?;
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(TargetError::Timeout {
-                    what: format!("the shell command `{cmd}` to finish"),
-                    after: timeout,
-                    tail: self.tail(15),
-                });
-            }
-        }
+        let what = || format!("the shell command `{cmd}` to finish");
+        self.console
+            .wait(timeout, what, |c| call.poll(c), || self.check_serial())
+            .await
     }
 
     /// Runs a shell command on the device: its status and output (stdout and stderr).
@@ -849,29 +830,17 @@ impl Device {
 
     /// Waits until the console (log command output, or the serial output) shows `re`.
     pub async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
-            if let Some(m) = self.console.lock().ok().and_then(|mut c| c.find(re)) {
-                return Ok(m);
+        let silent = self.log_command.is_none() && !matches!(self.control, Control::Serial { .. });
+        let what = || {
+            if silent {
+                format!("log output matching /{}/ (this device has no log command: nothing is ever logged)", re.as_str())
+            } else {
+                format!("log output matching /{}/", re.as_str())
             }
-            self.check_serial()?;
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let what = if self.log_command.is_none()
-                    && !matches!(self.control, Control::Serial { .. })
-                {
-                    format!("log output matching /{}/ (this device has no log command: nothing is ever logged)", re.as_str())
-                } else {
-                    format!("log output matching /{}/", re.as_str())
-                };
-                return Err(TargetError::Timeout {
-                    what,
-                    after: timeout,
-                    tail: self.tail(15),
-                });
-            }
-        }
+        };
+        self.console
+            .wait(timeout, what, |c| c.find(re), || self.check_serial())
+            .await
     }
 
     /// The device's boot id (changes on every boot), if it has one.
@@ -891,9 +860,7 @@ impl Device {
     /// Restarts the device and waits until the control channel answers from the new boot
     /// (a new `boot_id`); the log command is started again.
     pub async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError> {
-        if let Ok(mut c) = self.console.lock() {
-            c.consume_all();
-        }
+        self.console.consume_all();
         if let Control::Serial { .. } = self.control {
             return self.serial_write(b"sync; reboot\n").await;
         }
@@ -997,7 +964,7 @@ impl Device {
 
     /// The last `n` lines of the console.
     pub fn tail(&self, n: usize) -> String {
-        self.console.lock().map(|c| c.tail(n)).unwrap_or_default()
+        self.console.tail(n)
     }
 }
 
@@ -1042,13 +1009,12 @@ impl super::Driver for Device {
 
     async fn ended(&mut self) -> TargetError {
         // ssh and adb devices do not end on their own; a serial port can close.
+        let never = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
             if let Err(e) = self.check_serial() {
                 return e;
             }
-            notified.await;
+            let _ = self.console.next(never, |_| None::<()>).await;
         }
     }
 
@@ -1070,22 +1036,14 @@ impl super::Driver for Device {
 }
 
 /// Appends output to the console buffer and `console.log`.
-fn append(
-    console: &Mutex<ConsoleBuffer>,
-    notify: &Notify,
-    log: &Mutex<Option<std::fs::File>>,
-    data: &[u8],
-) {
+fn append(console: &LiveConsole, log: &Mutex<Option<std::fs::File>>, data: &[u8]) {
     use std::io::Write;
     if let Ok(mut f) = log.lock() {
         if let Some(f) = f.as_mut() {
             let _ = f.write_all(data);
         }
     }
-    if let Ok(mut c) = console.lock() {
-        c.push(data);
-    }
-    notify.notify_waiters();
+    console.push(data);
 }
 
 /// The ssh arguments before the remote command.

@@ -9,6 +9,7 @@ pub mod console;
 pub mod container;
 pub mod device;
 pub mod link;
+pub mod live;
 pub mod netns;
 pub mod qemu;
 

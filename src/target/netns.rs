@@ -11,16 +11,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
-use tokio::sync::Notify;
 
-use super::console::{ConsoleBuffer, ShellOutput};
+use super::console::ShellOutput;
 use super::link::{self, NetnsRef, NsLink};
+use super::live::{LiveConsole, Waited};
 use super::qemu::describe_status;
 use super::{Driver, TargetError};
 use crate::scenario::HostCommand;
@@ -128,8 +128,7 @@ pub struct NetnsProgram {
     spec: NetnsSpec,
     link: NsLink,
     child: Option<Child>,
-    console: Arc<Mutex<ConsoleBuffer>>,
-    notify: Arc<Notify>,
+    console: LiveConsole,
     log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
     readers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -163,8 +162,7 @@ impl NetnsProgram {
             spec: spec.clone(),
             link,
             child: None,
-            console: Arc::new(Mutex::new(ConsoleBuffer::new())),
-            notify: Arc::new(Notify::new()),
+            console: LiveConsole::new(),
             log: Arc::new(tokio::sync::Mutex::new(file)),
             readers: Vec::new(),
         };
@@ -205,7 +203,7 @@ impl NetnsProgram {
 
     async fn note(&self, line: &str) {
         let text = format!("[telltale] {line}\n");
-        push_output(&self.console, &self.notify, &self.log, text.as_bytes()).await;
+        push_output(&self.console, &self.log, text.as_bytes()).await;
     }
 
     async fn spawn(&mut self) -> Result<(), TargetError> {
@@ -235,7 +233,7 @@ impl NetnsProgram {
         .into_iter()
         .flatten()
         {
-            let (c, n, l) = (self.console.clone(), self.notify.clone(), self.log.clone());
+            let (c, l) = (self.console.clone(), self.log.clone());
             self.readers.push(tokio::spawn(async move {
                 let mut out = out;
                 let mut buf = vec![0u8; 16 * 1024];
@@ -243,9 +241,9 @@ impl NetnsProgram {
                     if k == 0 {
                         break;
                     }
-                    push_output(&c, &n, &l, &buf[..k]).await;
+                    push_output(&c, &l, &buf[..k]).await;
                 }
-                n.notify_waiters();
+                c.wake();
             }));
         }
         self.child = Some(child);
@@ -291,8 +289,7 @@ impl NetnsProgram {
 }
 
 async fn push_output(
-    console: &Mutex<ConsoleBuffer>,
-    notify: &Notify,
+    console: &LiveConsole,
     log: &tokio::sync::Mutex<tokio::fs::File>,
     data: &[u8],
 ) {
@@ -301,10 +298,7 @@ async fn push_output(
         let _ = f.write_all(data).await;
         let _ = f.flush().await;
     }
-    if let Ok(mut c) = console.lock() {
-        c.push(data);
-    }
-    notify.notify_waiters();
+    console.push(data);
 }
 
 #[async_trait::async_trait]
@@ -312,28 +306,27 @@ impl Driver for NetnsProgram {
     async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
-            if let Some(m) = self.console.lock().ok().and_then(|mut c| c.find(re)) {
-                return Ok(m);
+            match self.console.next(deadline, |c| c.find(re)).await {
+                Waited::Found(m) => return Ok(m),
+                Waited::Expired => {
+                    return Err(TargetError::Timeout {
+                        what: format!("output matching /{}/", re.as_str()),
+                        after: timeout,
+                        tail: self.tail(15),
+                    })
+                }
+                Waited::Again => {}
             }
             if let Some(status) = self.exited() {
                 // Its output may still be in flight: read what is left, then decide.
                 for r in self.readers.drain(..) {
                     let _ = tokio::time::timeout(Duration::from_secs(1), r).await;
                 }
-                if let Some(m) = self.console.lock().ok().and_then(|mut c| c.find(re)) {
+                if let Some(m) = self.console.poll(|c| c.find(re)) {
                     return Ok(m);
                 }
                 return Err(TargetError::Exited {
                     status: describe_status(status),
-                    tail: self.tail(15),
-                });
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(TargetError::Timeout {
-                    what: format!("output matching /{}/", re.as_str()),
-                    after: timeout,
                     tail: self.tail(15),
                 });
             }
@@ -380,9 +373,7 @@ impl Driver for NetnsProgram {
     }
 
     async fn reboot(&mut self, _timeout: Duration) -> Result<(), TargetError> {
-        if let Ok(mut c) = self.console.lock() {
-            c.consume_all();
-        }
+        self.console.consume_all();
         self.kill_program(Duration::from_secs(5)).await;
         self.note("restarting the program").await;
         self.spawn().await
@@ -399,7 +390,7 @@ impl Driver for NetnsProgram {
     }
 
     fn tail(&self, n: usize) -> String {
-        self.console.lock().map(|c| c.tail(n)).unwrap_or_default()
+        self.console.tail(n)
     }
 }
 

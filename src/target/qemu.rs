@@ -7,16 +7,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use regex::bytes::Regex;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::Notify;
 
-use super::console::{plant_commands, ConsoleBuffer, ShellCall, ShellOutput};
+use super::console::{plant_commands, ShellCall, ShellOutput};
+use super::live::LiveConsole;
 use super::TargetError;
 
 /// What to boot and how.
@@ -122,8 +121,7 @@ fn escape_opt(s: &str) -> String {
 pub struct Qemu {
     child: Child,
     stdin: ChildStdin,
-    console: Arc<Mutex<ConsoleBuffer>>,
-    notify: Arc<Notify>,
+    console: LiveConsole,
     qmp: PathBuf,
     calls: u64,
     reader: tokio::task::JoinHandle<()>,
@@ -164,12 +162,11 @@ impl Qemu {
             .take()
             .ok_or_else(|| TargetError::Io("no stdout".into()))?;
         let stderr = child.stderr.take();
-        let console = Arc::new(Mutex::new(ConsoleBuffer::new()));
-        let notify = Arc::new(Notify::new());
+        let console = LiveConsole::new();
         let mut log = tokio::fs::File::create(console_log).await.map_err(|e| {
             TargetError::Io(format!("cannot create {}: {e}", console_log.display()))
         })?;
-        let (c2, n2) = (console.clone(), notify.clone());
+        let c2 = console.clone();
         let reader = tokio::spawn(async move {
             let mut out = stdout;
             let mut err = stderr.map(BufReader::new);
@@ -181,8 +178,7 @@ impl Qemu {
                         let n = match n { Ok(0) | Err(_) => break, Ok(n) => n };
                         let _ = log.write_all(&buf[..n]).await;
                         let _ = log.flush().await;
-                        if let Ok(mut c) = c2.lock() { c.push(&buf[..n]); }
-                        n2.notify_waiters();
+                        c2.push(&buf[..n]);
                     }
                     r = async { match err.as_mut() { Some(e) => e.read_line(&mut line).await, None => std::future::pending().await } } => {
                         match r {
@@ -190,21 +186,19 @@ impl Qemu {
                             Ok(_) => {
                                 let msg = format!("[qemu] {line}");
                                 let _ = log.write_all(msg.as_bytes()).await;
-                                if let Ok(mut c) = c2.lock() { c.push(msg.as_bytes()); }
+                                c2.push(msg.as_bytes());
                                 line.clear();
-                                n2.notify_waiters();
                             }
                         }
                     }
                 }
             }
-            n2.notify_waiters();
+            c2.wake();
         });
         Ok(Qemu {
             child,
             stdin,
             console,
-            notify,
             qmp: qmp_sock.to_path_buf(),
             calls: 0,
             reader,
@@ -223,28 +217,17 @@ impl Qemu {
 
     /// The last lines of the console.
     pub fn tail(&self, n: usize) -> String {
-        self.console.lock().map(|c| c.tail(n)).unwrap_or_default()
+        self.console.tail(n)
     }
 
     /// Waits until the console prints something matching `re` (after what earlier waits
     /// consumed). Fails on timeout or when QEMU exits.
     pub async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
-            if let Some(m) = self.console.lock().ok().and_then(|mut c| c.find(re)) {
-                return Ok(m);
-            }
-            self.check_alive()?;
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(TargetError::Timeout {
-                    what: format!("console output matching /{}/", re.as_str()),
-                    after: timeout,
-                    tail: self.tail(15),
-                });
-            }
-        }
+        let console = self.console.clone();
+        let what = || format!("console output matching /{}/", re.as_str());
+        console
+            .wait(timeout, what, |c| c.find(re), || self.check_alive())
+            .await
     }
 
     /// Runs a shell command on the console and returns its status and output.
@@ -256,22 +239,11 @@ impl Qemu {
         self.calls += 1;
         let call = ShellCall::new(cmd, self.calls);
         self.write(call.line.as_bytes()).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notify = self.notify.clone();
-            let notified = notify.notified();
-            if let Some(out) = self.console.lock().ok().and_then(|mut c| call.poll(&mut c)) {
-                return Ok(out);
-            }
-            self.check_alive()?;
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(TargetError::Timeout {
-                    what: format!("the shell command `{cmd}` to finish"),
-                    after: timeout,
-                    tail: self.tail(15),
-                });
-            }
-        }
+        let console = self.console.clone();
+        let what = || format!("the shell command `{cmd}` to finish");
+        console
+            .wait(timeout, what, |c| call.poll(c), || self.check_alive())
+            .await
     }
 
     /// Writes a file in the guest through the shell.
@@ -299,9 +271,7 @@ impl Qemu {
     /// Types `command` (e.g. `reboot`) without waiting for it to finish; output printed so
     /// far is consumed, so the next wait needs fresh output.
     pub async fn send_line(&mut self, command: &str) -> Result<(), TargetError> {
-        if let Ok(mut c) = self.console.lock() {
-            c.consume_all();
-        }
+        self.console.consume_all();
         self.write(format!("{command}\n").as_bytes()).await
     }
 

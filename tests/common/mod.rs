@@ -117,3 +117,4 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 pub mod netns;
+pub mod runs;

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 
 use crate::scenario::{HostCommand, Scenario, StepKind, Target};
 use crate::target::container::{Container, ContainerSpec};
-use crate::target::device::{Control, Device, DeviceSpec, Traffic};
+use crate::target::device::{Device, DeviceSpec, Traffic};
 use crate::target::netns::{NetnsProgram, NetnsSpec};
 use crate::target::qemu::{describe_status, Qemu, QemuSpec};
 use crate::target::{Driver, TargetError};
@@ -636,30 +636,9 @@ fn describe_device(d: &crate::scenario::DeviceTarget) -> Vec<String> {
 
 /// The device driver's view of a `device` target.
 fn device_spec(d: &crate::scenario::DeviceTarget) -> DeviceSpec {
-    use crate::scenario::{DeviceControl, DeviceTraffic};
+    use crate::scenario::DeviceTraffic;
     DeviceSpec {
-        control: match &d.control {
-            DeviceControl::Ssh {
-                host,
-                port,
-                user,
-                identity,
-                options,
-            } => Control::Ssh {
-                host: host.clone(),
-                port: *port,
-                user: user.clone(),
-                identity: identity.clone(),
-                options: options.clone(),
-            },
-            DeviceControl::Adb { serial } => Control::Adb {
-                serial: serial.clone(),
-            },
-            DeviceControl::Serial { path, baud } => Control::Serial {
-                path: path.clone(),
-                baud: *baud,
-            },
-        },
+        control: d.control.clone(),
         traffic: match &d.traffic {
             DeviceTraffic::Interface(i) => Traffic::Interface(i.clone()),
             DeviceTraffic::Pull { path, start } => Traffic::PullCapture {

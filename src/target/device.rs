@@ -28,7 +28,7 @@
 //! Every process this module starts (ssh/adb clients, the log command, the device-side
 //! capture) is ended in [`Driver::stop`](super::Driver::stop); local processes also on drop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,35 +43,8 @@ use super::TargetError;
 use crate::vnet::port::PacketPort;
 use crate::vnet::run::VnetHandle;
 
-/// How telltale controls the device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// OpenSSH client, key authentication only (`BatchMode=yes`).
-    Ssh {
-        /// Host name or address (reached out of band, not through the vnet).
-        host: String,
-        /// Port.
-        port: u16,
-        /// Login user.
-        user: String,
-        /// Private key (`-i`).
-        identity: Option<PathBuf>,
-        /// Extra `-o` options (`StrictHostKeyChecking=accept-new`, …), without the `-o`.
-        options: Vec<String>,
-    },
-    /// Android Debug Bridge.
-    Adb {
-        /// The device's serial (`adb devices`).
-        serial: String,
-    },
-    /// A serial console with a shell on it.
-    Serial {
-        /// The tty (`/dev/ttyUSB0`).
-        path: PathBuf,
-        /// Baud rate.
-        baud: u32,
-    },
-}
+/// How telltale controls the device: the scenario's `control:` as it is.
+pub use crate::scenario::DeviceControl as Control;
 
 /// How the device's traffic reaches telltale.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -411,9 +411,13 @@ fn every_target_kind_parses_into_the_model() {
     );
     let a = parse(&with_target(
         "  kind: device\n  control: {adb: R58M12345}\n  traffic: {pull: {path: /sdcard/t.pcap, start: \"tcpdump -w /sdcard/t.pcap\"}}\n",
-        "steps:\n  - phase: declined\n",
+        "steps:\n  - install: apks/app-release.apk\n  - phase: declined\n",
     ))
     .unwrap();
+    assert_eq!(
+        a.steps[0].kind,
+        StepKind::Install(PathBuf::from("/scenarios/apks/app-release.apk"))
+    );
     let Target::Device(ad) = &a.target else {
         panic!()
     };
@@ -468,6 +472,7 @@ fn error_target_kinds() {
         (with_target("  kind: capture\n  file: c.pcap\n  phases: [{name: declined, at: 1s}]\n", "steps:\n  - shell: reboot\n"), ScenarioErrorKind::InvalidValue),
         (with_target("  kind: capture\n  file: c.pcap\n", ""), ScenarioErrorKind::UnknownPhase),
         (with_target("  kind: vm\n", "steps:\n  - phase: declined\n"), ScenarioErrorKind::InvalidValue),
+        (with_target("  kind: device\n  control: {ssh: 10.0.0.2}\n  traffic: {interface: eth1}\n", "steps:\n  - install: app.apk\n  - phase: declined\n"), ScenarioErrorKind::InvalidValue),
     ];
     let shown: Vec<String> = cases
         .iter()

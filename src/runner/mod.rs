@@ -763,5 +763,9 @@ async fn execute_step(
             ))
         }
         StepKind::ExpectNoUpload(_) => Ok(Some("checked against the whole run's findings".into())),
+        StepKind::Install(package) => {
+            qemu.install(package, timeout).await?;
+            Ok(Some(format!("installed {}", package.display())))
+        }
     }
 }

@@ -456,11 +456,13 @@ pub enum StepKind {
     Host(HostCommand),
     /// Fail the run if a canary was uploaded (so far).
     ExpectNoUpload(UploadCheck),
+    /// Install an app package on an adb device (`adb install -r`; resolved host path).
+    Install(PathBuf),
 }
 
 impl StepKind {
     /// The step keys, as written in scenarios.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "wait_for",
         "plant",
         "shell",
@@ -469,6 +471,7 @@ impl StepKind {
         "reboot",
         "host",
         "expect_no_upload",
+        "install",
     ];
 
     /// The key of this kind.
@@ -482,6 +485,7 @@ impl StepKind {
             StepKind::Reboot { .. } => "reboot",
             StepKind::Host(_) => "host",
             StepKind::ExpectNoUpload(_) => "expect_no_upload",
+            StepKind::Install(_) => "install",
         }
     }
 }

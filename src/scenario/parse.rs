@@ -98,6 +98,8 @@ struct Cx<'a> {
     target_phases: Vec<String>,
     /// `plant` may use relative paths (a `netns` target: under its working directory).
     relative_plant: bool,
+    /// The target is a device controlled over adb (`install` steps apply).
+    adb_target: bool,
 }
 
 pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario> {
@@ -111,6 +113,7 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
         all_phases: Vec::new(),
         target_phases: Vec::new(),
         relative_plant: false,
+        adb_target: false,
     };
     if text.len() > MAX_SCENARIO_BYTES {
         return Err(ScenarioError::whole(
@@ -978,6 +981,7 @@ impl Cx<'_> {
             },
         };
         let log = f.get("log").map(|l| self.nonempty(l, "log")).transpose()?;
+        self.adb_target = matches!(control, DeviceControl::Adb { .. });
         Ok(Target::Device(DeviceTarget {
             control,
             traffic,
@@ -1608,6 +1612,17 @@ impl Cx<'_> {
                         .map(|v| self.pattern(v, "wait_for"))
                         .transpose()?,
                 }
+            }
+            "install" => {
+                if !self.adb_target {
+                    return Err(self.err(
+                        K::InvalidValue,
+                        kind_pos,
+                        "install without adb",
+                        "`install` puts an app package on a `device` target controlled over adb (`control: {adb: SERIAL}`); on other targets use `shell` or `plant`".to_string(),
+                    ));
+                }
+                StepKind::Install(self.path(kind_val, "install", "app package")?)
             }
             "host" => match &kind_val.kind {
                 NodeKind::Seq(items) => {

@@ -995,6 +995,10 @@ impl super::Driver for Device {
         Device::stop(self).await
     }
 
+    async fn install(&mut self, package: &Path, timeout: Duration) -> Result<(), TargetError> {
+        Device::install(self, package, timeout).await
+    }
+
     fn records_own_capture(&self) -> bool {
         matches!(self.traffic, Traffic::PullCapture { .. })
     }

@@ -55,6 +55,17 @@ pub trait Driver: Send {
     /// The last `n` lines of the console or log (for error messages).
     fn tail(&self, n: usize) -> String;
 
+    /// Installs an app package (`install` steps; adb devices only).
+    async fn install(
+        &mut self,
+        _package: &std::path::Path,
+        _timeout: Duration,
+    ) -> Result<(), TargetError> {
+        Err(TargetError::Guest(
+            "`install` needs a device controlled over adb".into(),
+        ))
+    }
+
     /// Whether the target records its own capture, to be analysed instead of the vnet's
     /// (a device with `traffic: {pull: …}`).
     fn records_own_capture(&self) -> bool {

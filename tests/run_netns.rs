@@ -162,6 +162,17 @@ policy:
             .any(|e| e["event"] == "dns" && e["name"] == "tracker.vendor.example"),
         "the shell step's lookup went to telltale: {events:#?}"
     );
+    // The run waited for what the program printed, not for its command line (which names
+    // the same text): the upload happened before the wait ended.
+    let sent = r["steps"].as_array().unwrap()[4]["end_ns"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "http" && e["ts"].as_u64().unwrap() <= sent),
+        "{events:#?}"
+    );
     let console = std::fs::read_to_string(out.join("netns-agent/console.log")).unwrap();
     assert!(
         console.contains("agent: ready") && console.contains("agent: sent"),

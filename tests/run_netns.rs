@@ -19,17 +19,8 @@ use common::runs::*;
 /// The tests compare the host's namespaces and interfaces before and after: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        .unwrap_or(false)
-}
-
 fn unsupported(extra: &[&str]) -> Option<String> {
-    if !is_root() {
+    if !telltale::target::is_root() {
         return Some("needs root (network namespaces, TAP devices); `.ci/run` runs as root".into());
     }
     for tool in ["ip", "nsenter", "busybox"].iter().chain(extra) {

@@ -173,21 +173,11 @@ struct Launched {
 /// Refuses, before anything is started, a run whose target needs a privilege telltale
 /// does not have.
 fn preflight(target: &Target) -> Result<(), TargetError> {
-    use crate::scenario::DeviceTraffic;
     match target {
-        Target::Container(_) => crate::target::require_root(
-            "a `container` target",
-            "telltale moves a TAP device into the container's network namespace",
-        ),
-        Target::Netns(_) => crate::target::require_root(
-            "a `netns` target",
-            "it creates a network namespace and a TAP device",
-        ),
-        Target::Device(d) if matches!(d.traffic, DeviceTraffic::Interface(_)) => {
-            crate::target::require_root(
-                "a `device` target with `traffic: {interface: …}`",
-                "telltale serves the network on that interface through an AF_PACKET socket",
-            )
+        Target::Container(_) => crate::target::container::check_privileges(),
+        Target::Netns(_) => crate::target::netns::check_privileges(),
+        Target::Device(d) => {
+            crate::target::device::check_privileges(&device_spec(d), crate::target::is_root())
         }
         _ => Ok(()),
     }
@@ -603,11 +593,8 @@ async fn start_target(
                 Err(e) => Err((e, launched)),
             }
         }
-        other => Err((
-            TargetError::Guest(format!(
-                "target kind `{}` is not available in this build",
-                other.kind()
-            )),
+        Target::Capture(_) => Err((
+            TargetError::Guest("a `capture` target runs nothing".into()),
             Launched {
                 launch: Vec::new(),
                 images: Vec::new(),

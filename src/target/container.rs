@@ -20,7 +20,6 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +113,15 @@ pub async fn engine_unavailable() -> Option<String> {
     }
 }
 
+/// Fails with [`TargetError::NeedsRoot`] unless telltale can put a TAP into a container.
+/// [`Container::start`] calls it first; the runner calls it before it starts anything.
+pub fn check_privileges() -> Result<(), TargetError> {
+    super::require_root(
+        "a `container` target",
+        "telltale moves a TAP device into the container's network namespace",
+    )
+}
+
 impl Container {
     /// Creates and starts the container, puts it on `vnet` and mirrors its log to
     /// `console_log`. Needs root (checked before anything is started). On failure nothing is
@@ -123,10 +131,7 @@ impl Container {
         vnet: &VnetHandle,
         console_log: &Path,
     ) -> Result<Container, TargetError> {
-        super::require_root(
-            "a `kind: container` target",
-            "it moves a TAP device into the container's network namespace",
-        )?;
+        check_privileges()?;
         let socket = socket_path()?;
         let docker = connect().await?;
         let reference = spec.reference();
@@ -407,30 +412,9 @@ impl Container {
             Ok(Ok(())) => {}
         }
         self.pid = running_pid(&self.docker, &self.id).await?;
-        let ns = NetnsRef::Pid(self.pid).path();
-        run_host(&[
-            "ip",
-            "link",
-            "set",
-            "dev",
-            &parked,
-            "netns",
-            &self.pid.to_string(),
-        ])
-        .await?;
-        let addr = format!("{}/{}", self.link.lease.ip, self.link.lease.prefix_len);
-        let gw = self.link.lease.gateway.to_string();
-        for argv in [
-            vec!["ip", "link", "set", "dev", &parked, "name", IFNAME],
-            vec!["ip", "addr", "add", &addr, "dev", IFNAME],
-            vec!["ip", "link", "set", "dev", IFNAME, "up"],
-            vec!["ip", "link", "set", "dev", "lo", "up"],
-            vec![
-                "ip", "route", "replace", "default", "via", &gw, "dev", IFNAME,
-            ],
-        ] {
-            run_in(&ns, &argv).await?;
-        }
+        let ns = NetnsRef::Pid(self.pid);
+        link::move_into(&parked, &ns).await?;
+        link::configure(&ns, &parked, &self.link).await?;
         // The engine writes a fresh resolv.conf on every start.
         write_resolv_conf(&self.docker, &self.id, &self.link).await?;
         self.reader.abort();
@@ -450,11 +434,11 @@ impl Container {
     /// closes the descriptor the device is gone. Returns the parked name.
     async fn park_link(&self) -> Result<String, TargetError> {
         let parked = link::unique_tap_name();
-        let ns = NetnsRef::Pid(self.pid).path();
+        let ns = NetnsRef::Pid(self.pid);
         let own = std::process::id().to_string();
-        run_in(&ns, &["ip", "link", "set", "dev", IFNAME, "down"]).await?;
-        run_in(&ns, &["ip", "link", "set", "dev", IFNAME, "name", &parked]).await?;
-        run_in(&ns, &["ip", "link", "set", "dev", &parked, "netns", &own]).await?;
+        link::run_in(&ns, &["ip", "link", "set", "dev", IFNAME, "down"]).await?;
+        link::run_in(&ns, &["ip", "link", "set", "dev", IFNAME, "name", &parked]).await?;
+        link::run_in(&ns, &["ip", "link", "set", "dev", &parked, "netns", &own]).await?;
         Ok(parked)
     }
 
@@ -1032,43 +1016,7 @@ fn split_timestamp(raw: &[u8]) -> (Option<LogTime>, &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Host commands and the last-resort removal
-
-async fn run_host(argv: &[&str]) -> Result<(), TargetError> {
-    let Some((prog, args)) = argv.split_first() else {
-        return Ok(());
-    };
-    let out = tokio::process::Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| TargetError::Spawn {
-            program: prog.to_string(),
-            hint: if e.kind() == std::io::ErrorKind::NotFound {
-                format!("`{prog}` is not installed (Debian: apt-get install iproute2 util-linux)")
-            } else {
-                e.to_string()
-            },
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(TargetError::Io(format!(
-            "`{}` failed: {}",
-            argv.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// Runs a command on the host inside the network namespace at `ns` (`nsenter --net=`).
-async fn run_in(ns: &Path, argv: &[&str]) -> Result<(), TargetError> {
-    let net = format!("--net={}", ns.display());
-    let mut v = vec!["nsenter", net.as_str()];
-    v.extend_from_slice(argv);
-    run_host(&v).await
-}
+// The last-resort removal
 
 /// `DELETE /containers/ID?force=1&v=1` on the engine's socket, synchronously (for drop,
 /// where no runtime may be left). Best effort, bounded by a few seconds.

@@ -39,7 +39,7 @@ use tokio::process::{Child, Command};
 
 use super::console::{plant_commands, shell_quote, ShellCall, ShellOutput};
 use super::live::LiveConsole;
-use super::TargetError;
+use super::{run_host, spawn_error, TargetError};
 use crate::vnet::port::PacketPort;
 use crate::vnet::run::VnetHandle;
 
@@ -94,49 +94,6 @@ pub fn check_privileges(spec: &DeviceSpec, is_root: bool) -> Result<(), TargetEr
                 .into(),
         }),
         _ => Ok(()),
-    }
-}
-
-/// Runs a host command; fails with its stderr.
-async fn run_host(argv: &[&str]) -> Result<(), TargetError> {
-    let (prog, args) = argv
-        .split_first()
-        .ok_or_else(|| TargetError::Io("empty command".into()))?;
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| spawn_error(prog, &e))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(TargetError::Io(format!(
-            "`{}` failed: {}",
-            argv.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// The error for a program that cannot be started, with the package to install.
-fn spawn_error(program: &str, e: &std::io::Error) -> TargetError {
-    let package = match program {
-        "ssh" => Some("openssh-client"),
-        "adb" => Some("adb (or Android SDK platform-tools)"),
-        "ip" => Some("iproute2"),
-        "stty" => Some("coreutils"),
-        _ => None,
-    };
-    TargetError::Spawn {
-        program: program.to_string(),
-        hint: match (e.kind(), package) {
-            (std::io::ErrorKind::NotFound, Some(p)) => {
-                format!("`{program}` is not installed (Debian: apt-get install {p})")
-            }
-            _ => e.to_string(),
-        },
     }
 }
 

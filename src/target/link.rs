@@ -11,11 +11,8 @@
 //! the commands run on the host, not in the target, which may have no tools at all.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use tokio::process::Command;
-
-use super::TargetError;
+use super::{run_host, TargetError};
 use crate::vnet::port::TapPort;
 use crate::vnet::run::{StaticLease, VnetHandle};
 
@@ -82,35 +79,6 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
-/// Runs a host command and fails with its stderr.
-async fn run(argv: &[&str]) -> Result<(), TargetError> {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| TargetError::Spawn {
-            program: argv[0].to_string(),
-            hint: if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "`{}` is not installed (Debian: apt-get install iproute2 util-linux)",
-                    argv[0]
-                )
-            } else {
-                e.to_string()
-            },
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(TargetError::Io(format!(
-            "`{}` failed: {}",
-            argv.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
 /// Creates a TAP, attaches its descriptor to `vnet`, moves the interface into `ns` as
 /// `ifname` with the vnet's lease for its MAC, brings it and `lo` up and routes everything
 /// to telltale. Needs root.
@@ -124,7 +92,7 @@ pub async fn attach(vnet: &VnetHandle, ns: &NetnsRef, ifname: &str) -> Result<Ns
     let tap = TapPort::create(&tap_name)
         .map_err(|e| TargetError::Io(format!("cannot create TAP {tap_name}: {e}")))?;
     // Until the move the interface is in the host namespace, down and without an address.
-    let moved = run(&["ip", "link", "set", "dev", &tap_name, "netns", &ns.ip_arg()]).await;
+    let moved = move_into(&tap_name, ns).await;
     if let Err(e) = moved {
         drop(tap);
         return Err(e);
@@ -139,33 +107,49 @@ pub async fn attach(vnet: &VnetHandle, ns: &NetnsRef, ifname: &str) -> Result<Ns
         .lease(mac)
         .await
         .map_err(|e| TargetError::Io(format!("cannot get an address on the network: {e}")))?;
-    let nsfile = ns.path();
-    let net = format!("--net={}", nsfile.display());
-    let ip_in = |args: &[&str]| {
-        let mut v = vec!["nsenter".to_string(), net.clone(), "ip".to_string()];
-        v.extend(args.iter().map(|s| s.to_string()));
-        v
-    };
-    let addr = format!("{}/{}", lease.ip, lease.prefix_len);
-    let gw = lease.gateway.to_string();
-    let macs = mac_string(&mac);
-    for argv in [
-        ip_in(&["link", "set", "dev", &tap_name, "name", ifname]),
-        ip_in(&["link", "set", "dev", ifname, "address", &macs]),
-        ip_in(&["link", "set", "dev", ifname, "txqueuelen", "10000"]),
-        ip_in(&["addr", "add", &addr, "dev", ifname]),
-        ip_in(&["link", "set", "dev", ifname, "up"]),
-        ip_in(&["link", "set", "dev", "lo", "up"]),
-        ip_in(&["route", "replace", "default", "via", &gw, "dev", ifname]),
-    ] {
-        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-        run(&refs).await?;
-    }
-    Ok(NsLink {
+    let link = NsLink {
         ifname: ifname.to_string(),
         mac,
         lease,
-    })
+    };
+    configure(ns, &tap_name, &link).await?;
+    Ok(link)
+}
+
+/// Moves the host interface `name` into `ns`.
+pub(crate) async fn move_into(name: &str, ns: &NetnsRef) -> Result<(), TargetError> {
+    run_host(&["ip", "link", "set", "dev", name, "netns", &ns.ip_arg()]).await
+}
+
+/// Runs a host command inside the network namespace `ns` (`nsenter --net=…`).
+pub(crate) async fn run_in(ns: &NetnsRef, argv: &[&str]) -> Result<(), TargetError> {
+    let net = format!("--net={}", ns.path().display());
+    let mut v = vec!["nsenter", net.as_str()];
+    v.extend_from_slice(argv);
+    run_host(&v).await
+}
+
+/// Sets up the interface `name`, already moved into `ns`, as `link` says: renamed to
+/// `link.ifname`, its MAC and address, up, `lo` up, the default route to telltale.
+pub(crate) async fn configure(ns: &NetnsRef, name: &str, link: &NsLink) -> Result<(), TargetError> {
+    let ifname = link.ifname.as_str();
+    let addr = format!("{}/{}", link.lease.ip, link.lease.prefix_len);
+    let gw = link.lease.gateway.to_string();
+    let mac = mac_string(&link.mac);
+    for argv in [
+        vec!["ip", "link", "set", "dev", name, "name", ifname],
+        vec!["ip", "link", "set", "dev", ifname, "address", &mac],
+        vec!["ip", "link", "set", "dev", ifname, "txqueuelen", "10000"],
+        vec!["ip", "addr", "add", &addr, "dev", ifname],
+        vec!["ip", "link", "set", "dev", ifname, "up"],
+        vec!["ip", "link", "set", "dev", "lo", "up"],
+        vec![
+            "ip", "route", "replace", "default", "via", &gw, "dev", ifname,
+        ],
+    ] {
+        run_in(ns, &argv).await?;
+    }
+    Ok(())
 }
 
 /// `/etc/resolv.conf` text that sends every lookup to telltale.

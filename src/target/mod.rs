@@ -127,6 +127,50 @@ pub enum TargetError {
     },
 }
 
+/// The error for a program that cannot be started, with the Debian package to install.
+pub(crate) fn spawn_error(program: &str, e: &std::io::Error) -> TargetError {
+    let package = match program {
+        "ssh" => Some("openssh-client"),
+        "adb" => Some("adb (or Android SDK platform-tools)"),
+        "ip" => Some("iproute2"),
+        "nsenter" => Some("util-linux"),
+        "stty" => Some("coreutils"),
+        _ => None,
+    };
+    TargetError::Spawn {
+        program: program.to_string(),
+        hint: match (e.kind(), package) {
+            (std::io::ErrorKind::NotFound, Some(p)) => {
+                format!("`{program}` is not installed (Debian: apt-get install {p})")
+            }
+            _ => e.to_string(),
+        },
+    }
+}
+
+/// Runs a command on the host (`ip`, `nsenter` …) and fails with its stderr.
+pub(crate) async fn run_host(argv: &[&str]) -> Result<(), TargetError> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| TargetError::Io("empty command".into()))?;
+    let out = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| spawn_error(prog, &e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(TargetError::Io(format!(
+            "`{}` failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
 /// Fails with [`TargetError::NeedsRoot`] unless telltale runs with the effective user id 0.
 pub fn require_root(what: &str, why: &str) -> Result<(), TargetError> {
     if is_root() {

@@ -49,7 +49,7 @@ impl NamedNetns {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("tt-{}-{n}", std::process::id());
-        run_ip(&["netns", "add", &name]).await?;
+        super::run_host(&["ip", "netns", "add", &name]).await?;
         Ok(NamedNetns { name })
     }
 
@@ -101,25 +101,13 @@ impl Drop for NamedNetns {
     }
 }
 
-async fn run_ip(args: &[&str]) -> Result<(), TargetError> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| TargetError::Spawn {
-            program: "ip".into(),
-            hint: format!("{e} (Debian: apt-get install iproute2)"),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(TargetError::Io(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+/// Fails with [`TargetError::NeedsRoot`] unless telltale can make a namespace with a TAP.
+/// [`NetnsProgram::start`] calls it first; the runner calls it before it starts anything.
+pub fn check_privileges() -> Result<(), TargetError> {
+    super::require_root(
+        "a `netns` target",
+        "it creates a network namespace and a TAP device",
+    )
 }
 
 /// A program running in its namespace.
@@ -141,10 +129,7 @@ impl NetnsProgram {
         vnet: &VnetHandle,
         console_log: &Path,
     ) -> Result<NetnsProgram, TargetError> {
-        super::require_root(
-            "a `netns` target",
-            "it creates a network namespace and a TAP device",
-        )?;
+        check_privileges()?;
         let ns = NamedNetns::create().await?;
         let link = link::attach(vnet, &NetnsRef::Named(ns.name.clone()), "eth0").await?;
         let etc = Path::new("/etc/netns").join(&ns.name);

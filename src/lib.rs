@@ -26,7 +26,7 @@ pub mod runner;
 pub mod scenario;
 pub mod snapshot;
 pub mod synth;
-pub mod target;
+pub mod driver;
 pub mod vnet;
 
 use std::path::Path;

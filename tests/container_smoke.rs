@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use regex::bytes::Regex;
-use telltale::target::container::{engine_unavailable, Container, ContainerSpec};
-use telltale::target::{is_root, Driver};
+use telltale::driver::container::{engine_unavailable, Container, ContainerSpec};
+use telltale::driver::{is_root, Driver};
 use telltale::vnet::run::VnetHandle;
 use telltale::vnet::{VnetConfig, VnetEvent};
 

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use common::netns::which;
 use regex::bytes::Regex;
-use telltale::target::device::{Control, Device, DeviceSpec, Traffic};
-use telltale::target::{Driver, TargetError};
+use telltale::driver::device::{Control, Device, DeviceSpec, Traffic};
+use telltale::driver::{Driver, TargetError};
 use telltale::vnet::run::VnetHandle;
 use telltale::vnet::{VnetConfig, VnetEvent};
 use telltale::{Config, Matcher};

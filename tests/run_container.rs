@@ -21,7 +21,7 @@ use serde_json::Value;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn unsupported() -> Option<String> {
-    if !telltale::target::is_root() {
+    if !telltale::driver::is_root() {
         return Some(
             "needs root (a TAP into the container's namespace); `.ci/run` runs as root".into(),
         );

@@ -20,7 +20,7 @@ use common::runs::*;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn unsupported(extra: &[&str]) -> Option<String> {
-    if !telltale::target::is_root() {
+    if !telltale::driver::is_root() {
         return Some("needs root (network namespaces, TAP devices); `.ci/run` runs as root".into());
     }
     for tool in ["ip", "nsenter", "busybox"].iter().chain(extra) {

@@ -29,11 +29,11 @@ use regex::bytes::Regex;
 use tokio::sync::watch;
 
 use crate::scenario::{HostCommand, Scenario, StepKind, Target};
-use crate::target::container::{Container, ContainerSpec};
-use crate::target::device::{Device, DeviceSpec, Traffic};
-use crate::target::netns::{NetnsProgram, NetnsSpec};
-use crate::target::qemu::{describe_status, Qemu, QemuSpec};
-use crate::target::{Driver, TargetError};
+use crate::driver::container::{Container, ContainerSpec};
+use crate::driver::device::{Device, DeviceSpec, Traffic};
+use crate::driver::netns::{NetnsProgram, NetnsSpec};
+use crate::driver::qemu::{describe_status, Qemu, QemuSpec};
+use crate::driver::{Driver, TargetError};
 use crate::vnet::run::{now_nanos, VnetHandle};
 use crate::vnet::{DnsConfig, SinkResponse, VnetConfig};
 use crate::{Config, Matcher};
@@ -174,10 +174,10 @@ struct Launched {
 /// does not have.
 fn preflight(target: &Target) -> Result<(), TargetError> {
     match target {
-        Target::Container(_) => crate::target::container::check_privileges(),
-        Target::Netns(_) => crate::target::netns::check_privileges(),
+        Target::Container(_) => crate::driver::container::check_privileges(),
+        Target::Netns(_) => crate::driver::netns::check_privileges(),
         Target::Device(d) => {
-            crate::target::device::check_privileges(&device_spec(d), crate::target::is_root())
+            crate::driver::device::check_privileges(&device_spec(d), crate::driver::is_root())
         }
         _ => Ok(()),
     }

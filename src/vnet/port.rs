@@ -13,7 +13,7 @@
 //!   (root needed), for a real device whose gateway is that interface (a cable, a USB
 //!   Ethernet gadget, a veth). telltale owns the interface while it runs: it reads every
 //!   frame on it (promiscuous) and answers as the device's router; the host's own stack must
-//!   be kept off it (`crate::target::device::prepare_gateway_interface`).
+//!   be kept off it (`crate::driver::device::prepare_gateway_interface`).
 //!
 //! Both give the same thing: an async reader and writer of whole frames ([`FrameRead`] and
 //! [`FrameWrite`]), so the vnet's driver does not care what is attached.
@@ -321,7 +321,7 @@ pub struct PacketPort {
 impl PacketPort {
     /// Opens interface `ifname` in the current network namespace. Needs CAP_NET_RAW (root).
     /// The interface must exist; bring it up and keep the host's stack off it first
-    /// (`crate::target::device::prepare_gateway_interface`).
+    /// (`crate::driver::device::prepare_gateway_interface`).
     pub fn open(ifname: &str) -> io::Result<PacketPort> {
         if ifname.is_empty()
             || ifname.len() > 15

@@ -3,6 +3,7 @@
 //! Exit codes are part of telltale's interface (scripts and CI read them):
 //! `0` analysed, nothing found; `1` a canary (or, later, a policy violation) was found;
 //! `2` bad input (not a capture, unreadable file, bad identity file); `3` internal / infrastructure failure.
+//! The mapping from errors and outcomes to codes lives in one place: `crate::app::exit`.
 
 use std::path::PathBuf;
 
@@ -54,20 +55,53 @@ pub enum Error {
     /// Writing the report failed.
     #[error("cannot write the report: {0}")]
     Output(#[source] std::io::Error),
+    /// A run report (`report.json`) that cannot be read.
+    #[error("{path} is not a telltale run report: {detail}\n  give a run's artifacts folder (OUT/<scenario>/) or its report.json")]
+    NotAReport {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Some of the scenarios named are invalid: every error, and how many files were read.
+    #[error("{}", render_scenarios(errors, *total))]
+    Scenarios {
+        /// Each invalid scenario's error.
+        errors: Vec<crate::scenario::ScenarioError>,
+        /// Scenario files read.
+        total: usize,
+    },
+    /// The command's arguments do not fit together (the message says what to give instead).
+    #[error("{0}")]
+    Usage(String),
+    /// A run could not be carried out (a target that could not be started, a network that could not be set
+    /// up); the message names the scenario and the step.
+    #[error("{0}")]
+    Infrastructure(String),
     /// A bug or resource failure inside telltale.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
-    /// The exit code this error ends the process with.
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Error::Io { .. }
-            | Error::NotACapture { .. }
-            | Error::Identity(_)
-            | Error::Scenario(_) => ExitCode::BadInput,
-            Error::Output(_) | Error::Internal(_) => ExitCode::Internal,
-        }
+    /// Whether the message is a rendered diagnostic that carries its own `error:` heading (scenario and
+    /// identity errors), so it is printed as it is.
+    pub fn is_diagnostic(&self) -> bool {
+        matches!(
+            self,
+            Error::Identity(_) | Error::Scenario(_) | Error::Scenarios { .. }
+        )
     }
+}
+
+fn render_scenarios(errors: &[crate::scenario::ScenarioError], total: usize) -> String {
+    let mut out = String::new();
+    for e in errors {
+        out.push_str(&format!("{e}\n\n"));
+    }
+    out.push_str(&format!(
+        "{} of {total} scenario(s) invalid; nothing was run",
+        errors.len()
+    ));
+    out
 }

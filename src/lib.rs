@@ -15,18 +15,20 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod app;
 pub mod canary;
 pub mod capture;
 pub mod decode;
+pub mod driver;
 pub mod error;
 pub mod flow;
 pub mod proto;
+pub mod render;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod snapshot;
 pub mod synth;
-pub mod driver;
 pub mod vnet;
 
 use std::path::Path;

@@ -28,12 +28,12 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use tokio::sync::watch;
 
-use crate::scenario::{HostCommand, Scenario, StepKind, Target};
 use crate::driver::container::{Container, ContainerSpec};
 use crate::driver::device::{Device, DeviceSpec, Traffic};
 use crate::driver::netns::{NetnsProgram, NetnsSpec};
 use crate::driver::qemu::{describe_status, Qemu, QemuSpec};
 use crate::driver::{Driver, TargetError};
+use crate::scenario::{HostCommand, Scenario, StepKind, Target};
 use crate::vnet::run::{now_nanos, VnetHandle};
 use crate::vnet::{DnsConfig, SinkResponse, VnetConfig};
 use crate::{Config, Matcher};
@@ -65,6 +65,8 @@ pub trait Progress: Send + Sync {
     fn step(&self, scenario: &str, index: usize, total: usize, label: &str);
     /// Something worth a line.
     fn note(&self, scenario: &str, message: &str);
+    /// The run ended (or could not run); `message` is its verdict or why.
+    fn finished(&self, _scenario: &str, _message: &str) {}
 }
 
 /// A progress sink that shows nothing.
@@ -144,22 +146,10 @@ pub fn vnet_config(scenario: &Scenario) -> VnetConfig {
     }
 }
 
-/// A short directory for unix sockets (their paths must stay under 108 bytes).
-fn socket_dir() -> std::io::Result<PathBuf> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("tt-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
-}
-
-/// Removes the socket directory on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh, private folder for the run's sockets (created with a random name and mode 0700, never reused),
+/// removed with everything in it when the run ends.
+fn socket_dir() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("tt-").tempdir()
 }
 
 /// What was started for the run's target, for the manifest.
@@ -216,10 +206,8 @@ pub async fn run_scenario(
     ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    let sockets = TempDir(
-        socket_dir()
-            .map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?,
-    );
+    let sockets = socket_dir()
+        .map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?;
     let vcfg = vnet_config(scenario);
     let pcap = dir.join("capture.pcap");
     let vnet = VnetHandle::start(vcfg, &pcap)
@@ -236,7 +224,7 @@ pub async fn run_scenario(
         &scenario.name,
         &format!("starting the {} target", scenario.target.kind()),
     );
-    let (driver, launched) = match start_target(scenario, opts, &vnet, &sockets.0).await {
+    let (driver, launched) = match start_target(scenario, opts, &vnet, sockets.path()).await {
         Ok((d, l)) => (Some(d), l),
         Err((e, l)) => {
             failure = Some(RunError::Step {

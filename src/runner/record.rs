@@ -41,6 +41,17 @@ pub struct ScenarioInfo {
     pub file: String,
 }
 
+impl ScenarioInfo {
+    /// The scenario's identification as runs record it.
+    pub fn of(s: &Scenario) -> ScenarioInfo {
+        ScenarioInfo {
+            name: s.name.clone(),
+            release: s.release.clone(),
+            file: s.source_name.clone(),
+        }
+    }
+}
+
 /// One step as it happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepRecord {

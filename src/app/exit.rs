@@ -1,0 +1,120 @@
+//! The one place exit codes are decided: for the top-level [`Error`], for a run's verdict, for a claim's
+//! verification, and how a batch combines them (the worst wins). The binary only calls these.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | pass / nothing found |
+//! | 1 | a canary was found; a policy rule, claim or snapshot was violated; a claim is STILL LEAKING |
+//! | 2 | bad input (the message names the file, line and column) |
+//! | 3 | infrastructure failure, or telltale failed (a panic in any run included) |
+//! | 4 | inconclusive |
+//! | 130 | interrupted (Ctrl-C) |
+
+use super::batch::{RunFailure, RunResult};
+use crate::error::{Error, ExitCode};
+use crate::runner::verify::ClaimVerdict;
+use crate::runner::Verdict;
+
+impl ExitCode {
+    /// The worse of two exit codes (what a batch of runs ends with).
+    pub fn worse(self, other: ExitCode) -> ExitCode {
+        let rank = |c: ExitCode| match c {
+            ExitCode::Clean => 0,
+            ExitCode::Found => 1,
+            ExitCode::Inconclusive => 2,
+            ExitCode::Interrupted => 3,
+            ExitCode::BadInput => 4,
+            ExitCode::Internal => 5,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl Error {
+    /// The exit code this error ends the process with.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Io { .. }
+            | Error::NotACapture { .. }
+            | Error::NotAReport { .. }
+            | Error::Identity(_)
+            | Error::Scenario(_)
+            | Error::Scenarios { .. }
+            | Error::Usage(_) => ExitCode::BadInput,
+            Error::Output(_) | Error::Infrastructure(_) | Error::Internal(_) => ExitCode::Internal,
+        }
+    }
+}
+
+/// A run's verdict as an exit code.
+pub fn of_verdict(v: Verdict) -> ExitCode {
+    match v {
+        Verdict::Pass => ExitCode::Clean,
+        Verdict::Fail => ExitCode::Found,
+        Verdict::Error => ExitCode::Internal,
+        Verdict::Interrupted => ExitCode::Interrupted,
+    }
+}
+
+/// One run of a batch: its verdict, or 3 when it has no report (130 when Ctrl-C came first).
+pub fn of_run(r: &RunResult) -> ExitCode {
+    match &r.outcome {
+        Ok(o) => of_verdict(o.report.verdict),
+        Err(RunFailure::NotStarted) => ExitCode::Interrupted,
+        Err(RunFailure::Failed(_) | RunFailure::Panicked(_)) => ExitCode::Internal,
+    }
+}
+
+/// A claim's verification as an exit code.
+pub fn of_claim(v: ClaimVerdict) -> ExitCode {
+    match v {
+        ClaimVerdict::Fixed => ExitCode::Clean,
+        ClaimVerdict::StillLeaking => ExitCode::Found,
+        ClaimVerdict::NotReproduced | ClaimVerdict::Inconclusive => ExitCode::Inconclusive,
+    }
+}
+
+/// `analyze`: 1 when a canary was found.
+pub fn of_findings(found: bool) -> ExitCode {
+    if found {
+        ExitCode::Found
+    } else {
+        ExitCode::Clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_code_wins_whatever_the_order() {
+        let all = [
+            ExitCode::Clean,
+            ExitCode::Found,
+            ExitCode::Inconclusive,
+            ExitCode::Interrupted,
+            ExitCode::BadInput,
+            ExitCode::Internal,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
+                assert_eq!(a.worse(*b), all[i.max(j)]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicked_run_is_an_infrastructure_failure() {
+        let r = RunResult {
+            name: "x".into(),
+            dir: "x".into(),
+            outcome: Err(RunFailure::Panicked("boom".into())),
+        };
+        assert_eq!(of_run(&r), ExitCode::Internal);
+    }
+}

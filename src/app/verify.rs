@@ -1,0 +1,173 @@
+//! `telltale verify`: the same scenario on the release before and after a fix, a verdict per claim, and the
+//! evidence bundle. This module owns choosing the release (an image file, a container tag, a capture, or
+//! another scenario's target) and putting the bundle together; the verdicts themselves are
+//! [`crate::runner::verify`]'s.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{execute, Planned, RunRequest};
+use crate::error::{Error, ExitCode};
+use crate::runner::verify::{seal_bundle, verify_claims, ClaimVerification};
+use crate::runner::{Progress, RunOutcome};
+use crate::scenario::{Scenario, Target};
+
+/// What `telltale verify` established.
+#[derive(Debug)]
+pub struct VerifyOutcome {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The verdict of every claim.
+    pub verdicts: Vec<ClaimVerification>,
+    /// The run before the fix.
+    pub before: RunOutcome,
+    /// The run after it.
+    pub after: RunOutcome,
+    /// The evidence bundle's folder.
+    pub bundle: PathBuf,
+    /// The bundle as a deterministic `.tar.gz`.
+    pub archive: PathBuf,
+}
+
+impl VerifyOutcome {
+    /// The worst claim verdict's exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        self.verdicts
+            .iter()
+            .map(|v| super::exit::of_claim(v.verdict))
+            .fold(ExitCode::Clean, ExitCode::worse)
+    }
+}
+
+/// A release given to `verify`: an image file (replacing the scenario's initrd, else its disk), a container
+/// image reference, a capture (for a `capture` target) or another scenario file (whose target is used).
+/// Returns the scenario to run and the image it runs.
+pub fn release_variant(base: &Scenario, arg: &Path) -> Result<(Scenario, PathBuf), Error> {
+    let mut s = base.clone();
+    if matches!(
+        arg.extension().and_then(|x| x.to_str()),
+        Some("yaml" | "yml")
+    ) {
+        let other = Scenario::load(arg)?;
+        s.target = other.target.clone();
+    } else if let Target::Container(c) = &mut s.target {
+        // A container release is an image reference (`vendor/fw:2.1`), not a file.
+        let r = arg.to_string_lossy();
+        match r.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((image, tag)) => {
+                c.image = image.to_string();
+                c.tag = tag.to_string();
+            }
+            None => c.tag = r.into_owned(),
+        }
+    } else {
+        if !arg.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a file: --before/--after take a firmware image, a capture (for a `capture` target) or a scenario file",
+                arg.display()
+            )));
+        }
+        match &mut s.target {
+            Target::Qemu(q) if q.initrd.is_some() => q.initrd = Some(arg.to_path_buf()),
+            Target::Qemu(q) => q.disk = Some(arg.to_path_buf()),
+            Target::Capture(c) => c.file = arg.to_path_buf(),
+            other => {
+                return Err(Error::Usage(format!(
+                    "a `{}` target has no image file to replace: give --before/--after as scenario files",
+                    other.kind()
+                )))
+            }
+        }
+    }
+    let image = match &s.target {
+        Target::Qemu(q) => q
+            .initrd
+            .clone()
+            .or_else(|| q.disk.clone())
+            .unwrap_or_else(|| q.kernel.clone()),
+        Target::Capture(c) => c.file.clone(),
+        Target::Container(c) => PathBuf::from(format!("{}:{}", c.image, c.tag)),
+        _ => PathBuf::new(),
+    };
+    Ok((s, image))
+}
+
+/// `telltale verify`: runs `scenario` on the release `before` and `after` the fix (side by side), gives each
+/// claim a verdict and writes the evidence bundle `OUT/verify-<scenario>/` and its `.tar.gz`.
+pub fn verify(
+    scenario: &Path,
+    before: &Path,
+    after: &Path,
+    req: &RunRequest,
+    progress: Arc<dyn Progress>,
+) -> Result<VerifyOutcome, Error> {
+    let base = Scenario::load(scenario)?;
+    if base.claims.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no `claims:`; verify checks a release's claims (add one, see scenarios/README.md)",
+            scenario.display()
+        )));
+    }
+    let (s_before, img_before) = release_variant(&base, before)?;
+    let (s_after, img_after) = release_variant(&base, after)?;
+    let bundle = req.out.join(format!("verify-{}", base.name));
+    let _ = std::fs::remove_dir_all(&bundle);
+    let plans = vec![
+        Planned {
+            scenario: s_before,
+            dir: bundle.join("before"),
+            name: format!("{}@before", base.name),
+        },
+        Planned {
+            scenario: s_after,
+            dir: bundle.join("after"),
+            name: format!("{}@after", base.name),
+        },
+    ];
+    let req = RunRequest {
+        jobs: 2,
+        keep: false,
+        ..req.clone()
+    };
+    let mut batch = execute(plans, &req, progress)?;
+    let after_run = batch.runs.pop();
+    let before_run = batch.runs.pop();
+    let (Some(b), Some(a)) = (before_run, after_run) else {
+        return Err(Error::Internal("verify planned two runs".into()));
+    };
+    let (b, a) = match (b.outcome, a.outcome) {
+        (Ok(b), Ok(a)) => (b, a),
+        (Err(e), _) | (_, Err(e)) => {
+            return Err(Error::Infrastructure(format!(
+                "{}: a run could not be carried out: {e}",
+                base.name
+            )))
+        }
+    };
+    let verdicts = verify_claims(&base, &b.report, &a.report);
+    let io = |e: std::io::Error| Error::Internal(format!("writing the evidence bundle: {e}"));
+    for d in [&b.dir, &a.dir] {
+        let _ = std::fs::remove_file(d.join("disk.img"));
+    }
+    std::fs::copy(scenario, bundle.join("scenario.yaml")).map_err(io)?;
+    std::fs::write(
+        bundle.join("verdicts.json"),
+        serde_json::to_string_pretty(&verdicts).map_err(|e| Error::Internal(e.to_string()))? + "\n",
+    )
+    .map_err(io)?;
+    let archive = seal_bundle(
+        &bundle,
+        &[("before", &img_before), ("after", &img_after)],
+        verdicts.clone(),
+        req.command_line.clone(),
+    )
+    .map_err(io)?;
+    Ok(VerifyOutcome {
+        scenario: base.name,
+        verdicts,
+        before: b,
+        after: a,
+        bundle,
+        archive,
+    })
+}

@@ -1,0 +1,126 @@
+//! Everything people and CI read, rendered from the typed outcomes of [`crate::app`]: the terminal output of
+//! every command, and the report files (JSON, JUnit, HTML). Rendering never decides a verdict or an exit
+//! code; it only shows them.
+
+pub mod progress;
+pub mod reports;
+
+use std::fmt::Write as _;
+
+use crate::app::{AcceptOutcome, Batch, CheckOutcome, SnapshotStatus, VerifyOutcome};
+use crate::runner::verify::ClaimVerdict;
+use crate::scenario::Scenario;
+
+/// `telltale validate`: one line per valid scenario.
+pub fn validated(list: &[Scenario]) -> String {
+    let mut out = String::new();
+    for s in list {
+        let _ = writeln!(
+            out,
+            "ok  {} ({}: {} steps, {} policy rules, {} claims)",
+            s.source_name,
+            s.name,
+            s.steps.len(),
+            s.policy.forbid.len()
+                + usize::from(s.policy.allow_destinations.is_some())
+                + s.policy.max_upload_bytes.len(),
+            s.claims.len()
+        );
+    }
+    out
+}
+
+/// Every run's summary (or why it has none), as `run` and `check` print them.
+pub fn batch(batch: &Batch) -> String {
+    let mut out = String::from("\n");
+    for r in &batch.runs {
+        match &r.outcome {
+            Ok(o) => out.push_str(&crate::runner::summary::render(&o.report, &r.dir)),
+            Err(e) => {
+                let _ = writeln!(out, "{}: ERROR  {e}", r.name);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `telltale check`'s snapshot lines, after the runs' summaries.
+pub fn check(outcome: &CheckOutcome) -> String {
+    let mut out = String::new();
+    for (name, s) in &outcome.snapshots {
+        let _ = match s.status {
+            SnapshotStatus::Unchanged => {
+                writeln!(out, "{name}: snapshot unchanged ({})", s.path.display())
+            }
+            SnapshotStatus::New => writeln!(out, "{name}: SNAPSHOT MISSING  {}", s.diff),
+            SnapshotStatus::Regression => writeln!(
+                out,
+                "{name}: SNAPSHOT REGRESSION  new privacy behaviour against {} (pending: .snap.new)\n{}",
+                s.path.display(),
+                s.diff
+            ),
+            SnapshotStatus::RemovedOnly => writeln!(
+                out,
+                "{name}: snapshot: less behaviour than accepted in {}{}\n{}",
+                s.path.display(),
+                if outcome.strict {
+                    " (--strict: fails)"
+                } else {
+                    " (a note; --strict fails on it)"
+                },
+                s.diff
+            ),
+        };
+    }
+    if outcome.ci {
+        out.push_str(
+            "(CI is set: accepted snapshots were not touched; differences are in .snap.new files)\n",
+        );
+    }
+    out
+}
+
+/// `telltale accept`.
+pub fn accepted(outcome: &AcceptOutcome) -> (String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    if let Some(dir) = &outcome.nothing_pending_in {
+        let _ = writeln!(out, "no pending snapshot in {}", dir.display());
+    }
+    for p in &outcome.accepted {
+        let _ = writeln!(out, "accepted {}", p.display());
+    }
+    for (p, e) in &outcome.failed {
+        let _ = writeln!(err, "error: {} : {e}", p.display());
+    }
+    (out, err)
+}
+
+/// `telltale verify`: each claim's verdict with its evidence, and where the bundle is.
+pub fn verified(outcome: &VerifyOutcome, before: &str, after: &str) -> String {
+    let mut out = String::from("\n");
+    let _ = writeln!(
+        out,
+        "{}: before = {before}, after = {after}",
+        outcome.scenario
+    );
+    for v in &outcome.verdicts {
+        let _ = writeln!(out, "  {:<15} {}  \"{}\"", v.verdict.words(), v.id, v.says);
+        let _ = writeln!(out, "                  {}", v.reason);
+        for t in v.after.iter().take(5) {
+            let _ = writeln!(out, "                  after:  {t}");
+        }
+        if v.verdict == ClaimVerdict::Fixed {
+            for t in v.before.iter().take(3) {
+                let _ = writeln!(out, "                  before: {t}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  evidence: {} and {}",
+        outcome.bundle.display(),
+        outcome.archive.display()
+    );
+    out
+}

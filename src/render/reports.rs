@@ -1,0 +1,83 @@
+//! The report files `run` and `check` write for CI and people: JUnit XML, one self-contained HTML page,
+//! and the structured JSON of every run — all from the typed run records, never re-read from disk.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::app::SnapshotOutcome;
+use crate::error::Error;
+use crate::runner::RunReport;
+use crate::runner::{html, junit};
+
+/// Which report files to write.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFiles {
+    /// JUnit XML.
+    pub junit: Option<PathBuf>,
+    /// The structured result as JSON.
+    pub json: Option<PathBuf>,
+    /// The HTML page.
+    pub html: Option<PathBuf>,
+}
+
+/// One run as the report files see it.
+#[derive(Debug, Serialize)]
+pub struct Entry<'a> {
+    /// The run's name in the batch.
+    pub scenario: &'a str,
+    /// Its artifacts folder.
+    pub artifacts: &'a Path,
+    /// The snapshot gate's result (`check` only).
+    pub snapshot: Option<&'a SnapshotOutcome>,
+    /// The run's record (what `report.json` holds).
+    pub report: &'a RunReport,
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes the requested report files.
+pub fn write(files: &ReportFiles, entries: &[Entry<'_>]) -> Result<(), Error> {
+    let stored = entries
+        .iter()
+        .map(|e| crate::app::stored(e.report))
+        .collect::<Result<Vec<_>, Error>>()?;
+    if let Some(p) = &files.junit {
+        let runs: Vec<junit::JunitRun> = entries
+            .iter()
+            .zip(&stored)
+            .map(|(e, run)| junit::JunitRun {
+                run,
+                snapshot: e.snapshot.map(|s| (s.fails, s.diff.clone())),
+            })
+            .collect();
+        let xml = junit::junit(&runs).map_err(|e| Error::Internal(format!("JUnit report: {e}")))?;
+        write_file(p, &xml)?;
+    }
+    if let Some(p) = &files.html {
+        let runs: Vec<html::HtmlRun> = entries
+            .iter()
+            .zip(&stored)
+            .map(|(e, run)| html::HtmlRun {
+                run,
+                snapshot_diff: e
+                    .snapshot
+                    .filter(|s| !s.diff.is_empty())
+                    .map(|s| s.diff.clone()),
+                title: e.scenario.to_string(),
+            })
+            .collect();
+        write_file(p, &html::render(&runs))?;
+    }
+    if let Some(p) = &files.json {
+        let text =
+            serde_json::to_string_pretty(entries).map_err(|e| Error::Internal(e.to_string()))?;
+        write_file(p, &(text + "\n"))?;
+    }
+    Ok(())
+}

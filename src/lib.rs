@@ -22,6 +22,7 @@ pub mod decode;
 pub mod driver;
 pub mod error;
 pub mod flow;
+pub mod net;
 pub mod proto;
 pub mod render;
 pub mod report;

@@ -174,10 +174,10 @@ fn busybox_clients_get_a_lease_names_and_a_sink_and_the_capture_shows_the_canari
         summary.events.iter().any(|e| matches!(
             e,
             VnetEvent::TcpClose {
-                protocol: "opaque",
+                protocol,
                 bytes_in: 21,
                 ..
-            }
+            } if protocol == "opaque"
         )),
         "nc's bytes were read"
     );

@@ -280,6 +280,34 @@ pub struct Warning {
     pub offset: Option<u64>,
 }
 
+impl FlowRecord {
+    /// Whether the conversation is the network's own service rather than a device upload: DHCP (by
+    /// application or UDP port 67/68), and DNS to telltale's resolver (the gateway). The device's traffic to
+    /// anything else — DNS to another server included — is the device's own.
+    pub fn is_network_service(&self) -> bool {
+        use crate::net::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, GATEWAY};
+        if self.app.eq_ignore_ascii_case("dhcp") {
+            return true;
+        }
+        let parse = |s: &str| s.trim().parse::<std::net::SocketAddr>().ok();
+        let (client, server) = (parse(&self.client), parse(&self.server));
+        let udp = self.protocol.eq_ignore_ascii_case("udp");
+        let dhcp_port = |a: Option<std::net::SocketAddr>| {
+            a.is_some_and(|a| matches!(a.port(), DHCP_SERVER_PORT | DHCP_CLIENT_PORT))
+        };
+        if udp && (dhcp_port(client) || dhcp_port(server)) {
+            return true;
+        }
+        let server_ip = server
+            .map(|a| a.ip())
+            .or_else(|| self.server.trim().parse::<std::net::IpAddr>().ok());
+        let to_gateway = server_ip == Some(std::net::IpAddr::V4(GATEWAY));
+        to_gateway
+            && (server.is_some_and(|a| a.port() == DNS_PORT)
+                || self.app.eq_ignore_ascii_case("dns"))
+    }
+}
+
 impl Report {
     /// True when at least one canary was found.
     pub fn has_findings(&self) -> bool {

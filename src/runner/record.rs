@@ -231,7 +231,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<FileHash> {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    String::from_utf8(crate::canary::forms::hex(bytes)).unwrap_or_default()
+    hex::encode(bytes)
 }
 
 impl Manifest {

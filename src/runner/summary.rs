@@ -89,7 +89,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
     type PerDestination<'a> = BTreeMap<&'a str, (u64, u64, &'a str)>;
     let mut per_phase: BTreeMap<(usize, &str), PerDestination> = BTreeMap::new();
     for f in &r.analysis.flows {
-        if crate::snapshot::is_infrastructure(f) {
+        if f.is_network_service() {
             continue;
         }
         let ph = phase_at(f.first_ns);

@@ -189,9 +189,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
         let mut violations = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for flow in &report.flows {
-            if crate::snapshot::is_infrastructure(flow)
-                || allowed.iter().any(|g| g.matches(&flow.destination))
-            {
+            if flow.is_network_service() || allowed.iter().any(|g| g.matches(&flow.destination)) {
                 continue;
             }
             if seen.insert(flow.destination.clone()) {

@@ -56,7 +56,7 @@ pub use normalize::UploadBucket;
 pub use text::{parse_snap, SnapError, SnapFile};
 
 /// The vnet's gateway (its DHCP and DNS server): DNS to it is infrastructure, not a destination.
-pub const GATEWAY: Ipv4Addr = crate::vnet::DEFAULT_GATEWAY;
+pub const GATEWAY: Ipv4Addr = crate::net::GATEWAY;
 
 /// Name of the phase before the first `phase` step (and of findings without a phase).
 pub const BOOT_PHASE: &str = crate::scenario::INITIAL_PHASE;
@@ -173,7 +173,7 @@ impl PrivacySnapshot {
         let names = synthetic_names(report);
         let by_id: HashMap<usize, &FlowRecord> = report.flows.iter().map(|f| (f.id, f)).collect();
         let carrying: HashSet<usize> = report.findings.iter().map(|f| f.flow).collect();
-        let kept = |f: &FlowRecord| carrying.contains(&f.id) || !is_infrastructure(f);
+        let kept = |f: &FlowRecord| carrying.contains(&f.id) || !f.is_network_service();
         let with_requests: HashSet<usize> = report.http_requests.iter().map(|r| r.flow).collect();
         let dest_name = |raw: &str| normalize::normalize_destination(raw, &names);
         let mut b = Builder::default();
@@ -263,23 +263,6 @@ impl PrivacySnapshot {
             None => self.scenario.clone(),
         }
     }
-}
-
-/// Whether a flow is the network's own infrastructure: DHCP, or DNS to the gateway.
-pub fn is_infrastructure(f: &FlowRecord) -> bool {
-    if f.app.eq_ignore_ascii_case("dhcp") {
-        return true;
-    }
-    let udp = f.protocol.eq_ignore_ascii_case("udp");
-    let ports = [
-        normalize::parse_port(&f.client),
-        normalize::parse_port(&f.server),
-    ];
-    if udp && ports.iter().any(|p| matches!(p, Some(67 | 68))) {
-        return true;
-    }
-    let to_gateway = normalize::parse_address(&f.server) == Some(IpAddr::V4(GATEWAY));
-    to_gateway && (ports[1] == Some(53) || f.app.eq_ignore_ascii_case("dns"))
 }
 
 /// The application protocol of a flow, else its transport.
@@ -481,7 +464,7 @@ phase consent_declined
             40,
             T0,
         );
-        assert!(is_infrastructure(&f));
+        assert!(f.is_network_service());
         let f = fixtures::flow(
             9,
             "udp",
@@ -493,7 +476,7 @@ phase consent_declined
             T0,
         );
         assert!(
-            !is_infrastructure(&f),
+            !f.is_network_service(),
             "DNS to another server is a destination"
         );
         let f = fixtures::flow(
@@ -506,7 +489,7 @@ phase consent_declined
             40,
             T0,
         );
-        assert!(is_infrastructure(&f));
+        assert!(f.is_network_service());
         let f = fixtures::flow(
             9,
             "tcp",
@@ -517,7 +500,7 @@ phase consent_declined
             40,
             T0,
         );
-        assert!(!is_infrastructure(&f), "TCP to port 67 is not DHCP");
+        assert!(!f.is_network_service(), "TCP to port 67 is not DHCP");
         let f = fixtures::flow(
             9,
             "udp",
@@ -529,10 +512,10 @@ phase consent_declined
             T0,
         );
         assert!(
-            !is_infrastructure(&f),
+            !f.is_network_service(),
             "only DHCP and DNS are infrastructure"
         );
-        assert_eq!(GATEWAY, crate::vnet::VnetConfig::default().gateway);
+        assert_eq!(GATEWAY, crate::net::GATEWAY);
     }
 
     #[test]

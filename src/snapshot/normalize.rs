@@ -14,7 +14,7 @@ pub const NUMBER: &str = "{n}";
 /// Placeholder for an identifier-looking segment or label: hex, UUID, base64 (≥ 8 characters).
 pub const ID: &str = "{id}";
 /// Destination shown for a synthetic address (198.18.0.0/15) that no DNS answer of the run names.
-pub const UNNAMED_SYNTHETIC: &str = "198.18.0.0/15";
+pub const UNNAMED_SYNTHETIC: &str = crate::net::SYNTHETIC_POOL_TEXT;
 
 /// Upload volume of one destination in one phase, in coarse buckets (ordered smallest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -101,16 +101,7 @@ pub fn token(s: &str, extra: &[char]) -> String {
     out
 }
 
-/// Whether `ip` is in 198.18.0.0/15, the pool the vnet's DNS hands out.
-pub fn is_synthetic(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            o[0] == 198 && (o[1] & 0xfe) == 18
-        }
-        IpAddr::V6(_) => false,
-    }
-}
+pub use crate::net::is_synthetic;
 
 /// The address in `s` when it is one: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]`, `[::1]:443`.
 pub fn parse_address(s: &str) -> Option<IpAddr> {

@@ -31,7 +31,7 @@ pub struct DhcpConfig {
 }
 
 /// A lease given (or confirmed) by the server.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lease {
     /// Client MAC address, `aa:bb:cc:dd:ee:ff`.
     pub mac: String,

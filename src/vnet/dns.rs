@@ -36,8 +36,8 @@ pub struct DnsConfig {
 impl Default for DnsConfig {
     fn default() -> Self {
         DnsConfig {
-            pool_base: Ipv4Addr::new(198, 18, 0, 0),
-            pool_prefix: 15,
+            pool_base: crate::net::SYNTHETIC_POOL,
+            pool_prefix: crate::net::SYNTHETIC_POOL_PREFIX,
             overrides: Vec::new(),
             nxdomain: Vec::new(),
             ttl: 300,
@@ -46,7 +46,7 @@ impl Default for DnsConfig {
 }
 
 /// What a query was answered with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsOutcome {
     /// These addresses (type A).

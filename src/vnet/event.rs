@@ -6,15 +6,16 @@
 //! (what was answered), which the run report and the tests read. Timestamps are
 //! nanoseconds since the Unix epoch, the same clock as the capture.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::dhcp::Lease;
 use super::dns::DnsOutcome;
 
 /// One thing that happened on the segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum VnetEvent {
     /// A DHCP exchange; `lease` is set on ACK.
@@ -39,7 +40,7 @@ pub enum VnetEvent {
         /// The address the query was sent to (answered from that address).
         server: Ipv4Addr,
         /// `udp` or `tcp`.
-        transport: &'static str,
+        transport: Cow<'static, str>,
         /// Name as queried.
         name: String,
         /// Query type.
@@ -108,7 +109,7 @@ pub enum VnetEvent {
         /// Connection number.
         conn: u64,
         /// What the catch-all took it for: `http`, `tls`, `dns`, `opaque`, `none` (no data).
-        protocol: &'static str,
+        protocol: Cow<'static, str>,
         /// Payload bytes received from the client.
         bytes_in: u64,
         /// Payload bytes sent to the client.

@@ -52,7 +52,7 @@ const LISTEN_TIMEOUT_NANOS: u64 = 5_000_000_000;
 const IDLE_TIMEOUT_NANOS: u64 = 600_000_000_000;
 
 /// telltale's address on the segment by default: gateway, DHCP server and DNS server.
-pub const DEFAULT_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const DEFAULT_GATEWAY: Ipv4Addr = crate::net::GATEWAY;
 
 /// Configuration of one segment.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ impl Default for VnetConfig {
 }
 
 /// Counters of one segment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct VnetStats {
     /// Frames received from targets.
     pub frames_in: u64,
@@ -472,7 +472,7 @@ impl Vnet {
                         ts: now,
                         client,
                         server: dst,
-                        transport: "udp",
+                        transport: "udp".into(),
                         name: a.name,
                         qtype: a.qtype,
                         outcome: a.outcome,
@@ -768,7 +768,7 @@ impl Vnet {
                 events.push(VnetEvent::TcpClose {
                     ts: now,
                     conn: id,
-                    protocol,
+                    protocol: protocol.into(),
                     bytes_in,
                     bytes_out,
                 });

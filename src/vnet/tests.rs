@@ -145,8 +145,8 @@ fn dns_answers_every_name_with_a_pool_address() {
     );
     assert!(net.dns.in_pool(expected));
     assert!(net.events().iter().any(|e| matches!(e,
-        VnetEvent::Dns { name, transport: "udp", outcome: DnsOutcome::Addresses(a), .. }
-            if name == "api.account.kestrel.example" && a == &vec![expected])));
+        VnetEvent::Dns { name, transport, outcome: DnsOutcome::Addresses(a), .. }
+            if transport == "udp" && name == "api.account.kestrel.example" && a == &vec![expected])));
 }
 
 impl Vnet {
@@ -262,7 +262,7 @@ fn upload_to_any_address_and_port_reaches_the_sink_whole() {
     assert_eq!(http[0].5.as_deref(), Some("api.account.kestrel.example"));
     // The connection was closed cleanly and forgotten.
     assert!(net.events().iter().any(|e| matches!(e,
-        VnetEvent::TcpClose { protocol: "http", bytes_in, .. } if *bytes_in == req.len() as u64)));
+        VnetEvent::TcpClose { protocol, bytes_in, .. } if protocol == "http" && *bytes_in == req.len() as u64)));
     assert_eq!(net.open_connections(), 0);
 }
 

@@ -24,6 +24,7 @@ pub mod error;
 pub mod flow;
 pub mod net;
 pub mod proto;
+pub mod record;
 pub mod render;
 pub mod report;
 pub mod runner;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use telltale::runner::html::{render, HtmlRun};
 use telltale::runner::junit::{junit, JunitRun};
-use telltale::runner::record::StoredRun;
+use telltale::record::StoredRun;
 
 /// A report.json of a v2-fix-like run: contacts sha1-hashed and the IMEI base64-encoded to
 /// sync.kestrel.example while consent is declined; one clean config request; DHCP and DNS.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use telltale::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
-use telltale::runner::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
+use telltale::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
 use telltale::snapshot::{self, compare, PrivacySnapshot, SnapFile};
 
 const SEC: u64 = 1_000_000_000;

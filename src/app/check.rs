@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::batch::{execute, plan, Batch, RunRequest};
 use crate::error::{Error, ExitCode};
-use crate::runner::record::StoredRun;
+use crate::record::RunReport;
 use crate::runner::Progress;
 use crate::scenario::Scenario;
 
@@ -43,7 +43,7 @@ pub struct SnapshotOutcome {
 /// Gates one run on its accepted snapshot in `dir`; writes `.snap.new` when they differ or none is accepted,
 /// removes a stale `.snap.new` when they agree.
 pub fn gate_snapshot(
-    run: &StoredRun,
+    run: &RunReport,
     scenario_file: &str,
     dir: &Path,
     strict: bool,
@@ -157,7 +157,7 @@ pub fn check(
             .unwrap_or_default();
         gated.push((
             r.name.clone(),
-            gate_snapshot(&super::stored(&o.report)?, &file, snapshots, strict)?,
+            gate_snapshot(&o.report, &file, snapshots, strict)?,
         ));
     }
     Ok(CheckOutcome {

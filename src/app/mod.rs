@@ -90,8 +90,8 @@ pub fn compare(a: &Path, b: &Path) -> Result<Vec<crate::runner::verify::Compared
 }
 
 /// A stored run's `report.json` (its folder, or the file itself).
-pub fn load_run(path: &Path) -> Result<crate::runner::record::StoredRun, Error> {
-    crate::runner::record::StoredRun::load(path).map_err(|detail| Error::NotAReport {
+pub fn load_run(path: &Path) -> Result<crate::record::StoredRun, Error> {
+    crate::record::StoredRun::load(path).map_err(|detail| Error::NotAReport {
         path: path.to_path_buf(),
         detail,
     })
@@ -121,7 +121,7 @@ pub fn accept(paths: &[PathBuf], snapshots: &Path) -> Result<AcceptOutcome, Erro
     } else {
         load_scenarios(paths)?
             .iter()
-            .map(|s| snapshot_path(snapshots, &crate::runner::record::ScenarioInfo::of(s)))
+            .map(|s| snapshot_path(snapshots, &crate::record::ScenarioInfo::of(s)))
             .collect()
     };
     let mut out = AcceptOutcome::default();
@@ -143,15 +143,6 @@ pub fn in_ci() -> bool {
     std::env::var("CI")
         .map(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
         .unwrap_or(false)
-}
-
-/// A run's report as later commands read it back. (Temporary bridge until the one record lands.)
-pub fn stored(
-    report: &crate::runner::RunReport,
-) -> Result<crate::runner::record::StoredRun, Error> {
-    serde_json::to_value(report)
-        .and_then(serde_json::from_value)
-        .map_err(|e| Error::Internal(format!("re-reading a run report: {e}")))
 }
 
 /// `telltale analyze`: a capture file analysed for the identity's canaries (`progress` gets the bytes read

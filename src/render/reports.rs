@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::app::SnapshotOutcome;
 use crate::error::Error;
-use crate::runner::RunReport;
+use crate::record::RunReport;
 use crate::runner::{html, junit};
 
 /// Which report files to write.
@@ -43,16 +43,11 @@ fn write_file(path: &Path, text: &str) -> Result<(), Error> {
 
 /// Writes the requested report files.
 pub fn write(files: &ReportFiles, entries: &[Entry<'_>]) -> Result<(), Error> {
-    let stored = entries
-        .iter()
-        .map(|e| crate::app::stored(e.report))
-        .collect::<Result<Vec<_>, Error>>()?;
     if let Some(p) = &files.junit {
         let runs: Vec<junit::JunitRun> = entries
             .iter()
-            .zip(&stored)
-            .map(|(e, run)| junit::JunitRun {
-                run,
+            .map(|e| junit::JunitRun {
+                run: e.report,
                 snapshot: e.snapshot.map(|s| (s.fails, s.diff.clone())),
             })
             .collect();
@@ -62,9 +57,8 @@ pub fn write(files: &ReportFiles, entries: &[Entry<'_>]) -> Result<(), Error> {
     if let Some(p) = &files.html {
         let runs: Vec<html::HtmlRun> = entries
             .iter()
-            .zip(&stored)
-            .map(|(e, run)| html::HtmlRun {
-                run,
+            .map(|e| html::HtmlRun {
+                run: e.report,
                 snapshot_diff: e
                     .snapshot
                     .filter(|s| !s.diff.is_empty())

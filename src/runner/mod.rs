@@ -15,7 +15,8 @@
 
 pub mod html;
 pub mod junit;
-pub mod record;
+/// The run record moved to the top-level [`crate::record`]; this name stays for the renderers.
+pub use crate::record;
 mod replay;
 pub mod summary;
 pub mod verdict;
@@ -261,14 +262,14 @@ pub async fn run_scenario(
             };
             let t1 = now_nanos();
             let (outcome, detail) = match &result {
-                Ok(d) => ("ok", d.clone()),
-                Err(StepFailure::Interrupted) => ("interrupted", None),
-                Err(StepFailure::Target(e)) => ("failed", Some(e.to_string())),
+                Ok(d) => (record::StepOutcome::Ok, d.clone()),
+                Err(StepFailure::Interrupted) => (record::StepOutcome::Interrupted, None),
+                Err(StepFailure::Target(e)) => (record::StepOutcome::Failed, Some(e.to_string())),
             };
             steps.push(StepRecord {
                 index: i + 1,
                 label: label.clone(),
-                kind: step.kind.keyword(),
+                kind: step.kind.keyword().to_string(),
                 start_ns: t0,
                 end_ns: t1,
                 outcome,
@@ -403,13 +404,10 @@ fn conclude(
         None => Verdict::Pass,
     };
     let report = RunReport {
+        schema: record::SCHEMA,
         format_version: 1,
         telltale_version: env!("CARGO_PKG_VERSION").to_string(),
-        scenario: record::ScenarioInfo {
-            name: scenario.name.clone(),
-            release: scenario.release.clone(),
-            file: scenario.source_name.clone(),
-        },
+        scenario: record::ScenarioInfo::of(scenario),
         verdict,
         error: c.failure.as_ref().map(|e| e.to_string()),
         start_ns: c.started,
@@ -426,7 +424,7 @@ fn conclude(
         &c.launched.launch,
         &c.launched.images,
         dir,
-        c.opts,
+        &c.opts.command_line,
         c.started,
         c.ended,
         c.wall.elapsed(),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::text::{SnapError, SnapFile};
-use crate::runner::record::ScenarioInfo;
+use crate::record::ScenarioInfo;
 
 /// A snapshot file that cannot be used.
 #[derive(Debug, Error)]

@@ -4,7 +4,7 @@
 //! as a second run of the same firmware would.
 
 use crate::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
-use crate::runner::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
+use crate::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
 
 /// Start of the run (ns since the epoch), before jitter.
 pub(crate) const T0: u64 = 1_795_288_419_948_634_688;

@@ -45,7 +45,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::report::{Direction, FlowRecord, Report};
-use crate::runner::record::{PhaseSpan, StoredRun};
+use crate::record::{PhaseSpan, StoredRun};
 
 pub use diff::{compare, compare_bodies, compare_snapshots, Change, ChangeKind, SnapshotDiff};
 pub use files::{

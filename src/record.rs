@@ -1,7 +1,10 @@
-//! The run's records: `report.json` ([`RunReport`]) and `manifest.json` ([`Manifest`]).
+//! The one persisted model of a run: `report.json` ([`RunReport`]) and `manifest.json` ([`Manifest`]).
 //!
-//! This module owns the data model of one run, the contract that `telltale run` writes and
-//! that later commands (`check`, `compare`, `verify`) and people read.
+//! This module owns the contract that `telltale run` writes and that later commands (`check`, `compare`,
+//! `verify`), the renderers and people read. The same types are written and read back (Serialize +
+//! Deserialize), so there is one description of the file, typed: verdicts and statuses are enums, not
+//! words. `schemas/report.schema.json` describes the JSON; `tests/report_schema.rs` validates real reports
+//! against it. [`SCHEMA`] is that file's version.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,11 +12,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::verdict::Judgement;
-use super::RunOptions;
+pub use crate::runner::verdict::Judgement;
 use crate::report::Report;
 use crate::scenario::Scenario;
 use crate::vnet::{VnetEvent, VnetStats};
+
+/// Version of `schemas/report.schema.json` that [`RunReport`] follows. Adding a field keeps it; removing one
+/// or changing what one means raises it.
+pub const SCHEMA: u32 = 1;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,21 +58,33 @@ impl ScenarioInfo {
     }
 }
 
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// It did what it should.
+    Ok,
+    /// The target failed it (the detail says how).
+    Failed,
+    /// Ctrl-C came during it.
+    Interrupted,
+}
+
 /// One step as it happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// 1-based position.
     pub index: usize,
     /// `step 3 (shell, line 20)`.
     pub label: String,
-    /// Step kind.
-    pub kind: &'static str,
+    /// Step kind (the scenario's keyword: `shell`, `idle`…).
+    pub kind: String,
     /// Start (ns since the epoch, the capture's clock).
     pub start_ns: u64,
     /// End.
     pub end_ns: u64,
-    /// `ok`, `failed` or `interrupted`.
-    pub outcome: &'static str,
+    /// How it ended.
+    pub outcome: StepOutcome,
     /// What it did or why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -84,7 +102,7 @@ pub struct PhaseSpan {
 }
 
 /// The vnet's side of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VnetRecord {
     /// Counters.
     pub stats: VnetStats,
@@ -99,8 +117,11 @@ pub struct VnetRecord {
 }
 
 /// `report.json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
+    /// Version of the JSON Schema this file follows ([`SCHEMA`]); 0 in reports written before it existed.
+    #[serde(default)]
+    pub schema: u32,
     /// Format version of this file.
     pub format_version: u32,
     /// telltale's version.
@@ -110,13 +131,14 @@ pub struct RunReport {
     /// How it ended.
     pub verdict: Verdict,
     /// Why it could not be carried out, when it could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Start of the run.
     pub start_ns: u64,
     /// End of the run.
     pub end_ns: u64,
     /// Steps as they happened.
+    #[serde(default)]
     pub steps: Vec<StepRecord>,
     /// Phases with their time spans.
     pub phases: Vec<PhaseSpan>,
@@ -125,35 +147,16 @@ pub struct RunReport {
     /// The analysis engine's report of the capture (findings carry their phase).
     pub analysis: Report,
     /// The network's log.
+    #[serde(default)]
     pub vnet: VnetRecord,
 }
 
-/// A `report.json` read back (by `check`, `compare`, `verify`): the parts later commands use.
-/// Unknown fields are ignored, so older and newer reports read alike.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StoredRun {
-    /// Which scenario.
-    pub scenario: ScenarioInfo,
-    /// How it ended.
-    pub verdict: Verdict,
-    /// Why it could not be carried out.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Start of the run.
-    pub start_ns: u64,
-    /// End of the run.
-    pub end_ns: u64,
-    /// Phases with their time spans.
-    pub phases: Vec<PhaseSpan>,
-    /// Policy, checks and claims, as written.
-    pub judgement: serde_json::Value,
-    /// The analysis report.
-    pub analysis: Report,
-}
+/// A `report.json` read back: the same record (kept as a name for the commands that only read).
+pub type StoredRun = RunReport;
 
-impl StoredRun {
+impl RunReport {
     /// Reads `report.json` from a run's folder, or a report file given directly.
-    pub fn load(path: &Path) -> Result<StoredRun, String> {
+    pub fn load(path: &Path) -> Result<RunReport, String> {
         let file = if path.is_dir() {
             path.join("report.json")
         } else {
@@ -242,7 +245,7 @@ impl Manifest {
         launch: &[String],
         images: &[PathBuf],
         dir: &Path,
-        opts: &RunOptions,
+        command_line: &[String],
         start_ns: u64,
         end_ns: u64,
         elapsed: Duration,
@@ -263,7 +266,7 @@ impl Manifest {
         let emulator = launch.to_vec();
         Ok(Manifest {
             telltale_version: env!("CARGO_PKG_VERSION").to_string(),
-            command_line: opts.command_line.clone(),
+            command_line: command_line.to_vec(),
             scenario: scenario_hash,
             images,
             artifacts,

@@ -211,28 +211,6 @@ mod tests {
         }
     }
 
-    /// A fresh folder under the system's temporary folder, removed when dropped.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!(
-                "telltale-snapshot-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn paths_follow_scenario_and_release() {
         let dir = Path::new("snapshots");
@@ -260,8 +238,8 @@ mod tests {
 
     #[test]
     fn write_accept_reject_and_list_pending() {
-        let tmp = TempDir::new("files");
-        let dir = tmp.0.join("snapshots");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("snapshots");
         assert!(
             pending(&dir).unwrap().is_empty(),
             "missing folder: none pending"

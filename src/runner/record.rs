@@ -135,7 +135,7 @@ pub struct StoredRun {
     /// Phases with their time spans.
     pub phases: Vec<PhaseSpan>,
     /// Policy, checks and claims, as written.
-    pub judgement: serde_json::Value,
+    pub judgement: Judgement,
     /// The analysis report.
     pub analysis: Report,
 }

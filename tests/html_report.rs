@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use telltale::runner::html::{render, HtmlRun};
 use telltale::runner::junit::{junit, JunitRun};
 use telltale::record::StoredRun;
+use telltale::runner::verdict::{ClaimResult, ClaimStatus, Judgement, RuleKind, RuleResult};
 
 /// A report.json of a v2-fix-like run: contacts sha1-hashed and the IMEI base64-encoded to
 /// sync.kestrel.example while consent is declined; one clean config request; DHCP and DNS.
@@ -146,13 +147,23 @@ fn v3() -> StoredRun {
     run.scenario.release = Some("v3".into());
     run.verdict = telltale::runner::Verdict::Pass;
     run.analysis.findings.clear();
-    run.judgement = serde_json::json!({
-        "rules": [{"kind": "forbid", "rule": "no canary, in any encoding, to any destination during consent_declined",
-                   "line": 34, "held": true, "violations": []}],
-        "claims": [{"id": "KST-2014-0001", "says": "contacts and device identifiers are no longer uploaded without consent",
-                    "line": 37, "verdict": "HOLDS", "violations": [],
-                    "text": "CLAIM HOLDS   KST-2014-0001"}]
-    });
+    run.judgement = Judgement {
+        rules: vec![RuleResult {
+            kind: RuleKind::Forbid,
+            rule: "no canary, in any encoding, to any destination during consent_declined".into(),
+            line: 34,
+            held: true,
+            violations: vec![],
+        }],
+        claims: vec![ClaimResult {
+            id: "KST-2014-0001".into(),
+            says: "contacts and device identifiers are no longer uploaded without consent".into(),
+            line: 37,
+            verdict: ClaimStatus::Holds,
+            violations: vec![],
+            text: "CLAIM HOLDS   KST-2014-0001".into(),
+        }],
+    };
     run
 }
 

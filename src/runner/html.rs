@@ -4,21 +4,28 @@
 //! `report.json`): per run a header with the verdict, the patch claims in plain words, a
 //! timeline of every upload (inline SVG: phases as bands, one row per destination, uploads
 //! that carried a canary in red), the canaries found, the policy rules and, when given, the
-//! snapshot diff. It also owns [`JudgementView`], the lenient reading of a stored run's
-//! judgement that the JUnit writer shares.
+//! snapshot diff. It reads the run's typed [`Judgement`]; the snapshot diff's line
+//! classification ([`diff_line_kind`]) is shared with the JUnit writer.
 //!
 //! The page needs no network: CSS and SVG are inline, there are no external fonts, images
 //! or scripts (and no script at all). Everything taken from a report is HTML-escaped,
 //! control and bidirectional-override characters are shown as escapes, and every list is
 //! capped (the page says when something was left out), so a hostile capture can neither
 //! inject markup nor blow the page up. The same input always gives the same bytes.
+//!
+//! The markup is written with `maud`'s `html!` templates: they are checked when telltale
+//! compiles (an unclosed element is a build error), they escape every spliced value by
+//! default, there are no template files to ship or find at run time, and maud brings no
+//! runtime dependency tree (its macros run at build time). Text from a report is spliced
+//! through [`Text`], which escapes more strictly still (quotes, control and bidi
+//! characters) and caps the length.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
-use serde_json::Value;
+use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
 use super::record::{StoredRun, Verdict};
+use super::verdict::{ClaimResult, ClaimStatus, Judgement, Violation};
 use crate::report::{Direction, Finding};
 
 /// Destinations (timeline rows) drawn per run; the rest are counted in a note.
@@ -45,186 +52,6 @@ pub struct HtmlRun<'a> {
     pub title: String,
 }
 
-/// One violation of a rule or claim, as read from the stored judgement.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ViolationView {
-    /// Canary name (empty for destination and volume rules).
-    pub canary: String,
-    /// Encoding chain.
-    pub encoding: String,
-    /// Destination.
-    pub destination: String,
-    /// HTTP method and path, when in HTTP.
-    pub request: Option<String>,
-    /// Phase.
-    pub phase: String,
-    /// Occurrences.
-    pub count: u64,
-    /// The sentence a person reads.
-    pub text: String,
-}
-
-/// One policy rule or in-line check, as read from the stored judgement.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RuleView {
-    /// `forbid`, `allow_destinations`, `max_upload_bytes`, `expect_no_upload`...
-    pub kind: String,
-    /// The rule in words.
-    pub rule: String,
-    /// Line in the scenario (0 when the rule has none).
-    pub line: u64,
-    /// Whether it held.
-    pub held: bool,
-    /// What broke it.
-    pub violations: Vec<ViolationView>,
-}
-
-/// One patch claim, as read from the stored judgement.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClaimView {
-    /// Advisory or ticket id.
-    pub id: String,
-    /// The vendor's words.
-    pub says: String,
-    /// Line in the scenario.
-    pub line: u64,
-    /// Whether the claim held (`verdict` is `HOLDS`).
-    pub holds: bool,
-    /// The verdict as written (`HOLDS`, `BROKEN`).
-    pub verdict: String,
-    /// What broke it.
-    pub violations: Vec<ViolationView>,
-    /// The line a person reads first.
-    pub text: String,
-}
-
-/// A stored run's judgement (`report.json`'s `judgement`), read leniently: missing or
-/// mistyped fields become empty values instead of errors, so any report can be shown.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JudgementView {
-    /// Policy rules and in-line checks, in report order.
-    pub rules: Vec<RuleView>,
-    /// Patch claims, in report order.
-    pub claims: Vec<ClaimView>,
-}
-
-fn get_str(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn get_u64(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn get_list<'v>(v: &'v Value, key: &str) -> &'v [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
-fn violations_of(v: &Value) -> Vec<ViolationView> {
-    get_list(v, "violations")
-        .iter()
-        .map(|x| {
-            let request = match x.get("request") {
-                Some(Value::String(s)) => Some(s.clone()),
-                _ => None,
-            };
-            let mut view = ViolationView {
-                canary: get_str(x, "canary"),
-                encoding: get_str(x, "encoding"),
-                destination: get_str(x, "destination"),
-                request,
-                phase: get_str(x, "phase"),
-                count: get_u64(x, "count"),
-                text: get_str(x, "text"),
-            };
-            if view.text.is_empty() {
-                view.text = if view.canary.is_empty() {
-                    format!("{} is not allowed", view.destination)
-                } else {
-                    format!(
-                        "{} ({}) sent to {}",
-                        view.canary, view.encoding, view.destination
-                    )
-                };
-            }
-            view
-        })
-        .collect()
-}
-
-impl JudgementView {
-    /// Reads a stored judgement. Never fails: what cannot be read is left out or empty.
-    pub fn read(judgement: &Value) -> JudgementView {
-        let rules = get_list(judgement, "rules")
-            .iter()
-            .map(|r| {
-                let violations = violations_of(r);
-                let held = r
-                    .get("held")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(violations.is_empty());
-                RuleView {
-                    kind: get_str(r, "kind"),
-                    rule: get_str(r, "rule"),
-                    line: get_u64(r, "line"),
-                    held,
-                    violations,
-                }
-            })
-            .collect();
-        let claims = get_list(judgement, "claims")
-            .iter()
-            .map(|c| {
-                let violations = violations_of(c);
-                let mut verdict = get_str(c, "verdict");
-                if verdict.is_empty() {
-                    verdict = if violations.is_empty() {
-                        "HOLDS"
-                    } else {
-                        "BROKEN"
-                    }
-                    .to_string();
-                }
-                let holds = verdict == "HOLDS";
-                let id = get_str(c, "id");
-                let says = get_str(c, "says");
-                let mut text = get_str(c, "text");
-                if text.is_empty() {
-                    text = format!("CLAIM {verdict}  {id}  \"{says}\"");
-                }
-                ClaimView {
-                    id,
-                    says,
-                    line: get_u64(c, "line"),
-                    holds,
-                    verdict,
-                    violations,
-                    text,
-                }
-            })
-            .collect();
-        JudgementView { rules, claims }
-    }
-
-    /// Rules that did not hold.
-    pub fn broken_rules(&self) -> usize {
-        self.rules.iter().filter(|r| !r.held).count()
-    }
-
-    /// Claims that did not hold.
-    pub fn broken_claims(&self) -> usize {
-        self.claims.iter().filter(|c| !c.holds).count()
-    }
-}
-
 /// The verdict as a word.
 pub fn verdict_word(v: Verdict) -> &'static str {
     match v {
@@ -247,8 +74,37 @@ fn verdict_class(v: Verdict) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // Escaping and formatting
 
+/// Text taken from a report, spliced into a template: HTML-escaped (valid in text and in
+/// quoted attributes, `'` included), control and bidirectional-override characters shown as
+/// escapes, at most `max` characters (the rest counted).
+#[derive(Debug, Clone, Copy)]
+struct Text<'a> {
+    s: &'a str,
+    max: usize,
+}
+
+/// `s` as [`Text`], cut at [`MAX_TEXT_CHARS`].
+fn text(s: &str) -> Text<'_> {
+    Text {
+        s,
+        max: MAX_TEXT_CHARS,
+    }
+}
+
+/// `s` as [`Text`], cut at `max` characters.
+fn text_max(s: &str, max: usize) -> Text<'_> {
+    Text { s, max }
+}
+
+impl Render for Text<'_> {
+    fn render_to(&self, out: &mut String) {
+        esc_max(out, self.s, self.max);
+    }
+}
+
 /// Appends `s` HTML-escaped (valid in text and in quoted attributes), at most `max` characters.
 fn esc_max(out: &mut String, s: &str, max: usize) {
+    use std::fmt::Write as _;
     for (n, c) in s.chars().enumerate() {
         if n >= max {
             let rest = s.chars().count().saturating_sub(max);
@@ -278,16 +134,14 @@ fn esc_max(out: &mut String, s: &str, max: usize) {
     }
 }
 
-/// Appends `s` HTML-escaped, cut at [`MAX_TEXT_CHARS`].
-fn esc(out: &mut String, s: &str) {
-    esc_max(out, s, MAX_TEXT_CHARS);
+/// A coordinate with one decimal (`12.5`).
+fn f1(x: f64) -> String {
+    format!("{x:.1}")
 }
 
-/// `s` HTML-escaped, cut at `max` characters.
-fn escaped(s: &str, max: usize) -> String {
-    let mut o = String::new();
-    esc_max(&mut o, s, max);
-    o
+/// A coordinate without decimals (`1160`).
+fn f0(x: f64) -> String {
+    format!("{x:.0}")
 }
 
 /// Seconds with a precision that suits the size.
@@ -435,7 +289,6 @@ footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top:
 
 /// Renders the runs as one self-contained HTML page. Same input, same bytes.
 pub fn render(runs: &[HtmlRun<'_>]) -> String {
-    let mut out = String::with_capacity(32 * 1024);
     let failed = runs
         .iter()
         .filter(|r| r.run.verdict != Verdict::Pass)
@@ -452,146 +305,151 @@ pub fn render(runs: &[HtmlRun<'_>]) -> String {
             failed
         ),
     };
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    out.push_str("<title>");
-    esc(&mut out, &page_title);
-    out.push_str("</title>\n<style>");
-    out.push_str(CSS);
-    out.push_str("</style>\n</head>\n<body>\n<main>\n");
-    out.push_str("<h1>telltale privacy report <small>");
-    out.push_str(&plural(runs.len(), "run", "runs"));
-    if !runs.is_empty() {
-        let _ = write!(
-            out,
-            ", {} passed, {} not passing",
-            runs.len() - failed,
-            failed
-        );
-    }
-    out.push_str("</small></h1>\n");
-    if runs.len() > 1 {
-        overview(&mut out, runs);
-    }
-    if runs.is_empty() {
-        out.push_str("<p class=\"muted\">No runs to show.</p>\n");
-    }
-    for (i, r) in runs.iter().enumerate() {
-        run_section(&mut out, i, r);
-    }
-    let _ = write!(
-        out,
-        "<footer>Made by telltale {} from the runs' report.json. This page is self-contained: \
-         it loads nothing from the network.</footer>\n</main>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    out
+    let page = html! {
+        (DOCTYPE) "\n"
+        html lang="en" {
+            "\n"
+            head {
+                "\n"
+                meta charset="utf-8"; "\n"
+                meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
+                title { (text(&page_title)) } "\n"
+                // A constant of this module: inserted as written.
+                style { (PreEscaped(CSS)) } "\n"
+            } "\n"
+            body {
+                "\n"
+                main {
+                    "\n"
+                    h1 {
+                        "telltale privacy report "
+                        small {
+                            (plural(runs.len(), "run", "runs"))
+                            @if !runs.is_empty() {
+                                ", " (runs.len() - failed) " passed, " (failed) " not passing"
+                            }
+                        }
+                    } "\n"
+                    @if runs.len() > 1 {
+                        (overview(runs))
+                    }
+                    @if runs.is_empty() {
+                        p class="muted" { "No runs to show." } "\n"
+                    }
+                    @for (i, r) in runs.iter().enumerate() {
+                        (run_section(i, r))
+                    }
+                    footer {
+                        "Made by telltale " (env!("CARGO_PKG_VERSION")) " from the runs' report.json. \
+                         This page is self-contained: it loads nothing from the network."
+                    } "\n"
+                } "\n"
+            } "\n"
+        } "\n"
+    };
+    page.into_string()
 }
 
-fn overview(out: &mut String, runs: &[HtmlRun<'_>]) {
-    out.push_str(
-        "<div class=\"run\"><table class=\"overview\"><thead><tr><th>verdict</th><th>run</th>\
-         <th>release</th><th class=\"num\">claims broken</th><th class=\"num\">rules broken</th>\
-         <th class=\"num\">canaries sent</th><th class=\"num\">duration</th></tr></thead><tbody>\n",
-    );
-    for (i, r) in runs.iter().enumerate() {
-        let j = JudgementView::read(&r.run.judgement);
-        let sent: BTreeSet<&str> = r
-            .run
-            .analysis
-            .findings
-            .iter()
-            .filter(|f| f.direction == Direction::Up)
-            .map(|f| f.canary.as_str())
-            .collect();
-        let _ = write!(
-            out,
-            "<tr><td><span class=\"badge b-{}\">{}</span></td><td><a href=\"#run-{}\">",
-            verdict_class(r.run.verdict),
-            verdict_word(r.run.verdict),
-            i + 1
-        );
-        esc(out, &r.title);
-        out.push_str("</a></td><td>");
-        esc(out, r.run.scenario.release.as_deref().unwrap_or("—"));
-        let _ = writeln!(
-            out,
-            "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td></tr>",
-            j.broken_claims(),
-            j.broken_rules(),
-            sent.len(),
-            secs(r.run.end_ns.saturating_sub(r.run.start_ns))
-        );
+fn overview(runs: &[HtmlRun<'_>]) -> Markup {
+    html! {
+        div class="run" {
+            table class="overview" {
+                thead {
+                    tr {
+                        th { "verdict" } th { "run" } th { "release" }
+                        th class="num" { "claims broken" } th class="num" { "rules broken" }
+                        th class="num" { "canaries sent" } th class="num" { "duration" }
+                    }
+                }
+                tbody {
+                    "\n"
+                    @for (i, r) in runs.iter().enumerate() {
+                        @let j = &r.run.judgement;
+                        @let sent: BTreeSet<&str> = r
+                            .run
+                            .analysis
+                            .findings
+                            .iter()
+                            .filter(|f| f.direction == Direction::Up)
+                            .map(|f| f.canary.as_str())
+                            .collect();
+                        tr {
+                            td {
+                                span class={ "badge b-" (verdict_class(r.run.verdict)) } {
+                                    (verdict_word(r.run.verdict))
+                                }
+                            }
+                            td { a href={ "#run-" (i + 1) } { (text(&r.title)) } }
+                            td { (text(r.run.scenario.release.as_deref().unwrap_or("—"))) }
+                            td class="num" { (j.broken_claims()) }
+                            td class="num" { (j.broken_rules()) }
+                            td class="num" { (sent.len()) }
+                            td class="num" { (secs(r.run.end_ns.saturating_sub(r.run.start_ns))) }
+                        } "\n"
+                    }
+                }
+            }
+        } "\n"
     }
-    out.push_str("</tbody></table></div>\n");
 }
 
-fn run_section(out: &mut String, index: usize, hr: &HtmlRun<'_>) {
+fn run_section(index: usize, hr: &HtmlRun<'_>) -> Markup {
     let run = hr.run;
-    let j = JudgementView::read(&run.judgement);
+    let j = &run.judgement;
     let vclass = verdict_class(run.verdict);
-    let _ = writeln!(
-        out,
-        "<section class=\"run v-{vclass}\" id=\"run-{}\">",
-        index + 1
-    );
-    // Header.
-    let _ = write!(
-        out,
-        "<div class=\"head\"><span class=\"badge big b-{vclass}\">{}</span><div><h2>",
-        verdict_word(run.verdict)
-    );
-    esc(out, &hr.title);
-    out.push_str("</h2><div class=\"meta\">scenario <b>");
-    esc(out, &run.scenario.name);
-    out.push_str("</b>");
-    if let Some(rel) = &run.scenario.release {
-        out.push_str(" · release <b>");
-        esc(out, rel);
-        out.push_str("</b>");
+    let error_what = if run.verdict == Verdict::Interrupted {
+        "The run was interrupted"
+    } else {
+        "The run could not be carried out"
+    };
+    html! {
+        section class={ "run v-" (vclass) } id={ "run-" (index + 1) } {
+            "\n"
+            // Header.
+            div class="head" {
+                span class={ "badge big b-" (vclass) } { (verdict_word(run.verdict)) }
+                div {
+                    h2 { (text(&hr.title)) }
+                    div class="meta" {
+                        "scenario " b { (text(&run.scenario.name)) }
+                        @if let Some(rel) = &run.scenario.release {
+                            " · release " b { (text(rel)) }
+                        }
+                        " · file " code { (text(&run.scenario.file)) }
+                        " · started " (utc(run.start_ns))
+                        " · ran " b { (secs(run.end_ns.saturating_sub(run.start_ns))) }
+                        " · " (plural(j.broken_claims(), "claim broken", "claims broken"))
+                        ", " (plural(j.broken_rules(), "rule broken", "rules broken"))
+                    }
+                }
+            } "\n"
+            @if let Some(e) = &run.error {
+                div class="errorbox" {
+                    b { (error_what) ":" } " " (text_max(e, 4 * MAX_TEXT_CHARS))
+                } "\n"
+            }
+            (summary(run))
+            // Claims first.
+            h3 { "Patch claims" } "\n"
+            @if j.claims.is_empty() {
+                p class="muted" { "This scenario makes no patch claims." } "\n"
+            }
+            @for c in &j.claims {
+                (claim(c))
+            }
+            h3 { "Timeline of uploads" } "\n"
+            (timeline(run))
+            (findings_table(run))
+            (rules(j))
+            @if let Some(diff) = &hr.snapshot_diff {
+                (snapshot(diff))
+            }
+        } "\n"
     }
-    out.push_str(" · file <code>");
-    esc(out, &run.scenario.file);
-    let _ = writeln!(
-        out,
-        "</code> · started {} · ran <b>{}</b> · {}, {}</div></div></div>",
-        utc(run.start_ns),
-        secs(run.end_ns.saturating_sub(run.start_ns)),
-        plural(j.broken_claims(), "claim broken", "claims broken"),
-        plural(j.broken_rules(), "rule broken", "rules broken"),
-    );
-    if let Some(e) = &run.error {
-        let what = if run.verdict == Verdict::Interrupted {
-            "The run was interrupted"
-        } else {
-            "The run could not be carried out"
-        };
-        let _ = write!(out, "<div class=\"errorbox\"><b>{what}:</b> ");
-        esc_max(out, e, 4 * MAX_TEXT_CHARS);
-        out.push_str("</div>\n");
-    }
-    summary(out, run);
-    // Claims first.
-    out.push_str("<h3>Patch claims</h3>\n");
-    if j.claims.is_empty() {
-        out.push_str("<p class=\"muted\">This scenario makes no patch claims.</p>\n");
-    }
-    for c in &j.claims {
-        claim(out, c);
-    }
-    out.push_str("<h3>Timeline of uploads</h3>\n");
-    timeline(out, run);
-    findings_table(out, run);
-    rules(out, &j);
-    if let Some(diff) = &hr.snapshot_diff {
-        snapshot(out, diff);
-    }
-    out.push_str("</section>\n");
 }
 
 /// The sentence under the header: what left the device, in plain words.
-fn summary(out: &mut String, run: &StoredRun) {
+fn summary(run: &StoredRun) -> Markup {
     let a = &run.analysis;
     let uploads = uploads_count(run);
     let dests: BTreeSet<&str> = a
@@ -609,103 +467,75 @@ fn summary(out: &mut String, run: &StoredRun) {
             .or_default()
             .insert(f.encoding.as_str());
     }
-    let _ = write!(
-        out,
-        "<p class=\"summary\">The device made {} to {} during the run. ",
-        plural(uploads, "upload", "uploads"),
-        plural(dests.len(), "destination", "destinations")
-    );
-    if sent.is_empty() {
-        out.push_str("<span class=\"ok\">No canary was found in anything it sent.</span></p>\n");
-        return;
-    }
-    let n: BTreeSet<&str> = sent.values().flat_map(|m| m.keys().copied()).collect();
-    let _ = writeln!(
-        out,
-        "<span class=\"bad\">{} left the device:</span></p>",
-        plural(n.len(), "canary", "canaries")
-    );
-    for (shown, (dest, canaries)) in sent.iter().enumerate() {
-        if shown >= MAX_ROWS {
-            let _ = writeln!(
-                out,
-                "<p class=\"note\">… and {} more destinations (see the table below).</p>",
-                sent.len() - MAX_ROWS
-            );
-            break;
-        }
-        out.push_str("<div class=\"chips\"><span>to <b>");
-        esc(out, dest);
-        out.push_str("</b>:</span>");
-        for (i, (canary, encs)) in canaries.iter().enumerate() {
-            if i >= MAX_ROWS {
-                let _ = write!(
-                    out,
-                    "<span class=\"muted\">… {} more</span>",
-                    canaries.len() - MAX_ROWS
-                );
-                break;
+    let canaries: BTreeSet<&str> = sent.values().flat_map(|m| m.keys().copied()).collect();
+    html! {
+        p class="summary" {
+            "The device made " (plural(uploads, "upload", "uploads"))
+            " to " (plural(dests.len(), "destination", "destinations")) " during the run. "
+            @if sent.is_empty() {
+                span class="ok" { "No canary was found in anything it sent." }
+            } @else {
+                span class="bad" {
+                    (plural(canaries.len(), "canary", "canaries")) " left the device:"
+                }
             }
-            out.push_str("<span class=\"chip\"><b>");
-            esc(out, canary);
-            out.push_str("</b> as <code>");
-            let list: Vec<&str> = encs.iter().copied().collect();
-            esc(out, &list.join(", "));
-            out.push_str("</code></span>");
+        } "\n"
+        @for (dest, canaries) in sent.iter().take(MAX_ROWS) {
+            div class="chips" {
+                span { "to " b { (text(dest)) } ":" }
+                @for (canary, encs) in canaries.iter().take(MAX_ROWS) {
+                    @let list: Vec<&str> = encs.iter().copied().collect();
+                    span class="chip" {
+                        b { (text(canary)) } " as " code { (text(&list.join(", "))) }
+                    }
+                }
+                @if canaries.len() > MAX_ROWS {
+                    span class="muted" { "… " (canaries.len() - MAX_ROWS) " more" }
+                }
+            } "\n"
         }
-        out.push_str("</div>\n");
+        @if sent.len() > MAX_ROWS {
+            p class="note" {
+                "… and " (sent.len() - MAX_ROWS) " more destinations (see the table below)."
+            } "\n"
+        }
     }
 }
 
-fn claim(out: &mut String, c: &ClaimView) {
-    let (class, word) = if c.holds {
-        ("holds", "CLAIM HOLDS")
-    } else if c.verdict == "BROKEN" {
-        ("broken", "CLAIM BROKEN")
-    } else {
-        ("broken", "CLAIM NOT SHOWN TO HOLD")
+fn claim(c: &ClaimResult) -> Markup {
+    let (class, word, holds) = match c.verdict {
+        ClaimStatus::Holds => ("holds", "CLAIM HOLDS", true),
+        ClaimStatus::Broken => ("broken", "CLAIM BROKEN", false),
     };
-    let _ = write!(
-        out,
-        "<div class=\"claim {class}\"><span class=\"word\">{word}</span><b>"
-    );
-    esc(out, &c.id);
-    out.push_str("</b> — the vendor says <span class=\"says\">“");
-    esc(out, &c.says);
-    out.push_str("”</span>");
-    if c.line > 0 {
-        let _ = write!(
-            out,
-            " <span class=\"muted\">(scenario line {})</span>",
-            c.line
-        );
+    html! {
+        div class={ "claim " (class) } {
+            span class="word" { (word) }
+            b { (text(&c.id)) }
+            " — the vendor says "
+            span class="says" { "“" (text(&c.says)) "”" }
+            @if c.line > 0 {
+                " " span class="muted" { "(scenario line " (c.line) ")" }
+            }
+            @if holds {
+                div class="muted" { "No upload it covers was seen." }
+            } @else if !c.violations.is_empty() {
+                div { "It does not hold:" }
+                ul { (violation_items(&c.violations)) }
+            } @else {
+                div { (text(&c.text)) }
+            }
+        } "\n"
     }
-    if c.holds {
-        out.push_str("<div class=\"muted\">No upload it covers was seen.</div>");
-    } else if !c.violations.is_empty() {
-        out.push_str("<div>It does not hold:</div><ul>");
-        violation_items(out, &c.violations);
-        out.push_str("</ul>");
-    } else {
-        out.push_str("<div>");
-        esc(out, &c.text);
-        out.push_str("</div>");
-    }
-    out.push_str("</div>\n");
 }
 
-fn violation_items(out: &mut String, vs: &[ViolationView]) {
-    for v in vs.iter().take(MAX_VIOLATIONS_SHOWN) {
-        out.push_str("<li>");
-        esc(out, &v.text);
-        out.push_str("</li>");
-    }
-    if vs.len() > MAX_VIOLATIONS_SHOWN {
-        let _ = write!(
-            out,
-            "<li class=\"muted\">… {} more in report.json</li>",
-            vs.len() - MAX_VIOLATIONS_SHOWN
-        );
+fn violation_items(vs: &[Violation]) -> Markup {
+    html! {
+        @for v in vs.iter().take(MAX_VIOLATIONS_SHOWN) {
+            li { (text(&v.text)) }
+        }
+        @if vs.len() > MAX_VIOLATIONS_SHOWN {
+            li class="muted" { "… " (vs.len() - MAX_VIOLATIONS_SHOWN) " more in report.json" }
+        }
     }
 }
 
@@ -904,7 +734,18 @@ fn tick_step(dur_s: f64) -> f64 {
     10.0 * mag
 }
 
-fn timeline(out: &mut String, run: &StoredRun) {
+/// A phase drawn as a band.
+struct Band<'r> {
+    name: &'r str,
+    fill: &'static str,
+    /// Start and end, ns since the run's start.
+    s: u64,
+    e: u64,
+    x0: f64,
+    x1: f64,
+}
+
+fn timeline(run: &StoredRun) -> Markup {
     let rows_map = build_rows(run);
     let mut rows: Vec<(String, Row)> = rows_map.into_iter().collect();
     // Destinations that received canaries first, then by first upload.
@@ -925,130 +766,28 @@ fn timeline(out: &mut String, run: &StoredRun) {
     let nrows = rows.len().max(1);
     let plot_bottom = TOP + ROW_H * nrows as f64;
     let height = plot_bottom + AXIS_H;
-    let _ = writeln!(
-        out,
-        "<svg class=\"timeline\" viewBox=\"0 0 {SVG_W:.0} {height:.0}\" \
-         role=\"img\" aria-label=\"Uploads over time, one row per destination\">"
-    );
-    // Phase bands.
-    let mut legend: Vec<(String, &str, u64, u64)> = Vec::new();
-    for (i, p) in run.phases.iter().enumerate() {
-        let s = p.start_ns.saturating_sub(run.start_ns).min(dur);
-        let e = if p.end_ns == 0 || p.end_ns < p.start_ns {
-            dur
-        } else {
-            p.end_ns.saturating_sub(run.start_ns).min(dur)
-        };
-        let fill = PHASE_FILLS[i % PHASE_FILLS.len()];
-        let (x0, x1) = (x(s), x(e));
-        let _ = write!(
-            out,
-            "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>phase ",
-            TOP - 26.0,
-            (x1 - x0).max(1.0),
-            plot_bottom - TOP + 26.0
-        );
-        esc(out, &p.name);
-        let _ = writeln!(out, ": {} – {}</title></rect>", secs(s), secs(e));
-        if i > 0 {
-            let _ = writeln!(
-                out,
-                "<line class=\"boundary\" x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{:.1}\" y2=\"{plot_bottom:.1}\"/>",
-                TOP - 26.0
-            );
-        }
-        // A label when the band is wide enough for a few characters (about 7 units each).
-        let room = ((x1 - x0 - 10.0) / 7.0).floor();
-        if room >= 3.0 {
-            let name = clip_chars(&p.name, room as usize);
-            let _ = writeln!(
-                out,
-                "<text class=\"t-phase\" x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                x0 + 6.0,
-                TOP - 10.0,
-                escaped(&name, MAX_TEXT_CHARS)
-            );
-        }
-        if legend.len() < MAX_ROWS {
-            legend.push((p.name.clone(), fill, s, e));
-        }
-    }
-    // Rows.
-    for (r, (dest, row)) in rows.iter().enumerate() {
-        let y = TOP + ROW_H * r as f64 + ROW_H / 2.0;
-        let _ = writeln!(
-            out,
-            "<line class=\"rowline\" x1=\"8\" x2=\"{PLOT_X1:.0}\" y1=\"{:.1}\" y2=\"{:.1}\"/>",
-            y + ROW_H / 2.0,
-            y + ROW_H / 2.0
-        );
-        let leak = if row.leaks() { " leak" } else { "" };
-        let n = row.marks.len() + row.dropped;
-        let sent: u64 = row.marks.iter().map(|m| m.bytes).sum();
-        let _ = write!(
-            out,
-            "<text class=\"t-dest{leak}\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\"><title>",
-            PLOT_X0 - 10.0,
-            y + 4.0
-        );
-        esc(out, dest);
-        let _ = write!(
-            out,
-            ": {}, {} drawn</title>",
-            plural(n, "upload", "uploads"),
-            bytes(sent)
-        );
-        esc(out, &clip_chars(dest, 28));
-        let apps: BTreeSet<&str> = row.marks.iter().map(|m| m.app.as_str()).collect();
-        let apps: Vec<&str> = apps.into_iter().take(3).collect();
-        out.push_str("<tspan class=\"t-app\"> · ");
-        esc_max(out, &clip_chars(&apps.join(","), 14), 20);
-        out.push_str("</tspan></text>\n");
-        for m in &row.marks {
-            let cx = x(m.t);
-            if let Some(until) = m.until {
-                let x1 = x(until);
-                if x1 - cx >= 2.0 {
-                    let _ = writeln!(
-                        out,
-                        "<line class=\"span\" x1=\"{cx:.1}\" x2=\"{x1:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>"
-                    );
-                }
-            }
-            let (class, radius) = if m.canaries.is_empty() {
-                ("m-plain", 4.5)
+    let bands: Vec<Band<'_>> = run
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let s = p.start_ns.saturating_sub(run.start_ns).min(dur);
+            let e = if p.end_ns == 0 || p.end_ns < p.start_ns {
+                dur
             } else {
-                ("m-leak", 7.0)
+                p.end_ns.saturating_sub(run.start_ns).min(dur)
             };
-            let _ = write!(
-                out,
-                "<circle class=\"{class}\" cx=\"{cx:.1}\" cy=\"{y:.1}\" r=\"{radius}\"><title>"
-            );
-            mark_tooltip(out, run, dest, m);
-            out.push_str("</title></circle>\n");
-        }
-        if row.dropped > 0 {
-            let _ = writeln!(
-                out,
-                "<text class=\"t-tick\" x=\"{PLOT_X1:.0}\" y=\"{:.1}\" text-anchor=\"end\">+{} not drawn</text>",
-                y - 8.0,
-                row.dropped
-            );
-        }
-    }
-    if rows.is_empty() {
-        let _ = writeln!(
-            out,
-            "<text class=\"t-tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">no uploads were captured</text>",
-            (PLOT_X0 + PLOT_X1) / 2.0,
-            TOP + ROW_H / 2.0 + 4.0
-        );
-    }
-    // Time axis.
-    let _ = writeln!(
-        out,
-        "<line class=\"axis\" x1=\"{PLOT_X0:.0}\" x2=\"{PLOT_X1:.0}\" y1=\"{plot_bottom:.1}\" y2=\"{plot_bottom:.1}\"/>"
-    );
+            Band {
+                name: &p.name,
+                fill: PHASE_FILLS[i % PHASE_FILLS.len()],
+                s,
+                e,
+                x0: x(s),
+                x1: x(e),
+            }
+        })
+        .collect();
+    // Time axis ticks: position and label.
     let dur_s = dur as f64 / 1e9;
     let step = tick_step(dur_s);
     let decimals = if step >= 1.0 {
@@ -1056,83 +795,147 @@ fn timeline(out: &mut String, run: &StoredRun) {
     } else {
         (-step.log10().floor()).clamp(0.0, 9.0) as usize
     };
-    let mut k = 0u32;
-    while k <= 60 {
-        let ts = step * f64::from(k);
-        if ts > dur_s * 1.000_001 {
-            break;
-        }
-        let tx = PLOT_X0 + ts / dur_s * (PLOT_X1 - PLOT_X0);
-        let _ = writeln!(
-            out,
-            "<line class=\"axis\" x1=\"{tx:.1}\" x2=\"{tx:.1}\" y1=\"{plot_bottom:.1}\" y2=\"{:.1}\"/>\
-             <text class=\"t-tick\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{ts:.decimals$} s</text>",
-            plot_bottom + 5.0,
-            plot_bottom + 18.0
-        );
-        k += 1;
-    }
-    out.push_str("</svg>\n");
-    // Legend.
-    out.push_str(
-        "<div class=\"legend\"><span><span class=\"sw leak\"></span>upload carrying a canary</span>\
-         <span><span class=\"sw plain\"></span>upload without canary</span>",
-    );
-    for (name, fill, s, e) in &legend {
-        let _ = write!(
-            out,
-            "<span><span class=\"sw band\" style=\"background:{fill}\"></span>"
-        );
-        esc(out, name);
-        let _ = write!(out, " {}–{}</span>", secs(*s), secs(*e));
-    }
-    let _ = writeln!(
-        out,
-        "<span>time since the run started ({} in all); hover a mark for details</span></div>",
-        secs(run_len)
-    );
+    let ticks: Vec<(f64, String)> = (0..=60u32)
+        .map(|k| step * f64::from(k))
+        .take_while(|&ts| ts <= dur_s * 1.000_001)
+        .map(|ts| {
+            (
+                PLOT_X0 + ts / dur_s * (PLOT_X1 - PLOT_X0),
+                format!("{ts:.decimals$} s"),
+            )
+        })
+        .collect();
     let dropped: usize = rows.iter().map(|(_, r)| r.dropped).sum();
-    if hidden_rows > 0 || dropped > 0 {
-        out.push_str("<p class=\"note\">Not everything is drawn: ");
-        let mut parts = Vec::new();
-        if hidden_rows > 0 {
-            parts.push(format!(
-                "{} not shown (at most {MAX_ROWS} rows; those that received canaries come first)",
-                plural(hidden_rows, "destination", "destinations")
-            ));
+    let mut not_drawn = Vec::new();
+    if hidden_rows > 0 {
+        not_drawn.push(format!(
+            "{} not shown (at most {MAX_ROWS} rows; those that received canaries come first)",
+            plural(hidden_rows, "destination", "destinations")
+        ));
+    }
+    if dropped > 0 {
+        not_drawn.push(format!(
+            "{} not drawn (at most {MAX_MARKS_PER_ROW} per destination; those with canaries are kept)",
+            plural(dropped, "upload", "uploads")
+        ));
+    }
+    html! {
+        svg class="timeline" viewBox={ "0 0 " (f0(SVG_W)) " " (f0(height)) }
+            role="img" aria-label="Uploads over time, one row per destination" {
+            "\n"
+            // Phase bands.
+            @for (i, b) in bands.iter().enumerate() {
+                rect x=(f1(b.x0)) y=(f1(TOP - 26.0)) width=(f1((b.x1 - b.x0).max(1.0)))
+                    height=(f1(plot_bottom - TOP + 26.0)) fill=(b.fill) {
+                    title { "phase " (text(b.name)) ": " (secs(b.s)) " – " (secs(b.e)) }
+                } "\n"
+                @if i > 0 {
+                    line class="boundary" x1=(f1(b.x0)) x2=(f1(b.x0)) y1=(f1(TOP - 26.0))
+                        y2=(f1(plot_bottom)) {} "\n"
+                }
+                // A label when the band is wide enough for a few characters (about 7 units each).
+                @let room = ((b.x1 - b.x0 - 10.0) / 7.0).floor();
+                @if room >= 3.0 {
+                    text class="t-phase" x=(f1(b.x0 + 6.0)) y=(f1(TOP - 10.0)) {
+                        (text(&clip_chars(b.name, room as usize)))
+                    } "\n"
+                }
+            }
+            // Rows.
+            @for (r, (dest, row)) in rows.iter().enumerate() {
+                @let y = TOP + ROW_H * r as f64 + ROW_H / 2.0;
+                @let n = row.marks.len() + row.dropped;
+                @let sent: u64 = row.marks.iter().map(|m| m.bytes).sum();
+                @let apps: BTreeSet<&str> = row.marks.iter().map(|m| m.app.as_str()).collect();
+                @let apps: Vec<&str> = apps.into_iter().take(3).collect();
+                line class="rowline" x1="8" x2=(f0(PLOT_X1)) y1=(f1(y + ROW_H / 2.0))
+                    y2=(f1(y + ROW_H / 2.0)) {} "\n"
+                text class={ "t-dest" @if row.leaks() { " leak" } } x=(f1(PLOT_X0 - 10.0))
+                    y=(f1(y + 4.0)) text-anchor="end" {
+                    title {
+                        (text(dest)) ": " (plural(n, "upload", "uploads")) ", " (bytes(sent)) " drawn"
+                    }
+                    (text(&clip_chars(dest, 28)))
+                    tspan class="t-app" { " · " (text_max(&clip_chars(&apps.join(","), 14), 20)) }
+                } "\n"
+                @for m in &row.marks {
+                    @let cx = x(m.t);
+                    @if let Some(until) = m.until {
+                        @let x1 = x(until);
+                        @if x1 - cx >= 2.0 {
+                            line class="span" x1=(f1(cx)) x2=(f1(x1)) y1=(f1(y)) y2=(f1(y)) {} "\n"
+                        }
+                    }
+                    @let (class, radius) = if m.canaries.is_empty() {
+                        ("m-plain", "4.5")
+                    } else {
+                        ("m-leak", "7")
+                    };
+                    circle class=(class) cx=(f1(cx)) cy=(f1(y)) r=(radius) {
+                        title { (mark_tooltip(run, dest, m)) }
+                    } "\n"
+                }
+                @if row.dropped > 0 {
+                    text class="t-tick" x=(f0(PLOT_X1)) y=(f1(y - 8.0)) text-anchor="end" {
+                        "+" (row.dropped) " not drawn"
+                    } "\n"
+                }
+            }
+            @if rows.is_empty() {
+                text class="t-tick" x=(f1((PLOT_X0 + PLOT_X1) / 2.0)) y=(f1(TOP + ROW_H / 2.0 + 4.0))
+                    text-anchor="middle" { "no uploads were captured" } "\n"
+            }
+            // Time axis.
+            line class="axis" x1=(f0(PLOT_X0)) x2=(f0(PLOT_X1)) y1=(f1(plot_bottom))
+                y2=(f1(plot_bottom)) {} "\n"
+            @for (tx, label) in &ticks {
+                line class="axis" x1=(f1(*tx)) x2=(f1(*tx)) y1=(f1(plot_bottom))
+                    y2=(f1(plot_bottom + 5.0)) {}
+                text class="t-tick" x=(f1(*tx)) y=(f1(plot_bottom + 18.0)) text-anchor="middle" {
+                    (label)
+                } "\n"
+            }
+        } "\n"
+        // Legend.
+        div class="legend" {
+            span { span class="sw leak" {} "upload carrying a canary" }
+            span { span class="sw plain" {} "upload without canary" }
+            @for b in bands.iter().take(MAX_ROWS) {
+                span {
+                    span class="sw band" style={ "background:" (b.fill) } {}
+                    (text(b.name)) " " (secs(b.s)) "–" (secs(b.e))
+                }
+            }
+            span {
+                "time since the run started (" (secs(run_len)) " in all); hover a mark for details"
+            }
+        } "\n"
+        @if !not_drawn.is_empty() {
+            p class="note" {
+                "Not everything is drawn: " (not_drawn.join("; ")) ". report.json has them all."
+            } "\n"
         }
-        if dropped > 0 {
-            parts.push(format!(
-                "{} not drawn (at most {MAX_MARKS_PER_ROW} per destination; those with canaries are kept)",
-                plural(dropped, "upload", "uploads")
-            ));
-        }
-        out.push_str(&parts.join("; "));
-        out.push_str(". report.json has them all.</p>\n");
     }
 }
 
-fn mark_tooltip(out: &mut String, run: &StoredRun, dest: &str, m: &Mark) {
-    esc_max(out, &m.what, 200);
-    out.push_str(" → ");
-    esc_max(out, dest, 200);
-    let _ = write!(out, "\nat {}", secs(m.t));
-    if let Some(p) = phase_at(run, m.t) {
-        out.push_str(" (");
-        esc_max(out, p, 100);
-        out.push(')');
-    }
-    if !m.bytes_label.is_empty() {
-        let _ = write!(out, "\n{}: {}", m.bytes_label, bytes(m.bytes));
-    }
-    if m.canaries.is_empty() {
-        out.push_str("\nno canary found");
-    } else {
-        out.push_str("\ncanaries: ");
-        let list: Vec<&str> = m.canaries.iter().map(String::as_str).take(20).collect();
-        esc_max(out, &list.join(", "), 1000);
-        if m.canaries.len() > 20 {
-            let _ = write!(out, " … {} more", m.canaries.len() - 20);
+/// A mark's tooltip: what was sent where, when, how much, and which canaries it carried.
+fn mark_tooltip(run: &StoredRun, dest: &str, m: &Mark) -> Markup {
+    let list: Vec<&str> = m.canaries.iter().map(String::as_str).take(20).collect();
+    html! {
+        (text_max(&m.what, 200)) " → " (text_max(dest, 200)) "\nat " (secs(m.t))
+        @if let Some(p) = phase_at(run, m.t) {
+            " (" (text_max(p, 100)) ")"
+        }
+        @if !m.bytes_label.is_empty() {
+            "\n" (m.bytes_label) ": " (bytes(m.bytes))
+        }
+        @if m.canaries.is_empty() {
+            "\nno canary found"
+        } @else {
+            "\ncanaries: " (text_max(&list.join(", "), 1000))
+            @if m.canaries.len() > 20 {
+                " … " (m.canaries.len() - 20) " more"
+            }
         }
     }
 }
@@ -1150,7 +953,7 @@ fn clip_chars(s: &str, max: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // Tables
 
-fn findings_table(out: &mut String, run: &StoredRun) {
+fn findings_table(run: &StoredRun) -> Markup {
     // One row per (direction, canary, encoding, destination, request, field, phase), counts added.
     type Key<'a> = (
         bool,
@@ -1182,102 +985,96 @@ fn findings_table(out: &mut String, run: &StoredRun) {
         }
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    out.push_str("<h3>Canaries found</h3>\n");
-    if groups.is_empty() {
-        out.push_str(
-            "<p class=\"ok\">None: no planted value was found in any encoding in the traffic.</p>\n",
-        );
-        return;
-    }
-    out.push_str(
-        "<table class=\"findings\"><thead><tr><th>canary</th><th>encoding</th><th>destination</th>\
-         <th>request</th><th>phase</th><th class=\"num\">count</th><th>excerpt</th></tr></thead><tbody>\n",
-    );
-    for (key, count, f) in groups.iter().take(MAX_FINDING_ROWS) {
-        let recv = key.0;
-        out.push_str(if recv {
-            "<tr class=\"recv\"><td>"
-        } else {
-            "<tr><td><b>"
-        });
-        esc(out, &f.canary);
-        out.push_str(if recv {
-            "</td><td><code class=\"enc\">"
-        } else {
-            "</b></td><td><code class=\"enc\">"
-        });
-        esc(out, &f.encoding);
-        out.push_str("</code></td><td>");
-        esc(out, &f.destination);
-        out.push_str("</td><td>");
-        if recv {
-            out.push_str("<i>received from it</i> ");
-        }
-        match (&f.http_method, &f.http_path) {
-            (Some(m), Some(p)) => {
-                esc(out, m);
-                out.push(' ');
-                esc(out, p);
+    html! {
+        h3 { "Canaries found" } "\n"
+        @if groups.is_empty() {
+            p class="ok" { "None: no planted value was found in any encoding in the traffic." } "\n"
+        } @else {
+            table class="findings" {
+                thead {
+                    tr {
+                        th { "canary" } th { "encoding" } th { "destination" } th { "request" }
+                        th { "phase" } th class="num" { "count" } th { "excerpt" }
+                    }
+                }
+                tbody {
+                    "\n"
+                    @for (key, count, f) in groups.iter().take(MAX_FINDING_ROWS) {
+                        // Received from a destination: greyed, the canary not in bold.
+                        @let recv = key.0;
+                        tr class=[recv.then_some("recv")] {
+                            td {
+                                @if recv { (text(&f.canary)) } @else { b { (text(&f.canary)) } }
+                            }
+                            td { code class="enc" { (text(&f.encoding)) } }
+                            td { (text(&f.destination)) }
+                            td {
+                                @if recv { i { "received from it" } " " }
+                                @match (&f.http_method, &f.http_path) {
+                                    (Some(m), Some(p)) => { (text(m)) " " (text(p)) }
+                                    _ => { (text(&f.protocol)) }
+                                }
+                                @if let Some(field) = &f.field {
+                                    " " span class="muted" { "· " (text(field)) }
+                                }
+                            }
+                            td { (text(f.phase.as_deref().unwrap_or("—"))) }
+                            td class="num" { (count) }
+                            td { code { (text(&f.excerpt)) } }
+                        } "\n"
+                    }
+                }
+            } "\n"
+            @if groups.len() > MAX_FINDING_ROWS {
+                p class="note" {
+                    (groups.len() - MAX_FINDING_ROWS) " more rows are in report.json (at most "
+                    (MAX_FINDING_ROWS) " shown)."
+                } "\n"
             }
-            _ => esc(out, &f.protocol),
+            p class="muted" {
+                "One row per canary, encoding, destination, request and phase; \
+                 count adds up the occurrences in every conversation."
+            } "\n"
         }
-        if let Some(field) = &f.field {
-            out.push_str(" <span class=\"muted\">· ");
-            esc(out, field);
-            out.push_str("</span>");
-        }
-        out.push_str("</td><td>");
-        esc(out, f.phase.as_deref().unwrap_or("—"));
-        let _ = write!(out, "</td><td class=\"num\">{count}</td><td><code>");
-        esc(out, &f.excerpt);
-        out.push_str("</code></td></tr>\n");
     }
-    out.push_str("</tbody></table>\n");
-    if groups.len() > MAX_FINDING_ROWS {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">{} more rows are in report.json (at most {MAX_FINDING_ROWS} shown).</p>",
-            groups.len() - MAX_FINDING_ROWS
-        );
-    }
-    out.push_str(
-        "<p class=\"muted\">One row per canary, encoding, destination, request and phase; \
-         count adds up the occurrences in every conversation.</p>\n",
-    );
 }
 
-fn rules(out: &mut String, j: &JudgementView) {
-    out.push_str("<h3>Policy</h3>\n");
-    if j.rules.is_empty() {
-        out.push_str("<p class=\"muted\">The scenario has no policy rules.</p>\n");
-        return;
-    }
-    out.push_str(
-        "<table class=\"rules\"><thead><tr><th>result</th><th>rule</th><th>what broke it</th></tr></thead><tbody>\n",
-    );
-    for r in &j.rules {
-        out.push_str(if r.held {
-            "<tr><td class=\"ok\">held</td><td><code>"
-        } else {
-            "<tr><td class=\"bad\">VIOLATED</td><td><code>"
-        });
-        esc(out, &r.kind);
-        out.push_str("</code> ");
-        esc(out, &r.rule);
-        if r.line > 0 {
-            let _ = write!(out, " <span class=\"muted\">(line {})</span>", r.line);
+fn rules(j: &Judgement) -> Markup {
+    html! {
+        h3 { "Policy" } "\n"
+        @if j.rules.is_empty() {
+            p class="muted" { "The scenario has no policy rules." } "\n"
+        } @else {
+            table class="rules" {
+                thead { tr { th { "result" } th { "rule" } th { "what broke it" } } }
+                tbody {
+                    "\n"
+                    @for r in &j.rules {
+                        tr {
+                            @if r.held {
+                                td class="ok" { "held" }
+                            } @else {
+                                td class="bad" { "VIOLATED" }
+                            }
+                            td {
+                                code { (r.kind.as_str()) } " " (text(&r.rule))
+                                @if r.line > 0 {
+                                    " " span class="muted" { "(line " (r.line) ")" }
+                                }
+                            }
+                            td {
+                                @if r.violations.is_empty() {
+                                    span class="muted" { "—" }
+                                } @else {
+                                    ul { (violation_items(&r.violations)) }
+                                }
+                            }
+                        } "\n"
+                    }
+                }
+            } "\n"
         }
-        out.push_str("</td><td>");
-        if r.violations.is_empty() {
-            out.push_str("<span class=\"muted\">—</span>");
-        } else {
-            out.push_str("<ul>");
-            violation_items(out, &r.violations);
-            out.push_str("</ul>");
-        }
-        out.push_str("</td></tr>\n");
     }
-    out.push_str("</tbody></table>\n");
 }
 
 /// How a line of a snapshot diff reads.
@@ -1350,44 +1147,43 @@ pub fn diff_line_text(line: &str) -> &str {
     rest.strip_prefix(['+', '-']).unwrap_or(rest).trim()
 }
 
-fn snapshot(out: &mut String, diff: &str) {
-    out.push_str("<h3>Snapshot comparison</h3>\n");
-    if diff.trim().is_empty() {
-        out.push_str("<p class=\"ok\">Same privacy behaviour as the accepted snapshot.</p>\n");
-        return;
-    }
-    out.push_str("<pre class=\"diff\">");
+fn snapshot(diff: &str) -> Markup {
     let total = diff.lines().count();
-    for line in diff.lines().take(MAX_DIFF_LINES) {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let class = match diff_line_kind(line) {
-            DiffLineKind::Added => "add",
-            DiffLineKind::Removed => "del",
-            DiffLineKind::Context => "ctx",
-            DiffLineKind::Header => "meta",
-            DiffLineKind::Hunk => "hunk",
-            DiffLineKind::Rule => "rule",
-            DiffLineKind::Regression => "reg",
-            DiffLineKind::Note => "dnote",
-        };
-        let _ = write!(out, "<span class=\"{class}\">");
-        esc(out, line);
-        out.push_str("</span>");
-    }
-    out.push_str("</pre>\n");
-    if total > MAX_DIFF_LINES {
-        let _ = writeln!(
-            out,
-            "<p class=\"note\">{} more lines of the diff are not shown.</p>",
-            total - MAX_DIFF_LINES
-        );
+    html! {
+        h3 { "Snapshot comparison" } "\n"
+        @if diff.trim().is_empty() {
+            p class="ok" { "Same privacy behaviour as the accepted snapshot." } "\n"
+        } @else {
+            pre class="diff" {
+                @for line in diff.lines().take(MAX_DIFF_LINES) {
+                    @let line = line.strip_suffix('\r').unwrap_or(line);
+                    @let class = match diff_line_kind(line) {
+                        DiffLineKind::Added => "add",
+                        DiffLineKind::Removed => "del",
+                        DiffLineKind::Context => "ctx",
+                        DiffLineKind::Header => "meta",
+                        DiffLineKind::Hunk => "hunk",
+                        DiffLineKind::Rule => "rule",
+                        DiffLineKind::Regression => "reg",
+                        DiffLineKind::Note => "dnote",
+                    };
+                    span class=(class) { (text(line)) }
+                }
+            } "\n"
+            @if total > MAX_DIFF_LINES {
+                p class="note" {
+                    (total - MAX_DIFF_LINES) " more lines of the diff are not shown."
+                } "\n"
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::runner::verdict::{RuleKind, RuleResult};
+    use serde_json::{json, Value};
 
     fn finding(canary: &str, enc: &str, flow: usize, t: u64, excerpt: &str) -> Value {
         json!({
@@ -1418,8 +1214,65 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
 
+    /// The judgement of a v2-fix-like run: one forbid rule and one claim, broken by the
+    /// IMEI sent base64-encoded when `broken`.
+    fn judgement(broken: bool, excerpt_claim: &str) -> Judgement {
+        let violation = |text: &str| Violation {
+            canary: "imei".into(),
+            encoding: "base64".into(),
+            destination: "sync.kestrel.example".into(),
+            request: Some("POST /v2/sync".into()),
+            phase: "consent_declined".into(),
+            count: 2,
+            packet: 12,
+            text: text.into(),
+        };
+        let rule_violations = if broken {
+            vec![violation("imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times")]
+        } else {
+            Vec::new()
+        };
+        let claim_violations = if broken {
+            vec![violation(excerpt_claim)]
+        } else {
+            Vec::new()
+        };
+        Judgement {
+            rules: vec![RuleResult {
+                kind: RuleKind::Forbid,
+                rule: "no canary, in any encoding, to any destination during consent_declined"
+                    .into(),
+                line: 35,
+                held: !broken,
+                violations: rule_violations,
+            }],
+            claims: vec![ClaimResult {
+                id: "KST-2014-0001".into(),
+                says: "contacts and device identifiers are no longer uploaded without consent"
+                    .into(),
+                line: 38,
+                verdict: if broken {
+                    ClaimStatus::Broken
+                } else {
+                    ClaimStatus::Holds
+                },
+                violations: claim_violations,
+                text: "CLAIM BROKEN  KST-2014-0001".into(),
+            }],
+        }
+    }
+
     /// A v2-fix-like run: hashed contacts and base64 IMEI to sync.kestrel.example.
-    fn run_json(verdict: &str, findings: Vec<Value>, excerpt_claim: &str) -> Value {
+    fn stored(verdict: &str, findings: Vec<Value>, excerpt_claim: &str) -> StoredRun {
+        let broken = !findings.is_empty();
+        let mut run: StoredRun =
+            serde_json::from_value(run_json(verdict, findings)).expect("test input parses");
+        run.judgement = judgement(broken, excerpt_claim);
+        run
+    }
+
+    /// The report.json text of [`stored`], with an empty judgement.
+    fn run_json(verdict: &str, findings: Vec<Value>) -> Value {
         json!({
             "scenario": {"name": "cloudsync-v2-fix", "release": "v2-fix", "file": "scenarios/cloudsync-v2-fix.yaml"},
             "verdict": verdict,
@@ -1429,19 +1282,7 @@ mod tests {
                 {"name": "setup", "start_ns": 104 * S, "end_ns": 105 * S},
                 {"name": "consent_declined", "start_ns": 105 * S, "end_ns": 150 * S}
             ],
-            "judgement": {
-                "rules": [{"kind": "forbid", "rule": "no canary, in any encoding, to any destination during consent_declined",
-                           "line": 35, "held": findings.is_empty(), "violations": if findings.is_empty() { json!([]) } else { json!([
-                    {"canary": "imei", "encoding": "base64", "destination": "sync.kestrel.example",
-                     "request": "POST /v2/sync", "phase": "consent_declined", "count": 2, "packet": 12,
-                     "text": "imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times"}]) }}],
-                "claims": [{"id": "KST-2014-0001", "says": "contacts and device identifiers are no longer uploaded without consent",
-                            "line": 38, "verdict": if findings.is_empty() { "HOLDS" } else { "BROKEN" },
-                            "violations": if findings.is_empty() { json!([]) } else { json!([{"canary": "imei", "encoding": "base64",
-                               "destination": "sync.kestrel.example", "request": "POST /v2/sync", "phase": "consent_declined",
-                               "count": 2, "packet": 12, "text": excerpt_claim}]) },
-                            "text": "CLAIM BROKEN  KST-2014-0001"}]
-            },
+            "judgement": {"rules": [], "claims": []},
             "analysis": {
                 "format_version": 1, "telltale_version": "0.1.0",
                 "capture": {"file": "capture.pcap", "format": "pcap", "gzip": false, "packets": 75, "bytes": 10000,
@@ -1490,12 +1331,11 @@ mod tests {
                 "\"contact_hashes\":[\"794031b3\"",
             ),
         ];
-        serde_json::from_value(run_json(
+        stored(
             "fail",
             findings,
             "imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times",
-        ))
-        .expect("test input parses")
+        )
     }
 
     fn page(run: &StoredRun, diff: Option<&str>) -> String {
@@ -1541,8 +1381,7 @@ mod tests {
 
     #[test]
     fn passing_run_says_nothing_left_the_device() {
-        let run: StoredRun =
-            serde_json::from_value(run_json("pass", vec![], "")).expect("test input parses");
+        let run = stored("pass", vec![], "");
         let html = page(&run, Some(""));
         assert!(html.contains("b-pass\">PASS"));
         assert!(html.contains("CLAIM HOLDS"));
@@ -1566,9 +1405,9 @@ mod tests {
         run.scenario.name = evil.into();
         run.scenario.release = Some(evil.into());
         run.error = Some(evil.into());
-        run.judgement["claims"][0]["says"] = json!(evil);
-        run.judgement["claims"][0]["violations"][0]["text"] = json!(evil);
-        run.judgement["rules"][0]["rule"] = json!(evil);
+        run.judgement.claims[0].says = evil.into();
+        run.judgement.claims[0].violations[0].text = evil.into();
+        run.judgement.rules[0].rule = evil.into();
         let html = render(&[HtmlRun {
             run: &run,
             snapshot_diff: Some(format!("+{evil}\n-{evil}")),
@@ -1696,7 +1535,7 @@ mod tests {
     #[test]
     fn odd_reports_do_not_panic() {
         let mut run = v2();
-        run.judgement = json!(42);
+        run.judgement = Judgement::default();
         run.end_ns = 0; // before start
         run.phases[2].end_ns = 0; // never closed
         run.analysis.findings[0].flow = usize::MAX; // no such flow
@@ -1706,8 +1545,33 @@ mod tests {
         assert!(html.contains("This scenario makes no patch claims"));
         // The orphan finding is still drawn, red, in its destination's row.
         assert!(html.contains("http data → sync.kestrel.example"));
-        run.judgement =
-            json!({"rules": [{"held": "yes", "violations": [{"count": -1}]}], "claims": [{}]});
+        // A rule and a claim with nothing filled in.
+        run.judgement = Judgement {
+            rules: vec![RuleResult {
+                kind: RuleKind::Forbid,
+                rule: String::new(),
+                line: 0,
+                held: false,
+                violations: vec![Violation {
+                    canary: String::new(),
+                    encoding: String::new(),
+                    destination: String::new(),
+                    request: None,
+                    phase: String::new(),
+                    count: 0,
+                    packet: 0,
+                    text: String::new(),
+                }],
+            }],
+            claims: vec![ClaimResult {
+                id: String::new(),
+                says: String::new(),
+                line: 0,
+                verdict: ClaimStatus::Holds,
+                violations: Vec::new(),
+                text: String::new(),
+            }],
+        };
         run.phases.clear();
         run.analysis.http_requests.clear();
         run.analysis.flows.clear();
@@ -1727,21 +1591,6 @@ mod tests {
         assert!(html.contains("b-error\">ERROR"));
         assert!(html.contains("The run could not be carried out"));
         assert!(html.contains("timed out"));
-    }
-
-    #[test]
-    fn judgement_view_reads_leniently() {
-        let j = JudgementView::read(&json!({
-            "rules": [{"kind": "forbid", "line": 3, "violations": [{"canary": "imei", "encoding": "raw", "destination": "d"}]}],
-            "claims": [{"id": "X-1", "says": "fixed", "violations": []}]
-        }));
-        assert_eq!(j.rules.len(), 1);
-        assert!(!j.rules[0].held, "held follows the violations when absent");
-        assert_eq!(j.rules[0].violations[0].text, "imei (raw) sent to d");
-        assert!(j.claims[0].holds);
-        assert_eq!(j.broken_rules(), 1);
-        assert_eq!(j.broken_claims(), 0);
-        assert_eq!(JudgementView::read(&json!(null)), JudgementView::default());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::html::{diff_line_kind, diff_line_text, DiffLineKind, JudgementView, ViolationView};
+use super::html::{diff_line_kind, diff_line_text, DiffLineKind};
 use super::record::{StoredRun, Verdict};
+use super::verdict::{ClaimStatus, Violation};
 
 /// Characters of a rule's text used in its test case's name (rules without a line).
 pub const MAX_RULE_IN_NAME: usize = 100;
@@ -58,7 +59,7 @@ fn cut(s: &str, max: usize) -> String {
     format!("{}\n… ({rest} more bytes)", s.get(..end).unwrap_or(""))
 }
 
-fn body(vs: &[ViolationView]) -> String {
+fn body(vs: &[Violation]) -> String {
     let mut lines: Vec<String> = vs
         .iter()
         .take(MAX_VIOLATIONS_LISTED)
@@ -130,22 +131,26 @@ fn cases(jr: &JunitRun<'_>) -> Vec<TestCase> {
         out.push(tc);
         return out;
     }
-    let j = JudgementView::read(&run.judgement);
+    let j = &run.judgement;
     for c in &j.claims {
-        let status = if c.holds {
+        let holds = match c.verdict {
+            ClaimStatus::Holds => true,
+            ClaimStatus::Broken => false,
+        };
+        let status = if holds {
             TestCaseStatus::success()
         } else {
             failure("claim broken", &c.text, &body(&c.violations))
         };
         let mut tc = TestCase::new(format!("{name}::claim {}", c.id), status);
         tc.set_classname(name.as_str());
-        if c.holds {
+        if holds {
             tc.set_system_out(c.text.as_str());
         }
         out.push(tc);
     }
     for r in &j.rules {
-        let kind = if r.kind.is_empty() { "rule" } else { &r.kind };
+        let kind = r.kind.as_str();
         let case_name = if r.line > 0 {
             format!("{name}::{kind} (line {})", r.line)
         } else {
@@ -196,8 +201,8 @@ fn cases(jr: &JunitRun<'_>) -> Vec<TestCase> {
         }
         out.push(tc);
     }
-    // A run must show in CI even when its judgement lists nothing (or could not be read),
-    // and a failed run must fail there.
+    // A run must show in CI even when its judgement lists nothing, and a failed run must
+    // fail there.
     let failing = out
         .iter()
         .any(|c| matches!(c.status, TestCaseStatus::NonSuccess { .. }));
@@ -243,13 +248,14 @@ pub fn junit(runs: &[JunitRun<'_>]) -> Result<String, JunitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::verdict::{ClaimResult, Judgement, RuleKind, RuleResult};
     use serde_json::json;
 
-    fn run(name: &str, verdict: &str, judgement: serde_json::Value) -> StoredRun {
-        serde_json::from_value(json!({
+    fn run(name: &str, verdict: &str, judgement: Judgement) -> StoredRun {
+        let mut run: StoredRun = serde_json::from_value(json!({
             "scenario": {"name": name, "release": "v2-fix", "file": "scenarios/x.yaml"},
             "verdict": verdict, "start_ns": 1, "end_ns": 2, "phases": [],
-            "judgement": judgement,
+            "judgement": {"rules": [], "claims": []},
             "analysis": {
                 "format_version": 1, "telltale_version": "0.1.0",
                 "capture": {"file": "c.pcap", "format": "pcap", "gzip": false, "packets": 0, "bytes": 0,
@@ -259,32 +265,82 @@ mod tests {
                 "tls": [], "dhcp": [], "warnings": []
             }
         }))
-        .expect("test input parses")
+        .expect("test input parses");
+        run.judgement = judgement;
+        run
     }
 
-    fn violation(text: &str) -> serde_json::Value {
-        json!({"canary": "imei", "encoding": "base64", "destination": "sync.kestrel.example",
-               "request": "POST /v2/sync", "phase": "consent_declined", "count": 7, "packet": 12, "text": text})
+    fn violation(text: &str) -> Violation {
+        Violation {
+            canary: "imei".into(),
+            encoding: "base64".into(),
+            destination: "sync.kestrel.example".into(),
+            request: Some("POST /v2/sync".into()),
+            phase: "consent_declined".into(),
+            count: 7,
+            packet: 12,
+            text: text.into(),
+        }
+    }
+
+    /// A rule that held when it has no violations.
+    fn rule(kind: RuleKind, rule: &str, line: usize, violations: Vec<Violation>) -> RuleResult {
+        RuleResult {
+            kind,
+            rule: rule.into(),
+            line,
+            held: violations.is_empty(),
+            violations,
+        }
+    }
+
+    fn claim(
+        says: &str,
+        line: usize,
+        verdict: ClaimStatus,
+        violations: Vec<Violation>,
+        text: &str,
+    ) -> ClaimResult {
+        ClaimResult {
+            id: "KST-2014-0001".into(),
+            says: says.into(),
+            line,
+            verdict,
+            violations,
+            text: text.into(),
+        }
     }
 
     fn v2_fix() -> StoredRun {
         run(
             "cloudsync-v2-fix",
             "fail",
-            json!({
-                "rules": [
-                    {"kind": "forbid", "rule": "no canary, in any encoding, to any destination during consent_declined",
-                     "line": 35, "held": false, "violations": [
-                        violation("contacts[0] (sha1>hex) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times"),
-                        violation("imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times")]},
-                    {"kind": "allow_destinations", "rule": "only *.kestrel.example may be contacted",
-                     "line": 0, "held": true, "violations": []}
+            Judgement {
+                rules: vec![
+                    rule(
+                        RuleKind::Forbid,
+                        "no canary, in any encoding, to any destination during consent_declined",
+                        35,
+                        vec![
+                            violation("contacts[0] (sha1>hex) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times"),
+                            violation("imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times"),
+                        ],
+                    ),
+                    rule(
+                        RuleKind::AllowDestinations,
+                        "only *.kestrel.example may be contacted",
+                        0,
+                        vec![],
+                    ),
                 ],
-                "claims": [{"id": "KST-2014-0001", "says": "contacts and device identifiers are no longer uploaded without consent",
-                            "line": 38, "verdict": "BROKEN",
-                            "violations": [violation("imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times")],
-                            "text": "CLAIM BROKEN  KST-2014-0001  \"contacts and device identifiers are no longer uploaded without consent\"  — imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times"}]
-            }),
+                claims: vec![claim(
+                    "contacts and device identifiers are no longer uploaded without consent",
+                    38,
+                    ClaimStatus::Broken,
+                    vec![violation("imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times")],
+                    "CLAIM BROKEN  KST-2014-0001  \"contacts and device identifiers are no longer uploaded without consent\"  — imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 7 times",
+                )],
+            },
         )
     }
 
@@ -292,11 +348,16 @@ mod tests {
         run(
             "cloudsync-v3",
             "pass",
-            json!({
-                "rules": [{"kind": "forbid", "rule": "no canary", "line": 34, "held": true, "violations": []}],
-                "claims": [{"id": "KST-2014-0001", "says": "fixed", "line": 37, "verdict": "HOLDS",
-                            "violations": [], "text": "CLAIM HOLDS   KST-2014-0001  \"fixed\""}]
-            }),
+            Judgement {
+                rules: vec![rule(RuleKind::Forbid, "no canary", 34, vec![])],
+                claims: vec![claim(
+                    "fixed",
+                    37,
+                    ClaimStatus::Holds,
+                    vec![],
+                    "CLAIM HOLDS   KST-2014-0001  \"fixed\"",
+                )],
+            },
         )
     }
 
@@ -473,16 +534,17 @@ mod tests {
     }
 
     #[test]
-    fn hostile_text_stays_text_and_odd_judgements_do_not_panic() {
+    fn hostile_text_stays_text_and_empty_judgements_do_not_panic() {
         let evil = "</failure><script>x</script>\u{1b}[31m\u{0}]]>&";
         let a = run(
             evil,
             "fail",
-            json!({"rules": [{"kind": evil, "rule": evil, "line": 0, "held": false,
-                              "violations": [violation(evil)]}],
-                   "claims": "not a list"}),
+            Judgement {
+                rules: vec![rule(RuleKind::Forbid, evil, 0, vec![violation(evil)])],
+                claims: vec![],
+            },
         );
-        let b = run("odd", "fail", json!(null));
+        let b = run("odd", "fail", Judgement::default());
         let xml = junit(&[
             JunitRun {
                 run: &a,
@@ -534,8 +596,15 @@ mod tests {
         let a = run(
             "s",
             "pass",
-            json!({"rules": [{"kind": "allow_destinations", "rule": format!("only {globs}may be contacted"),
-                              "line": 0, "held": true, "violations": []}]}),
+            Judgement {
+                rules: vec![rule(
+                    RuleKind::AllowDestinations,
+                    &format!("only {globs}may be contacted"),
+                    0,
+                    vec![],
+                )],
+                claims: vec![],
+            },
         );
         let r = parse(
             &junit(&[JunitRun {
@@ -555,13 +624,16 @@ mod tests {
 
     #[test]
     fn long_diffs_and_many_violations_are_cut() {
-        let vs: Vec<serde_json::Value> = (0..MAX_VIOLATIONS_LISTED + 3)
+        let vs: Vec<Violation> = (0..MAX_VIOLATIONS_LISTED + 3)
             .map(|i| violation(&format!("v{i}")))
             .collect();
         let a = run(
             "big",
             "fail",
-            json!({"rules": [{"kind": "forbid", "rule": "r", "line": 1, "held": false, "violations": vs}]}),
+            Judgement {
+                rules: vec![rule(RuleKind::Forbid, "r", 1, vs)],
+                claims: vec![],
+            },
         );
         let diff = format!("+{}", "é".repeat(MAX_BODY_BYTES));
         let xml = junit(&[JunitRun {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::record::{RunReport, Verdict};
+use super::verdict::ClaimStatus;
 use crate::report::Direction;
 
 fn secs(ns: u64, from: u64) -> f64 {
@@ -37,13 +38,8 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
         .as_deref()
         .map(|x| format!(" ({x})"))
         .unwrap_or_default();
-    let broken_rules = r.judgement.rules.iter().filter(|x| !x.held).count();
-    let broken_claims = r
-        .judgement
-        .claims
-        .iter()
-        .filter(|c| c.verdict == "BROKEN")
-        .count();
+    let broken_rules = r.judgement.broken_rules();
+    let broken_claims = r.judgement.broken_claims();
     let _ = writeln!(
         s,
         "{}{release}: {verdict}  {} rule(s) broken, {} claim(s) broken  [{:.1} s]",
@@ -58,7 +54,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
         }
     }
     for c in &r.judgement.claims {
-        if c.verdict == "BROKEN" {
+        if c.verdict == ClaimStatus::Broken {
             let _ = writeln!(s, "  {}", c.text);
         }
     }

@@ -9,14 +9,14 @@
 //! - `max_upload_bytes` is broken when the payload bytes sent to the destinations one glob
 //!   matches exceed its limit.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::canary::{Canary, Identity};
 use crate::report::{Direction, Finding, Report};
 use crate::scenario::{ForbidRule, Scenario, StepKind};
 
 /// One finding that breaks a rule, in words and as data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// Canary name (`contacts[1]`), empty for destination and volume rules.
     pub canary: String,
@@ -37,11 +37,73 @@ pub struct Violation {
     pub text: String,
 }
 
+/// Which kind of rule a [`RuleResult`] is; written to `report.json` as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// A policy `forbid` rule (`forbid`).
+    Forbid,
+    /// The policy's `allow_destinations` list (`allow_destinations`).
+    AllowDestinations,
+    /// A policy `max_upload_bytes` limit (`max_upload_bytes`).
+    MaxUploadBytes,
+    /// An in-line `expect_no_upload` step (`expect_no_upload`).
+    ExpectNoUpload,
+}
+
+impl RuleKind {
+    /// The name as written in scenarios and `report.json` (`forbid`, `allow_destinations`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Forbid => "forbid",
+            RuleKind::AllowDestinations => "allow_destinations",
+            RuleKind::MaxUploadBytes => "max_upload_bytes",
+            RuleKind::ExpectNoUpload => "expect_no_upload",
+        }
+    }
+}
+
+impl std::fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A patch claim's verdict; written to `report.json` as `HOLDS` or `BROKEN`.
+///
+/// A later issue adds an `Inconclusive` state (a run that cannot show the claim either
+/// way); code that matches on this enum should keep matching exhaustively so that the
+/// new state has to be handled wherever a verdict is shown or counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ClaimStatus {
+    /// No upload the claim covers was seen (`HOLDS`).
+    Holds,
+    /// An upload the claim covers was seen (`BROKEN`).
+    Broken,
+}
+
+impl ClaimStatus {
+    /// The word as written in `report.json` (`HOLDS`, `BROKEN`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimStatus::Holds => "HOLDS",
+            ClaimStatus::Broken => "BROKEN",
+        }
+    }
+}
+
+impl std::fmt::Display for ClaimStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Outcome of one rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleResult {
     /// `forbid`, `allow_destinations`, `max_upload_bytes` or `expect_no_upload`.
-    pub kind: &'static str,
+    pub kind: RuleKind,
     /// The rule in words.
     pub rule: String,
     /// Line of the rule in the scenario.
@@ -53,7 +115,7 @@ pub struct RuleResult {
 }
 
 /// Outcome of one patch claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimResult {
     /// Advisory or ticket.
     pub id: String,
@@ -62,15 +124,16 @@ pub struct ClaimResult {
     /// Line in the scenario.
     pub line: usize,
     /// `HOLDS` or `BROKEN`.
-    pub verdict: &'static str,
+    pub verdict: ClaimStatus,
     /// What broke it.
     pub violations: Vec<Violation>,
     /// One line a person reads first.
     pub text: String,
 }
 
-/// Everything judged.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Everything judged: `report.json`'s `judgement`, written by `run` and read back by the
+/// reports (HTML, JUnit) of stored runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Judgement {
     /// Policy rules and in-line checks.
     pub rules: Vec<RuleResult>,
@@ -81,7 +144,20 @@ pub struct Judgement {
 impl Judgement {
     /// Whether anything was violated.
     pub fn violated(&self) -> bool {
-        self.rules.iter().any(|r| !r.held) || self.claims.iter().any(|c| c.verdict == "BROKEN")
+        self.broken_rules() > 0 || self.broken_claims() > 0
+    }
+
+    /// Rules (and in-line checks) that did not hold.
+    pub fn broken_rules(&self) -> usize {
+        self.rules.iter().filter(|r| !r.held).count()
+    }
+
+    /// Claims that are broken.
+    pub fn broken_claims(&self) -> usize {
+        self.claims
+            .iter()
+            .filter(|c| c.verdict == ClaimStatus::Broken)
+            .count()
     }
 }
 
@@ -178,7 +254,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
     for rule in &scenario.policy.forbid {
         let violations = covered(rule, identity, report);
         j.rules.push(RuleResult {
-            kind: "forbid",
+            kind: RuleKind::Forbid,
             rule: describe_forbid(rule),
             line: rule.line,
             held: violations.is_empty(),
@@ -213,7 +289,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
             }
         }
         j.rules.push(RuleResult {
-            kind: "allow_destinations",
+            kind: RuleKind::AllowDestinations,
             rule: format!(
                 "only {} may be contacted",
                 allowed
@@ -249,7 +325,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
             Vec::new()
         };
         j.rules.push(RuleResult {
-            kind: "max_upload_bytes",
+            kind: RuleKind::MaxUploadBytes,
             rule: format!("at most {limit} bytes to {}", glob.as_str()),
             line: 0,
             held: violations.is_empty(),
@@ -266,7 +342,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
             };
             let violations = covered(&rule, identity, report);
             j.rules.push(RuleResult {
-                kind: "expect_no_upload",
+                kind: RuleKind::ExpectNoUpload,
                 rule: describe_forbid(&rule),
                 line: step.line,
                 held: violations.is_empty(),
@@ -278,7 +354,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
         let violations = covered(&claim.forbid, identity, report);
         let (verdict, text) = if violations.is_empty() {
             (
-                "HOLDS",
+                ClaimStatus::Holds,
                 format!("CLAIM HOLDS   {}  \"{}\"", claim.id, claim.says),
             )
         } else {
@@ -289,7 +365,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
                 String::new()
             };
             (
-                "BROKEN",
+                ClaimStatus::Broken,
                 format!(
                     "CLAIM BROKEN  {}  \"{}\"  — {}{more}",
                     claim.id, claim.says, first.text
@@ -306,4 +382,92 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
         });
     }
     j
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn violation() -> Violation {
+        Violation {
+            canary: "imei".into(),
+            encoding: "base64".into(),
+            destination: "sync.kestrel.example".into(),
+            request: Some("POST /v2/sync".into()),
+            phase: "consent_declined".into(),
+            count: 2,
+            packet: 12,
+            text: "imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times".into(),
+        }
+    }
+
+    #[test]
+    fn judgement_json_keeps_its_field_names_and_words() {
+        let kinds = [
+            RuleKind::Forbid,
+            RuleKind::AllowDestinations,
+            RuleKind::MaxUploadBytes,
+            RuleKind::ExpectNoUpload,
+        ];
+        let j = Judgement {
+            rules: kinds
+                .iter()
+                .map(|&kind| RuleResult {
+                    kind,
+                    rule: "r".into(),
+                    line: 3,
+                    held: kind != RuleKind::Forbid,
+                    violations: if kind == RuleKind::Forbid {
+                        vec![violation()]
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect(),
+            claims: vec![
+                ClaimResult {
+                    id: "KST-1".into(),
+                    says: "fixed".into(),
+                    line: 38,
+                    verdict: ClaimStatus::Broken,
+                    violations: vec![Violation {
+                        request: None,
+                        ..violation()
+                    }],
+                    text: "CLAIM BROKEN  KST-1".into(),
+                },
+                ClaimResult {
+                    id: "KST-2".into(),
+                    says: "fixed".into(),
+                    line: 39,
+                    verdict: ClaimStatus::Holds,
+                    violations: Vec::new(),
+                    text: "CLAIM HOLDS   KST-2".into(),
+                },
+            ],
+        };
+        let text = serde_json::to_string(&j).expect("serialises");
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"rules":[{"kind":"forbid","rule":"r","line":3,"held":false,"violations":[{"canary":"imei","encoding":"base64","destination":"sync.kestrel.example","request":"POST /v2/sync","phase":"consent_declined","count":2,"packet":12,"text":"imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times"}]},"#,
+                r#"{"kind":"allow_destinations","rule":"r","line":3,"held":true,"violations":[]},"#,
+                r#"{"kind":"max_upload_bytes","rule":"r","line":3,"held":true,"violations":[]},"#,
+                r#"{"kind":"expect_no_upload","rule":"r","line":3,"held":true,"violations":[]}],"#,
+                r#""claims":[{"id":"KST-1","says":"fixed","line":38,"verdict":"BROKEN","violations":[{"canary":"imei","encoding":"base64","destination":"sync.kestrel.example","phase":"consent_declined","count":2,"packet":12,"text":"imei (base64) sent to sync.kestrel.example POST /v2/sync during consent_declined, 2 times"}],"text":"CLAIM BROKEN  KST-1"},"#,
+                r#"{"id":"KST-2","says":"fixed","line":39,"verdict":"HOLDS","violations":[],"text":"CLAIM HOLDS   KST-2"}]}"#
+            )
+        );
+        let back: Judgement = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, j);
+        assert!(j.violated());
+        assert_eq!((j.broken_rules(), j.broken_claims()), (1, 1));
+        for k in kinds {
+            assert_eq!(
+                serde_json::to_value(k).expect("serialises"),
+                serde_json::json!(k.as_str())
+            );
+            assert_eq!(k.to_string(), k.as_str());
+        }
+    }
 }

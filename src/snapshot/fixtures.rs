@@ -139,7 +139,7 @@ pub(crate) fn run(name: &str, release: Option<&str>, jitter: u64, report: Report
                 t0 + 55 * SEC,
             ),
         ],
-        judgement: serde_json::Value::Null,
+        judgement: crate::runner::verdict::Judgement::default(),
         analysis: report,
     }
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use crate::runner::verdict::Judgement;
 use crate::report::Report;
 use crate::scenario::Scenario;
 use crate::vnet::{VnetEvent, VnetStats};
@@ -123,8 +122,10 @@ pub struct RunReport {
     #[serde(default)]
     pub schema: u32,
     /// Format version of this file.
+    #[serde(default)]
     pub format_version: u32,
     /// telltale's version.
+    #[serde(default)]
     pub telltale_version: String,
     /// Which scenario.
     pub scenario: ScenarioInfo,
@@ -275,5 +276,153 @@ impl Manifest {
             end_ns,
             seconds: elapsed.as_secs_f64(),
         })
+    }
+}
+
+// --- The judgement: policy rules, in-line checks and claims as judged (written by `runner::verdict`). ---
+
+/// One finding that breaks a rule, in words and as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// Canary name (`contacts[1]`), empty for destination and volume rules.
+    pub canary: String,
+    /// Encoding chain (`sha1>hex`).
+    pub encoding: String,
+    /// Destination name (or address).
+    pub destination: String,
+    /// HTTP method and path, when in HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// Phase of the run.
+    pub phase: String,
+    /// Occurrences.
+    pub count: u64,
+    /// Frame of the first occurrence in the capture.
+    pub packet: u64,
+    /// The sentence a person reads.
+    pub text: String,
+}
+
+/// Which kind of rule a [`RuleResult`] is; written to `report.json` as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// A policy `forbid` rule (`forbid`).
+    Forbid,
+    /// The policy's `allow_destinations` list (`allow_destinations`).
+    AllowDestinations,
+    /// A policy `max_upload_bytes` limit (`max_upload_bytes`).
+    MaxUploadBytes,
+    /// An in-line `expect_no_upload` step (`expect_no_upload`).
+    ExpectNoUpload,
+}
+
+impl RuleKind {
+    /// The name as written in scenarios and `report.json` (`forbid`, `allow_destinations`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Forbid => "forbid",
+            RuleKind::AllowDestinations => "allow_destinations",
+            RuleKind::MaxUploadBytes => "max_upload_bytes",
+            RuleKind::ExpectNoUpload => "expect_no_upload",
+        }
+    }
+}
+
+impl std::fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A patch claim's verdict; written to `report.json` as `HOLDS` or `BROKEN`.
+///
+/// A later issue adds an `Inconclusive` state (a run that cannot show the claim either
+/// way); code that matches on this enum should keep matching exhaustively so that the
+/// new state has to be handled wherever a verdict is shown or counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ClaimStatus {
+    /// No upload the claim covers was seen (`HOLDS`).
+    Holds,
+    /// An upload the claim covers was seen (`BROKEN`).
+    Broken,
+}
+
+impl ClaimStatus {
+    /// The word as written in `report.json` (`HOLDS`, `BROKEN`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimStatus::Holds => "HOLDS",
+            ClaimStatus::Broken => "BROKEN",
+        }
+    }
+}
+
+impl std::fmt::Display for ClaimStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Outcome of one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleResult {
+    /// `forbid`, `allow_destinations`, `max_upload_bytes` or `expect_no_upload`.
+    pub kind: RuleKind,
+    /// The rule in words.
+    pub rule: String,
+    /// Line of the rule in the scenario.
+    pub line: usize,
+    /// Whether it held.
+    pub held: bool,
+    /// What broke it.
+    pub violations: Vec<Violation>,
+}
+
+/// Outcome of one patch claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimResult {
+    /// Advisory or ticket.
+    pub id: String,
+    /// The vendor's words.
+    pub says: String,
+    /// Line in the scenario.
+    pub line: usize,
+    /// `HOLDS` or `BROKEN`.
+    pub verdict: ClaimStatus,
+    /// What broke it.
+    pub violations: Vec<Violation>,
+    /// One line a person reads first.
+    pub text: String,
+}
+
+/// Everything judged: `report.json`'s `judgement`, written by `run` and read back by the
+/// reports (HTML, JUnit) of stored runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// Policy rules and in-line checks.
+    pub rules: Vec<RuleResult>,
+    /// Patch claims.
+    pub claims: Vec<ClaimResult>,
+}
+
+impl Judgement {
+    /// Whether anything was violated.
+    pub fn violated(&self) -> bool {
+        self.broken_rules() > 0 || self.broken_claims() > 0
+    }
+
+    /// Rules (and in-line checks) that did not hold.
+    pub fn broken_rules(&self) -> usize {
+        self.rules.iter().filter(|r| !r.held).count()
+    }
+
+    /// Claims that are broken.
+    pub fn broken_claims(&self) -> usize {
+        self.claims
+            .iter()
+            .filter(|c| c.verdict == ClaimStatus::Broken)
+            .count()
     }
 }

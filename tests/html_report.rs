@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
+use telltale::record::StoredRun;
 use telltale::runner::html::{render, HtmlRun};
 use telltale::runner::junit::{junit, JunitRun};
-use telltale::record::StoredRun;
 use telltale::runner::verdict::{ClaimResult, ClaimStatus, Judgement, RuleKind, RuleResult};
 
 /// A report.json of a v2-fix-like run: contacts sha1-hashed and the IMEI base64-encoded to

@@ -40,7 +40,12 @@ fn real_report() -> Value {
         body.len()
     );
     t.send(&mut s, Side::Client, req.as_bytes(), 1400);
-    t.send(&mut s, Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 1400);
+    t.send(
+        &mut s,
+        Side::Server,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        1400,
+    );
     t.close(&mut s);
     s.udp("10.77.0.10:5353".parse().unwrap(), "10.77.0.1:53".parse().unwrap(), b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03api\x06vendor\x07example\x00\x00\x01\x00\x01");
     std::fs::write(dir.join("cap.pcap"), s.finish()).unwrap();
@@ -70,16 +75,27 @@ fn a_real_report_validates_and_a_bent_one_does_not() {
     let report = real_report();
     // The run found the upload and broke the claim: the record is filled in, not empty.
     assert_eq!(report["verdict"], "fail", "{report:#}");
-    assert!(!report["analysis"]["findings"].as_array().unwrap().is_empty());
+    assert!(!report["analysis"]["findings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     assert_eq!(report["judgement"]["claims"][0]["verdict"], "BROKEN");
     let errs = errors(&v, &report);
-    assert!(errs.is_empty(), "report.json does not match its schema:\n{}", errs.join("\n"));
+    assert!(
+        errs.is_empty(),
+        "report.json does not match its schema:\n{}",
+        errs.join("\n")
+    );
 
     // Each of these is a contract break the schema must catch.
     let bend: [(&str, fn(&mut Value)); 5] = [
         ("unknown verdict", |r| r["verdict"] = "maybe".into()),
-        ("claim verdict as a word", |r| r["judgement"]["claims"][0]["verdict"] = "broken".into()),
-        ("flow endpoint without a port", |r| r["analysis"]["flows"][0]["client"] = "10.77.0.10".into()),
+        ("claim verdict as a word", |r| {
+            r["judgement"]["claims"][0]["verdict"] = "broken".into()
+        }),
+        ("flow endpoint without a port", |r| {
+            r["analysis"]["flows"][0]["client"] = "10.77.0.10".into()
+        }),
         ("a field nobody documented", |r| r["surprise"] = 1.into()),
         ("schema version missing", |r| {
             r.as_object_mut().unwrap().remove("schema");
@@ -88,7 +104,10 @@ fn a_real_report_validates_and_a_bent_one_does_not() {
     for (what, f) in bend {
         let mut bent = report.clone();
         f(&mut bent);
-        assert!(!errors(&v, &bent).is_empty(), "{what}: accepted by the schema");
+        assert!(
+            !errors(&v, &bent).is_empty(),
+            "{what}: accepted by the schema"
+        );
     }
 }
 

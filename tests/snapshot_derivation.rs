@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use telltale::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
 use telltale::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
+use telltale::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
 use telltale::snapshot::{self, compare, PrivacySnapshot, SnapFile};
 
 const SEC: u64 = 1_000_000_000;
@@ -175,6 +175,11 @@ fn demo_run(
         ],
         judgement: telltale::runner::verdict::Judgement::default(),
         analysis: r,
+        schema: telltale::record::SCHEMA,
+        format_version: 1,
+        telltale_version: String::new(),
+        steps: Vec::new(),
+        vnet: Default::default(),
     }
 }
 

@@ -3,8 +3,8 @@
 //! `uploads` sets the number of cycles and `jitter` moves every time, port and synthetic address,
 //! as a second run of the same firmware would.
 
-use crate::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
 use crate::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
+use crate::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
 
 /// Start of the run (ns since the epoch), before jitter.
 pub(crate) const T0: u64 = 1_795_288_419_948_634_688;
@@ -141,6 +141,11 @@ pub(crate) fn run(name: &str, release: Option<&str>, jitter: u64, report: Report
         ],
         judgement: crate::runner::verdict::Judgement::default(),
         analysis: report,
+        schema: crate::record::SCHEMA,
+        format_version: 1,
+        telltale_version: String::new(),
+        steps: Vec::new(),
+        vnet: Default::default(),
     }
 }
 

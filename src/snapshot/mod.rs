@@ -44,8 +44,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::report::{Direction, FlowRecord, Report};
 use crate::record::{PhaseSpan, StoredRun};
+use crate::report::{Direction, FlowRecord, Report};
 
 pub use diff::{compare, compare_bodies, compare_snapshots, Change, ChangeKind, SnapshotDiff};
 pub use files::{

@@ -18,6 +18,7 @@ pub mod analysis;
 pub mod canary;
 pub mod capture;
 pub mod decode;
+pub mod diag;
 pub mod error;
 pub mod flow;
 pub mod proto;
@@ -28,6 +29,7 @@ pub mod snapshot;
 pub mod synth;
 pub mod driver;
 pub mod vnet;
+mod yaml;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ pub mod app;
 pub mod canary;
 pub mod capture;
 pub mod decode;
+pub mod diag;
 pub mod driver;
 pub mod error;
 pub mod flow;
@@ -32,6 +33,7 @@ pub mod scenario;
 pub mod snapshot;
 pub mod synth;
 pub mod vnet;
+mod yaml;
 
 use std::path::Path;
 use std::sync::Arc;

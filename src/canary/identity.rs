@@ -2,14 +2,16 @@
 //!
 //! The file is a YAML mapping from a canary name to a scalar (string, number, boolean) or a
 //! list of scalars. Scalars are taken with their *source text* (`imei: 0356...` keeps the
-//! leading zero, `v: 1.10` stays `1.10`), trimmed. This module owns parsing and validation of
-//! that file and the hurl-style rendering of its errors; it does no I/O (the caller reads the
-//! file and passes the text plus a display name).
+//! leading zero, `v: 1.10` stays `1.10`), trimmed. This module owns the identity rules
+//! (`Identity::plant`: long enough, distinct), the conversion of an identity file's positioned
+//! YAML tree (`crate::yaml`, the front end scenarios use too) and its errors
+//! ([`IdentityError`], a located [`Diagnostic`]); it does no I/O (the caller reads the file and
+//! passes the text plus a display name).
 
-use std::fmt;
+use std::ops::Deref;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_yaml::Value;
+use crate::diag::Diagnostic;
+use crate::yaml::{self, FileKind, Node, NodeKind, Pos, TreeErrorKind};
 
 /// Canary values shorter than this (in bytes, after trimming) are rejected by
 /// [`Identity::from_yaml`]: they would match far too much traffic.
@@ -56,109 +58,72 @@ pub enum IdentityErrorKind {
     DuplicateValue,
 }
 
-/// Error for an unusable identity file. `Display` renders it hurl-style with the offending
-/// line and a caret under the problem.
+/// Error for an unusable identity file: a [`Diagnostic`] (file, line, column, the offending line,
+/// title and message, all readable through `Deref`) with the class of the problem. `Display`
+/// renders it hurl-style with the offending line and a caret under the problem.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", render(.title, .source_name, *.line, *.column, .line_text, .message))]
+#[error("{diag}")]
 pub struct IdentityError {
     /// Class of the problem.
     pub kind: IdentityErrorKind,
-    /// Name of the file (as given to [`Identity::from_yaml`]).
-    pub source_name: String,
-    /// 1-based line of the problem; 0 when unknown.
-    pub line: usize,
-    /// 1-based column (in characters) of the problem; 0 when unknown.
-    pub column: usize,
-    /// The text of the offending line (empty when unknown).
-    pub line_text: String,
-    /// Short title, e.g. `identity value too short`.
-    pub title: &'static str,
-    /// What is wrong and what to do about it.
-    pub message: String,
+    /// Where the problem is (file name as given to [`Identity::from_yaml`]) and what it is.
+    pub diag: Diagnostic,
 }
 
-impl IdentityError {
-    fn new(
+impl Deref for IdentityError {
+    type Target = Diagnostic;
+    fn deref(&self) -> &Diagnostic {
+        &self.diag
+    }
+}
+
+/// Why a value cannot join an identity: the identity rules, shared by identity files and the
+/// inline identities of scenarios (each words its own message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Shorter than [`MIN_VALUE_LEN`] bytes after trimming.
+    TooShort,
+    /// The same value (ASCII case ignored) as the canary at this index.
+    SameAs(usize),
+}
+
+/// The file's text and name, to build located errors.
+struct Src<'a> {
+    text: &'a str,
+    source: &'a str,
+}
+
+impl Src<'_> {
+    fn err(
+        &self,
         kind: IdentityErrorKind,
-        source: &str,
-        text: &str,
-        line: usize,
-        column: usize,
+        pos: Option<Pos>,
         title: &'static str,
         message: String,
     ) -> IdentityError {
-        let line_text = if line == 0 {
-            String::new()
-        } else {
-            text.lines().nth(line - 1).unwrap_or("").to_string()
-        };
+        let (line, col) = pos.map_or((0, 0), |p| (p.line, p.col));
+        self.err_at(kind, line, col, title, message)
+    }
+
+    /// An error at 1-based `line` and `col`; line 0: no position.
+    fn err_at(
+        &self,
+        kind: IdentityErrorKind,
+        line: usize,
+        col: usize,
+        title: &'static str,
+        message: String,
+    ) -> IdentityError {
         IdentityError {
             kind,
-            source_name: source.to_string(),
-            line,
-            column,
-            line_text,
-            title,
-            message,
+            diag: Diagnostic::at(self.source, self.text, line, col, title, message),
         }
     }
-}
 
-/// Hurl-style rendering of an identity error.
-pub(crate) fn render(
-    title: &str,
-    source_name: &str,
-    line: usize,
-    column: usize,
-    line_text: &str,
-    message: &str,
-) -> String {
-    use fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "error: {}", title);
-    if line == 0 {
-        let _ = writeln!(s, "  --> {}", source_name);
-        let _ = write!(s, "   = {}", message);
-        return s;
-    }
-    let w = line.to_string().len();
-    let pad = " ".repeat(w + 1);
-    let bar = " ".repeat(w + 2);
-    let _ = writeln!(s, "{pad}--> {}:{}:{}", source_name, line, column.max(1));
-    let _ = writeln!(s, "{bar}|");
-    let _ = writeln!(s, " {:>w$} | {}", line, line_text);
-    let caret_pad = " ".repeat(column.saturating_sub(1));
-    let _ = write!(s, "{bar}| {caret_pad}^ {}", message);
-    s
-}
-
-impl Identity {
-    /// Parse and validate an identity file. `source` is the file name used in messages.
-    pub fn from_yaml(text: &str, source: &str) -> Result<Identity, IdentityError> {
-        use IdentityErrorKind as K;
-        let err = |kind, line, col, title: &'static str, msg: String| {
-            IdentityError::new(kind, source, text, line, col, title, msg)
-        };
-        let lines = scan_top_level(text);
-
-        // Duplicate keys first: serde_yaml reports them at the mapping start only.
-        for (i, a) in lines.iter().enumerate() {
-            if let Some(first) = lines[..i].iter().find(|b| b.key == a.key) {
-                return Err(err(
-                    K::DuplicateKey,
-                    a.line,
-                    a.key_col,
-                    "duplicate identity key",
-                    format!(
-                        "key `{}` is already defined on line {}; give every canary its own name",
-                        a.key, first.line
-                    ),
-                ));
-            }
-        }
-
-        let doc: Value = match serde_yaml::from_str(text) {
-            Ok(v) => v,
+    /// A syntax error. Its wording is serde_yaml's (libyaml's) where that parser also refuses the
+    /// text, as identity files were read with it before the positioned tree; otherwise the tree's.
+    fn syntax(&self, pos: Pos, tree_message: String) -> IdentityError {
+        let (line, col, msg) = match serde_yaml::from_str::<serde_yaml::Value>(self.text) {
             Err(e) => {
                 let (line, col) = e
                     .location()
@@ -168,183 +133,136 @@ impl Identity {
                 if line > 0 {
                     msg = msg.replace(&format!(" at line {line} column {col}"), "");
                 }
-                return Err(err(
-                    K::Syntax,
-                    line,
-                    col,
-                    "invalid YAML in identity file",
-                    format!("{msg}; the identity file must be a YAML mapping of name: value"),
-                ));
+                (line, col, msg)
             }
+            Ok(_) => (pos.line, pos.col, tree_message),
         };
-        let doc = untag(&doc);
-        let map = match doc {
-            Value::Mapping(m) => m,
-            Value::Null => return Err(err(
-                K::Empty,
-                0,
-                0,
-                "empty identity file",
-                "the identity file defines no canaries; add lines like `imei: \"356938035643809\"`"
-                    .to_string(),
-            )),
-            _ => {
-                let (line, col) = first_content_pos(text);
-                return Err(err(
-                    K::NotAMapping,
-                    line,
-                    col,
-                    "identity file is not a mapping",
-                    "the top level must be a mapping of name: value, e.g. `phone: \"+15555550123\"`"
-                        .to_string(),
-                ));
-            }
-        };
-        if map.is_empty() {
-            let (line, col) = first_content_pos(text);
-            return Err(err(
-                K::Empty,
-                line,
-                col,
-                "empty identity file",
-                "the identity file defines no canaries; add lines like `imei: \"356938035643809\"`"
-                    .to_string(),
-            ));
-        }
+        self.err_at(
+            IdentityErrorKind::Syntax,
+            line,
+            col,
+            "invalid YAML in identity file",
+            format!("{msg}; the identity file must be a YAML mapping of name: value"),
+        )
+    }
+}
 
-        // Pass 1: shapes, with semantic errors located by scanning the text.
-        let mut shapes = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            let key_text = match untag(k) {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => {
-                    let (line, col) = first_content_pos(text);
-                    return Err(err(
+impl Identity {
+    /// Parse and validate an identity file. `source` is the file name used in messages.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Identity, IdentityError> {
+        use IdentityErrorKind as K;
+        let src = Src { text, source };
+        let empty = |pos| {
+            src.err(
+                K::Empty,
+                pos,
+                "empty identity file",
+                "the identity file defines no canaries; add lines like `imei: \"356938035643809\"`"
+                    .to_string(),
+            )
+        };
+        let root = match yaml::parse(text, FileKind::Identity) {
+            Ok(Some(root)) => root,
+            Ok(None) => return Err(empty(None)),
+            Err(e) => {
+                return Err(match e.kind {
+                    TreeErrorKind::Duplicate { key, first_line } => src.err(
+                        K::DuplicateKey,
+                        Some(e.pos),
+                        "duplicate identity key",
+                        format!("key `{key}` is already defined on line {first_line}; give every canary its own name"),
+                    ),
+                    TreeErrorKind::Key { map } => src.err(
                         K::InvalidKey,
-                        line,
-                        col,
+                        Some(map),
                         "invalid identity key",
                         "canary names must be plain strings like `imei`".to_string(),
-                    ));
-                }
+                    ),
+                    TreeErrorKind::Syntax => src.syntax(e.pos, e.message),
+                })
+            }
+        };
+        let entries: &[(Node, Node)] = match &root.kind {
+            NodeKind::Null => return Err(empty(None)),
+            NodeKind::Map(m) if m.is_empty() => return Err(empty(Some(root.pos))),
+            NodeKind::Map(m) => m,
+            _ => return Err(src.err(
+                K::NotAMapping,
+                Some(root.pos),
+                "identity file is not a mapping",
+                "the top level must be a mapping of name: value, e.g. `phone: \"+15555550123\"`"
+                    .to_string(),
+            )),
+        };
+        // Shapes of every entry first, then the values.
+        for (k, v) in entries {
+            src.check_shape(k, v)?;
+        }
+        let mut id = Identity::default();
+        let mut lines: Vec<usize> = Vec::new();
+        for (k, v) in entries {
+            let key = k.scalar().unwrap_or("");
+            let items: Vec<(String, &Node)> = match &v.kind {
+                NodeKind::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| (format!("{key}[{i}]"), item))
+                    .collect(),
+                _ => vec![(key.to_string(), v)],
             };
-            let loc = lines.iter().find(|l| l.key == key_text);
-            let (kl, kc, vc) = loc.map_or((0, 0, 0), |l| (l.line, l.key_col, l.value_col));
-            match untag(v) {
-                Value::Null => {
-                    return Err(err(
-                        K::Null,
-                        kl,
-                        vc,
-                        "identity value missing",
-                        format!("`{key_text}` has no value; write the planted value after the colon, or remove the line"),
-                    ))
-                }
-                Value::Mapping(_) => {
-                    return Err(err(
-                        K::Nested,
-                        kl,
-                        kc,
-                        "nested mapping in identity file",
-                        format!("`{key_text}` holds a mapping; values must be a scalar or a list of scalars"),
-                    ))
-                }
-                Value::Sequence(items) => {
-                    if items.is_empty() {
-                        return Err(err(
-                            K::Empty,
-                            kl,
-                            vc,
-                            "empty identity list",
-                            format!("`{key_text}` is an empty list; add values or remove the line"),
+            for (name, item) in items {
+                let pos = yaml::value_pos(text, item);
+                let value = item.scalar().unwrap_or("");
+                match id.plant(key, name.clone(), value) {
+                    Ok(()) => lines.push(pos.line),
+                    Err(Refusal::TooShort) => {
+                        return Err(src.err(
+                            K::TooShort,
+                            Some(pos),
+                            "identity value too short",
+                            format!(
+                                "canary values must be at least {MIN_VALUE_LEN} bytes long, or every packet would match; use a longer fake value"
+                            ),
+                        ))
+                    }
+                    Err(Refusal::SameAs(j)) => {
+                        let prev = &id.canaries[j];
+                        return Err(src.err(
+                            K::DuplicateValue,
+                            Some(pos),
+                            "duplicate identity value",
+                            format!(
+                                "`{name}` has the same value as `{}` (line {}); every canary needs a distinct value so a hit names one canary",
+                                prev.name, lines.get(j).copied().unwrap_or(0)
+                            ),
                         ));
                     }
-                    for (i, item) in items.iter().enumerate() {
-                        let bad = match untag(item) {
-                            Value::Null => Some((K::Null, "identity list item missing", "is null; write a value or remove the item")),
-                            Value::Mapping(_) | Value::Sequence(_) => Some((K::Nested, "nested value in identity list", "is not a scalar; list items must be strings or numbers")),
-                            _ => None,
-                        };
-                        if let Some((kind, title, what)) = bad {
-                            let (il, ic) = locate_item(text, loc, i).unwrap_or((kl, kc));
-                            return Err(err(kind, il, ic, title, format!("`{key_text}[{i}]` {what}")));
-                        }
-                    }
-                    shapes.push(Shape::List);
                 }
-                _ => shapes.push(Shape::Scalar),
             }
         }
+        Ok(id)
+    }
 
-        // Pass 2: re-read with the scalars' source text.
-        let raw = DocSeed { shapes: &shapes }
-            .deserialize(serde_yaml::Deserializer::from_str(text))
-            .map_err(|e| {
-                err(
-                    K::Syntax,
-                    e.location().map_or(0, |l| l.line()),
-                    e.location().map_or(0, |l| l.column()),
-                    "invalid YAML in identity file",
-                    e.to_string(),
-                )
-            })?;
-
-        let mut canaries: Vec<Canary> = Vec::new();
-        let mut where_: Vec<(usize, usize)> = Vec::new();
-        for (key, val) in raw {
-            let loc = lines.iter().find(|l| l.key == key);
-            let (kl, vc) = loc.map_or((0, 0), |l| (l.line, l.value_col));
-            let items: Vec<(String, String, (usize, usize))> = match val {
-                RawVal::Scalar(s) => vec![(key.clone(), s, (kl, vc))],
-                RawVal::List(v) => v
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let pos = locate_item(text, loc, i).unwrap_or((kl, vc));
-                        (format!("{key}[{i}]"), s, pos)
-                    })
-                    .collect(),
-            };
-            for (name, value, (line, col)) in items {
-                let value = value.trim().to_string();
-                if value.len() < MIN_VALUE_LEN {
-                    return Err(err(
-                        K::TooShort,
-                        line,
-                        col,
-                        "identity value too short",
-                        format!(
-                            "canary values must be at least {MIN_VALUE_LEN} bytes long, or every packet would match; use a longer fake value"
-                        ),
-                    ));
-                }
-                if let Some(j) = canaries
-                    .iter()
-                    .position(|c| c.value.eq_ignore_ascii_case(&value))
-                {
-                    let prev = &canaries[j];
-                    return Err(err(
-                        K::DuplicateValue,
-                        line,
-                        col,
-                        "duplicate identity value",
-                        format!(
-                            "`{name}` has the same value as `{}` (line {}); every canary needs a distinct value so a hit names one canary",
-                            prev.name, where_[j].0
-                        ),
-                    ));
-                }
-                canaries.push(Canary {
-                    name,
-                    key: key.clone(),
-                    value,
-                });
-                where_.push((line, col));
-            }
+    /// Add one canary under the identity rules: the value (trimmed) is at least
+    /// [`MIN_VALUE_LEN`] bytes long and differs (ASCII case ignored) from every value so far.
+    pub(crate) fn plant(&mut self, key: &str, name: String, value: &str) -> Result<(), Refusal> {
+        let value = value.trim();
+        if value.len() < MIN_VALUE_LEN {
+            return Err(Refusal::TooShort);
         }
-        Ok(Identity { canaries })
+        if let Some(j) = self
+            .canaries
+            .iter()
+            .position(|c| c.value.eq_ignore_ascii_case(value))
+        {
+            return Err(Refusal::SameAs(j));
+        }
+        self.canaries.push(Canary {
+            name,
+            key: key.to_string(),
+            value: value.to_string(),
+        });
+        Ok(())
     }
 
     /// Build an identity from `(name, value)` pairs without validation (values are trimmed;
@@ -363,249 +281,56 @@ impl Identity {
     }
 }
 
-fn untag(v: &Value) -> &Value {
-    match v {
-        Value::Tagged(t) => untag(&t.value),
-        other => other,
-    }
-}
-
-/// Position of the first non-blank, non-comment character.
-fn first_content_pos(text: &str) -> (usize, usize) {
-    for (i, l) in text.lines().enumerate() {
-        let t = l.trim_start();
-        if !t.is_empty() && !t.starts_with('#') && t != "---" {
-            return (i + 1, l.chars().count() - t.chars().count() + 1);
-        }
-    }
-    (1, 1)
-}
-
-/// A top-level `key: value` line found by scanning the text.
-#[derive(Debug, Clone)]
-struct KeyLine {
-    key: String,
-    line: usize,
-    key_col: usize,
-    /// Column of the value; for an empty value, the column just after the colon.
-    value_col: usize,
-}
-
-/// Best-effort scan of top-level block-mapping keys (lines starting at column 1).
-fn scan_top_level(text: &str) -> Vec<KeyLine> {
-    let mut out = Vec::new();
-    for (i, l) in text.lines().enumerate() {
-        let Some(first) = l.chars().next() else {
-            continue;
-        };
-        if first.is_whitespace() || matches!(first, '#' | '-' | '[' | '{' | '%' | '.' | '?') {
-            continue;
-        }
-        let chars: Vec<char> = l.chars().collect();
-        let (key, after) = if first == '"' || first == '\'' {
-            let mut j = 1;
-            let mut k = String::new();
-            while j < chars.len() && chars[j] != first {
-                if first == '"' && chars[j] == '\\' && j + 1 < chars.len() {
-                    j += 1;
-                }
-                k.push(chars[j]);
-                j += 1;
-            }
-            (k, j + 1)
-        } else {
-            let mut j = 0;
-            while j < chars.len() {
-                if chars[j] == ':' && chars.get(j + 1).is_none_or(|c| c.is_whitespace()) {
-                    break;
-                }
-                if chars[j] == '#' && j > 0 && chars[j - 1].is_whitespace() {
-                    j = chars.len();
-                    break;
-                }
-                j += 1;
-            }
-            (
-                chars[..j.min(chars.len())]
-                    .iter()
-                    .collect::<String>()
-                    .trim_end()
-                    .to_string(),
-                j,
-            )
-        };
-        // Expect the colon right at `after` (possibly after spaces).
-        let mut j = after;
-        while j < chars.len() && chars[j] == ' ' {
-            j += 1;
-        }
-        if chars.get(j) != Some(&':') {
-            continue;
-        }
-        j += 1;
-        let colon_end = j;
-        while j < chars.len() && chars[j].is_whitespace() {
-            j += 1;
-        }
-        let value_col = if j >= chars.len() || chars[j] == '#' {
-            colon_end + 1
-        } else {
-            j + 1
-        };
-        out.push(KeyLine {
-            key,
-            line: i + 1,
-            key_col: 1,
-            value_col,
-        });
-    }
-    out
-}
-
-/// Best-effort position (line, column) of the `i`-th list item of a key: block list items
-/// on the following lines, or flow items on the key's line.
-fn locate_item(text: &str, loc: Option<&KeyLine>, i: usize) -> Option<(usize, usize)> {
-    let loc = loc?;
-    let lines: Vec<&str> = text.lines().collect();
-    let key_line = lines.get(loc.line - 1)?;
-    let rest: String = key_line.chars().skip(loc.value_col - 1).collect();
-    if rest.starts_with('[') {
-        // Flow list on one line: split at top-level commas, respecting quotes.
-        let mut idx = 0;
-        let mut quote: Option<char> = None;
-        let mut start: Option<usize> = None;
-        for (c_i, c) in rest.chars().enumerate().skip(1) {
-            match quote {
-                Some(q) if c == q => quote = None,
-                Some(_) => {}
-                None => match c {
-                    '"' | '\'' => {
-                        quote = Some(c);
-                        if start.is_none() {
-                            start = Some(c_i);
-                        }
-                    }
-                    ',' | ']' => {
-                        if idx == i {
-                            return start.map(|s| (loc.line, loc.value_col + s));
-                        }
-                        idx += 1;
-                        start = None;
-                        if c == ']' {
-                            return None;
-                        }
-                    }
-                    c if c.is_whitespace() => {}
-                    _ => {
-                        if start.is_none() {
-                            start = Some(c_i);
-                        }
-                    }
-                },
-            }
-        }
-        return None;
-    }
-    let mut idx = 0;
-    for (n, l) in lines.iter().enumerate().skip(loc.line) {
-        let t = l.trim_start();
-        if t.is_empty() || t.starts_with('#') {
-            continue;
-        }
-        if let Some(after) = t.strip_prefix('-') {
-            if idx == i {
-                let indent = l.chars().count() - t.chars().count();
-                let sp = after.chars().take_while(|c| c.is_whitespace()).count();
-                return Some((n + 1, indent + 2 + sp));
-            }
-            idx += 1;
-        } else {
-            break;
-        }
-    }
-    None
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    Scalar,
-    List,
-}
-
-enum RawVal {
-    Scalar(String),
-    List(Vec<String>),
-}
-
-/// Deserializes a scalar as its source text (serde_yaml hands the scalar text to `visit_str`).
-struct StrSeed;
-
-impl<'de> DeserializeSeed<'de> for StrSeed {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = String;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a scalar")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-                Ok(v.to_string())
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-struct ListSeed;
-
-impl<'de> DeserializeSeed<'de> for ListSeed {
-    type Value = Vec<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Vec<String>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of scalars")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(s) = seq.next_element_seed(StrSeed)? {
-                    out.push(s);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-struct DocSeed<'a> {
-    shapes: &'a [Shape],
-}
-
-impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
-    type Value = Vec<(String, RawVal)>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V<'a>(&'a [Shape]);
-        impl<'de> Visitor<'de> for V<'_> {
-            type Value = Vec<(String, RawVal)>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = map.next_key_seed(StrSeed)? {
-                    let v = match self.0.get(out.len()) {
-                        Some(Shape::List) => RawVal::List(map.next_value_seed(ListSeed)?),
-                        _ => RawVal::Scalar(map.next_value_seed(StrSeed)?),
+impl Src<'_> {
+    /// An entry's value is a scalar or a non-empty list of scalars.
+    fn check_shape(&self, k: &Node, v: &Node) -> Result<(), IdentityError> {
+        use IdentityErrorKind as K;
+        let key = k.scalar().unwrap_or("");
+        match &v.kind {
+            NodeKind::Scalar { .. } => Ok(()),
+            NodeKind::Null => Err(self.err(
+                K::Null,
+                Some(yaml::value_pos(self.text, v)),
+                "identity value missing",
+                format!("`{key}` has no value; write the planted value after the colon, or remove the line"),
+            )),
+            NodeKind::Map(_) => Err(self.err(
+                K::Nested,
+                Some(k.pos),
+                "nested mapping in identity file",
+                format!("`{key}` holds a mapping; values must be a scalar or a list of scalars"),
+            )),
+            NodeKind::Seq(items) if items.is_empty() => Err(self.err(
+                K::Empty,
+                Some(v.pos),
+                "empty identity list",
+                format!("`{key}` is an empty list; add values or remove the line"),
+            )),
+            NodeKind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let (kind, title, what) = match item.kind {
+                        NodeKind::Scalar { .. } => continue,
+                        NodeKind::Null => (
+                            K::Null,
+                            "identity list item missing",
+                            "is null; write a value or remove the item",
+                        ),
+                        NodeKind::Map(_) | NodeKind::Seq(_) => (
+                            K::Nested,
+                            "nested value in identity list",
+                            "is not a scalar; list items must be strings or numbers",
+                        ),
                     };
-                    out.push((k, v));
+                    return Err(self.err(
+                        kind,
+                        Some(yaml::value_pos(self.text, item)),
+                        title,
+                        format!("`{key}[{i}]` {what}"),
+                    ));
                 }
-                Ok(out)
+                Ok(())
             }
         }
-        d.deserialize_map(V(self.shapes))
     }
 }
 
@@ -760,6 +485,38 @@ mod tests {
         let err = e("? [a, b]\n: abcdefgh\n");
         assert_eq!(err.kind, IdentityErrorKind::InvalidKey);
         assert_eq!(err.line, 1);
+    }
+
+    #[test]
+    fn positions_come_from_the_tree() {
+        // Flow mappings and nested duplicates are located like block ones.
+        let err = e("{a: \"12\"}\n");
+        assert_eq!(
+            (err.kind, err.line, err.column),
+            (IdentityErrorKind::TooShort, 1, 5)
+        );
+        let err = e("{a: abcdefgh, a: ijklmnop}\n");
+        assert_eq!(
+            (err.kind, err.line, err.column),
+            (IdentityErrorKind::DuplicateKey, 1, 15)
+        );
+        // An empty value is shown just after its colon, comments or not.
+        let err = e("phone:   # later\n");
+        assert_eq!(
+            (err.kind, err.line, err.column),
+            (IdentityErrorKind::Null, 1, 7)
+        );
+        // Syntax errors keep serde_yaml's wording where it refuses the text too.
+        let err = e("a: 1\n---\nb: 2\n");
+        assert_eq!(err.kind, IdentityErrorKind::Syntax);
+        assert!(
+            err.message.contains("more than one document"),
+            "{}",
+            err.message
+        );
+        let err = e("a: !custom abcdefgh\n");
+        assert_eq!(err.kind, IdentityErrorKind::Syntax);
+        assert!(err.message.contains("identity files"), "{}", err.message);
     }
 
     #[test]

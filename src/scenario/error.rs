@@ -1,9 +1,12 @@
 //! [`ScenarioError`]: every way a scenario can be unusable, rendered hurl-style (`error: title`,
-//! `--> file:line:col`, the offending line and a caret under the problem), like identity-file errors.
+//! `--> file:line:col`, the offending line and a caret under the problem) by the shared
+//! [`Diagnostic`], like identity-file errors.
 
 use std::fmt;
+use std::ops::Deref;
 
 use crate::canary::IdentityError;
+use crate::diag::Diagnostic;
 
 /// What class of problem a [`ScenarioError`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,26 +50,18 @@ pub enum ScenarioErrorKind {
     Identity,
 }
 
-/// Error for an unusable scenario. `Display` renders it with the file, line, column, the offending
-/// line and a caret (identity-file errors render the identity file's own location). Every kind is
-/// bad input: the CLI maps it to exit code 2 ([`ScenarioError::exit_code`]).
+/// Error for an unusable scenario: a [`Diagnostic`] (file, line, column, the offending line,
+/// title and message, all readable through `Deref`) with the class of the problem. `Display`
+/// renders it with a caret (identity-file errors render the identity file's own location). Every
+/// kind is bad input: the CLI maps it to exit code 2 ([`ScenarioError::exit_code`]).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", render_error(self))]
 pub struct ScenarioError {
     /// Class of the problem.
     pub kind: ScenarioErrorKind,
-    /// Name of the scenario file, as given to [`crate::scenario::Scenario::parse`].
-    pub source_name: String,
-    /// 1-based line of the problem in the scenario; 0 when there is no position.
-    pub line: usize,
-    /// 1-based column (in characters); 0 when there is no position.
-    pub column: usize,
-    /// The text of the offending line (empty when there is no position).
-    pub line_text: String,
-    /// Short title, e.g. `unknown key`.
-    pub title: &'static str,
-    /// What is wrong and what to do about it (ends with "did you mean `x`?" where one fits).
-    pub message: String,
+    /// Where the problem is in the scenario (file name as given to
+    /// [`crate::scenario::Scenario::parse`]) and what it is.
+    pub diag: Diagnostic,
     /// The identity file's own error, when the problem is inside the identity file.
     pub identity: Option<Box<IdentityError>>,
 }
@@ -82,23 +77,9 @@ impl ScenarioError {
         title: &'static str,
         message: String,
     ) -> ScenarioError {
-        let line_text = if line == 0 {
-            String::new()
-        } else {
-            text.lines()
-                .nth(line - 1)
-                .unwrap_or("")
-                .trim_end_matches('\r')
-                .to_string()
-        };
         ScenarioError {
             kind,
-            source_name: source_name.to_string(),
-            line,
-            column,
-            line_text,
-            title,
-            message,
+            diag: Diagnostic::at(source_name, text, line, column, title, message),
             identity: None,
         }
     }
@@ -110,7 +91,11 @@ impl ScenarioError {
         title: &'static str,
         message: String,
     ) -> ScenarioError {
-        ScenarioError::at(kind, source_name, "", 0, 0, title, message)
+        ScenarioError {
+            kind,
+            diag: Diagnostic::whole(source_name, title, message),
+            identity: None,
+        }
     }
 
     /// The process exit code for this error: always [`crate::ExitCode::BadInput`] (2).
@@ -119,65 +104,18 @@ impl ScenarioError {
     }
 }
 
+impl Deref for ScenarioError {
+    type Target = Diagnostic;
+    fn deref(&self) -> &Diagnostic {
+        &self.diag
+    }
+}
+
 fn render_error(e: &ScenarioError) -> String {
-    if let Some(id) = &e.identity {
-        let mut s = id.to_string();
-        if e.line > 0 {
-            s.push_str(&format!(
-                "\n   = note: identity file of {}:{}:{}",
-                e.source_name, e.line, e.column
-            ));
-        }
-        return s;
+    match &e.identity {
+        Some(id) => id.diag.render_with_origin("identity file", &e.diag),
+        None => e.diag.to_string(),
     }
-    crate::canary::identity::render(
-        e.title,
-        &e.source_name,
-        e.line,
-        e.column,
-        &e.line_text,
-        &e.message,
-    )
-}
-
-/// The candidate closest to `word` by edit distance (Damerau-Levenshtein, ASCII case ignored), if
-/// it is close enough to be a likely typo.
-pub(crate) fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let w = word.to_ascii_lowercase();
-    let limit = w.chars().count().div_ceil(3).clamp(1, 3);
-    let mut best: Option<(usize, &'a str)> = None;
-    for c in candidates {
-        let d = strsim::damerau_levenshtein(&w, &c.to_ascii_lowercase());
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-/// `"; did you mean `x`?"` or, without a close candidate, `"; expected one of `a`, `b`"`.
-pub(crate) fn hint(word: &str, candidates: &[&str]) -> String {
-    match did_you_mean(word, candidates.iter().copied()) {
-        Some(c) => format!("; did you mean `{c}`?"),
-        None => format!("; expected one of {}", list(candidates)),
-    }
-}
-
-/// `` `a`, `b`, `c` ``
-pub(crate) fn list(items: &[&str]) -> String {
-    let mut s = String::new();
-    for (i, it) in items.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push('`');
-        s.push_str(it);
-        s.push('`');
-    }
-    s
 }
 
 impl fmt::Display for ScenarioErrorKind {
@@ -189,26 +127,6 @@ impl fmt::Display for ScenarioErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggestions_are_close_or_absent() {
-        let keys = ["imei", "phone", "email", "contacts"];
-        assert_eq!(did_you_mean("imie", keys), Some("imei"));
-        assert_eq!(did_you_mean("IMEI", keys), Some("imei"));
-        assert_eq!(did_you_mean("contcts", keys), Some("contacts"));
-        assert_eq!(did_you_mean("serial", keys), None);
-        assert_eq!(
-            did_you_mean("tiemout", ["timeout", "name"]),
-            Some("timeout")
-        );
-        assert_eq!(did_you_mean("x", ["name"]), None);
-    }
-
-    #[test]
-    fn hint_lists_candidates_without_a_match() {
-        assert_eq!(hint("zzz", &["a", "b"]), "; expected one of `a`, `b`");
-        assert_eq!(hint("idel", &["idle", "shell"]), "; did you mean `idle`?");
-    }
 
     #[test]
     fn renders_like_identity_errors() {

@@ -13,15 +13,15 @@
 //! [`Scenario::load`] does all of it for a path.
 //!
 //! YAML is read with `saphyr-parser` into a tree whose nodes know their positions
-//! (`yaml` submodule), because most checks are semantic (unknown phase, unknown canary,
-//! a step with two kinds) and need a position that serde_yaml cannot give.
+//! (`crate::yaml`, shared with identity files), because most checks are semantic (unknown
+//! phase, unknown canary, a step with two kinds) and need a position that serde_yaml cannot
+//! give; the `parse` submodule converts that tree, one file per section.
 
 pub mod error;
 pub mod generate;
 mod parse;
 pub mod template;
 pub mod values;
-mod yaml;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -34,6 +34,8 @@ pub use template::{Template, TemplateVars, VarRef, VarValue};
 pub use values::{Glob, Pattern};
 
 use crate::canary::{Canary, Identity};
+use crate::diag::{did_you_mean, list};
+use crate::yaml;
 
 /// The phase findings belong to before the first `phase` step.
 pub const INITIAL_PHASE: &str = "boot";
@@ -778,16 +780,15 @@ impl Scenario {
                             )
                         })
                         .filter(|(_, n)| *n > 0);
-                    let hint = match (items, error::did_you_mean(name, keys.iter().copied())) {
+                    let hint = match (items, did_you_mean(name, keys.iter().copied())) {
                         (Some((k, n)), _) => format!(
                             "; `{k}` has {n} item{} (indices start at 0)",
                             if n == 1 { "" } else { "s" }
                         ),
                         (None, Some(k)) => format!("; did you mean `{k}`?"),
-                        (None, None) => format!(
-                            "; the identity defines {}, or write `all`",
-                            error::list(&keys)
-                        ),
+                        (None, None) => {
+                            format!("; the identity defines {}, or write `all`", list(&keys))
+                        }
                     };
                     return Err(self.error_at(
                         ScenarioErrorKind::UnknownCanary,

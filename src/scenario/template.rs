@@ -199,10 +199,10 @@ impl TemplateVars {
     pub fn get(&self, v: &VarRef) -> Result<String, String> {
         let Some(val) = self.vars.get(&v.name) else {
             let names: Vec<&str> = self.names().collect();
-            let hint = match super::error::did_you_mean(&v.name, names.iter().copied()) {
+            let hint = match crate::diag::did_you_mean(&v.name, names.iter().copied()) {
                 Some(c) => format!("; did you mean `{c}`?"),
                 None if names.is_empty() => "; the identity defines no values".to_string(),
-                None => format!("; the identity defines {}", super::error::list(&names)),
+                None => format!("; the identity defines {}", crate::diag::list(&names)),
             };
             return Err(format!(
                 "`{{{{{}}}}}`: the identity has no value `{}`{hint}",

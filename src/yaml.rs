@@ -1,8 +1,9 @@
-//! A YAML tree whose every node knows where it starts, built from `saphyr-parser`'s events.
+//! The positioned YAML front end of scenarios and identity files: a tree whose every node knows
+//! where it starts, built from `saphyr-parser`'s events.
 //!
-//! serde_yaml reports positions only for its own deserialisation errors; scenario checks are
-//! mostly semantic (unknown phase, unknown canary, a step with two kinds), so the scenario is read
-//! into this tree and converted by hand, and every error points at the node it is about.
+//! serde_yaml reports positions only for its own deserialisation errors; scenario and identity
+//! checks are mostly semantic (unknown phase, unknown canary, a value too short), so both files
+//! are read into this tree and converted by hand, and every error points at the node it is about.
 //!
 //! Scalars keep their text as written (`imei: 0356...` keeps the leading zero), so typing
 //! (numbers, booleans) is decided by the converter, not by the YAML schema. Duplicate keys,
@@ -95,11 +96,50 @@ impl Node {
     }
 }
 
+/// Which file a tree is read from, named in the tree's own messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A scenario file.
+    Scenario,
+    /// An identity (canary) file.
+    Identity,
+}
+
+impl FileKind {
+    /// `a scenario file`
+    fn a_file(self) -> &'static str {
+        match self {
+            FileKind::Scenario => "a scenario file",
+            FileKind::Identity => "an identity file",
+        }
+    }
+
+    /// `scenarios`
+    fn plural(self) -> &'static str {
+        match self {
+            FileKind::Scenario => "scenarios",
+            FileKind::Identity => "identity files",
+        }
+    }
+}
+
+/// What kind of problem a [`TreeError`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TreeErrorKind {
+    /// Not valid YAML, or YAML beyond what the files accept (tags, several documents, too deep,
+    /// too large).
+    Syntax,
+    /// A key that is not a scalar; `map` is where its mapping starts.
+    Key { map: Pos },
+    /// A key already set in the same mapping, first on line `first_line`.
+    Duplicate { key: String, first_line: usize },
+}
+
 /// A problem found while building the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TreeError {
     pub pos: Pos,
-    pub duplicate: bool,
+    pub kind: TreeErrorKind,
     pub message: String,
 }
 
@@ -107,7 +147,7 @@ impl TreeError {
     fn syntax(pos: Pos, message: String) -> TreeError {
         TreeError {
             pos,
-            duplicate: false,
+            kind: TreeErrorKind::Syntax,
             message,
         }
     }
@@ -127,8 +167,9 @@ enum Frame {
     },
 }
 
-/// Parse one YAML document into a tree; `Ok(None)` for an empty document (only comments).
-pub(crate) fn parse(text: &str) -> Result<Option<Node>, TreeError> {
+/// Parse one YAML document of a `file` into a tree; `Ok(None)` for an empty document (only
+/// comments).
+pub(crate) fn parse(text: &str, file: FileKind) -> Result<Option<Node>, TreeError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -154,7 +195,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, TreeError> {
                 if documents > 1 {
                     return Err(TreeError::syntax(
                         pos,
-                        "a scenario file holds one YAML document; remove the second `---` and what follows, or move it to its own file".to_string(),
+                        format!("{} holds one YAML document; remove the second `---` and what follows, or move it to its own file", file.a_file()),
                     ));
                 }
                 continue;
@@ -177,7 +218,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, TreeError> {
                     } else {
                         return Err(TreeError::syntax(
                             pos,
-                            format!("YAML tag `{tag}` is not used in scenarios; only `!!str` is accepted (to force a string)"),
+                            format!("YAML tag `{tag}` is not used in {}; only `!!str` is accepted (to force a string)", file.plural()),
                         ));
                     }
                 }
@@ -204,7 +245,7 @@ pub(crate) fn parse(text: &str) -> Result<Option<Node>, TreeError> {
                 if let Some(tag) = tag {
                     return Err(TreeError::syntax(
                         pos,
-                        format!("YAML tag `{tag}` is not used in scenarios"),
+                        format!("YAML tag `{tag}` is not used in {}", file.plural()),
                     ));
                 }
                 if stack.len() >= MAX_DEPTH {
@@ -283,21 +324,27 @@ fn push(stack: &mut [Frame], root: &mut Option<Node>, node: Node) -> Result<(), 
             items.push(node);
             Ok(())
         }
-        Some(Frame::Map { entries, key, .. }) => {
+        Some(Frame::Map {
+            entries, key, pos, ..
+        }) => {
             if let Some(k) = key.take() {
                 entries.push((k, node));
                 return Ok(());
             }
             let Some(text) = node.scalar() else {
-                return Err(TreeError::syntax(
-                    node.pos,
-                    format!("mapping keys must be plain names, not {}", node.describe()),
-                ));
+                return Err(TreeError {
+                    pos: node.pos,
+                    kind: TreeErrorKind::Key { map: *pos },
+                    message: format!("mapping keys must be plain names, not {}", node.describe()),
+                });
             };
             if let Some((first, _)) = entries.iter().find(|(k, _)| k.scalar() == Some(text)) {
                 return Err(TreeError {
                     pos: node.pos,
-                    duplicate: true,
+                    kind: TreeErrorKind::Duplicate {
+                        key: text.to_string(),
+                        first_line: first.pos.line,
+                    },
                     message: format!(
                         "key `{text}` is already set on line {}; remove one of them",
                         first.pos.line
@@ -340,9 +387,36 @@ pub(crate) fn pos_of_nth(text: &str, node: &Node, value: &str, needle: &str, nth
     p
 }
 
+/// Where a mapping's `value` is shown: its own position, or for an empty value (`key:`, which
+/// the parser places on the colon) the column just after the colon.
+pub(crate) fn value_pos(text: &str, value: &Node) -> Pos {
+    if value.kind != NodeKind::Null || value.end != value.pos.index {
+        return value.pos;
+    }
+    let mut p = value.pos;
+    for c in text.chars().skip(value.pos.index) {
+        match c {
+            ' ' | '\t' => {}
+            ':' => {
+                p.col += 1;
+                p.index += 1;
+                return p;
+            }
+            _ => return value.pos,
+        }
+        p.col += 1;
+        p.index += 1;
+    }
+    value.pos
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(t: &str) -> Result<Option<Node>, TreeError> {
+        super::parse(t, FileKind::Scenario)
+    }
 
     fn tree(t: &str) -> Node {
         parse(t).unwrap().unwrap()
@@ -383,7 +457,13 @@ mod tests {
     #[test]
     fn duplicate_keys_are_reported_at_the_second() {
         let e = parse("a: 1\nb:\n  c: 1\n  c: 2\n").unwrap_err();
-        assert!(e.duplicate);
+        assert_eq!(
+            e.kind,
+            TreeErrorKind::Duplicate {
+                key: "c".into(),
+                first_line: 3
+            }
+        );
         assert_eq!((e.pos.line, e.pos.col), (4, 3));
         assert!(e.message.contains("line 3"), "{}", e.message);
         let e = parse("{a: 1, a: 2}").unwrap_err();
@@ -393,7 +473,7 @@ mod tests {
     #[test]
     fn syntax_errors_are_located() {
         let e = parse("a: [1, 2\n").unwrap_err();
-        assert!(!e.duplicate);
+        assert_eq!(e.kind, TreeErrorKind::Syntax);
         assert_eq!(e.pos.line, 2);
         let e = parse("a: b: c\n").unwrap_err();
         assert_eq!((e.pos.line, e.pos.col), (1, 5));
@@ -403,6 +483,10 @@ mod tests {
         assert!(e.message.contains("!foo"), "{}", e.message);
         let e = parse("? [a]\n: x\n").unwrap_err();
         assert!(e.message.contains("keys"), "{}", e.message);
+        assert_eq!(e.pos.col, 3);
+        assert!(matches!(e.kind, TreeErrorKind::Key { map } if map.col == 1));
+        let e = super::parse("a: !foo x\n", FileKind::Identity).unwrap_err();
+        assert!(e.message.contains("identity files"), "{}", e.message);
     }
 
     #[test]
@@ -425,6 +509,19 @@ mod tests {
         let t = "[".repeat(200) + &"]".repeat(200);
         let e = parse(&t).unwrap_err();
         assert!(e.message.contains("nesting"), "{}", e.message);
+    }
+
+    #[test]
+    fn empty_values_are_shown_after_the_colon() {
+        let t = "a:\nbb :  # c\nc: ~\nd: [x, ]\n";
+        let n = tree(t);
+        let m = map(&n);
+        let cols: Vec<(usize, usize)> = m
+            .iter()
+            .map(|(_, v)| value_pos(t, v))
+            .map(|p| (p.line, p.col))
+            .collect();
+        assert_eq!(cols, [(1, 3), (2, 5), (3, 4), (4, 4)]);
     }
 
     #[test]

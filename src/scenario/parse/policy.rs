@@ -1,0 +1,77 @@
+//! The `policy:` section: forbidden uploads, allowed destinations and upload byte limits; its
+//! `forbid` rule is also the body of every claim.
+
+use super::{Cx, R};
+use crate::scenario::error::ScenarioErrorKind as K;
+use crate::scenario::values;
+use crate::scenario::*;
+use crate::yaml::{Node, NodeKind, Pos};
+
+const POLICY_KEYS: [&str; 3] = ["forbid", "allow_destinations", "max_upload_bytes"];
+const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
+
+impl Cx<'_> {
+    pub(super) fn rule(&mut self, n: &Node, at: Pos, what: &'static str) -> R<ForbidRule> {
+        let f = self.fields(n, at, what, &RULE_KEYS)?;
+        let canaries = self.canaries(
+            self.req(
+                &f,
+                "canaries",
+                "`canaries: [imei, contacts]` or `canaries: [all]`",
+            )?,
+            "canaries",
+        )?;
+        let destinations = f
+            .get("destinations")
+            .map(|d| self.host_globs(d, "destinations"))
+            .transpose()?
+            .unwrap_or_default();
+        let mut phases = Vec::new();
+        if let Some(p) = f.get("phases") {
+            for item in self.seq(p, "phases")? {
+                phases.push(self.known_phase(item, "phases", None)?);
+            }
+        }
+        Ok(ForbidRule {
+            canaries,
+            destinations,
+            phases,
+            line: n.pos.line,
+        })
+    }
+
+    pub(super) fn policy(&mut self, n: &Node, at: Pos) -> R<Policy> {
+        let f = self.fields(n, at, "`policy`", &POLICY_KEYS)?;
+        let mut p = Policy::default();
+        if let Some(list) = f.get("forbid") {
+            for item in self.seq(list, "forbid")? {
+                let r = self.rule(item, item.pos, "a `forbid` rule")?;
+                p.forbid.push(r);
+            }
+        }
+        if let Some(a) = f.get("allow_destinations") {
+            p.allow_destinations = Some(self.host_globs(a, "allow_destinations")?);
+        }
+        if let Some(m) = f.get("max_upload_bytes") {
+            let NodeKind::Map(entries) = &m.kind else {
+                return Err(self.err(
+                    K::WrongType,
+                    m.pos,
+                    "expected a mapping",
+                    format!(
+                        "`max_upload_bytes` must be a mapping of host: bytes, not {}",
+                        m.describe()
+                    ),
+                ));
+            };
+            for (k, v) in entries {
+                let host = self.host_glob(k, "max_upload_bytes")?;
+                let text = self.string(v, "max_upload_bytes")?;
+                let bytes = values::parse_bytes(&text)
+                    .map_err(|msg| self.err(K::InvalidValue, v.pos, "invalid byte count", msg))?;
+                p.max_upload_bytes.push((host, bytes));
+            }
+        }
+        Ok(p)
+    }
+}

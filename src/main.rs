@@ -194,7 +194,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             match format {
                 Format::Text => print!(
                     "{}",
-                    telltale::runner::verify::render_compare(
+                    render::compared(
                         &rows,
                         &run_a.display().to_string(),
                         &run_b.display().to_string()

@@ -102,6 +102,7 @@ pub struct PhaseSpan {
 
 /// The vnet's side of the run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VnetRecord {
     /// Counters.
     pub stats: VnetStats,

@@ -86,8 +86,8 @@ fn uses(text: &str) -> Vec<(usize, String)> {
         let mut rest = code;
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
-            if rest.starts_with('{') {
-                for part in rest[1..].split('}').next().unwrap_or("").split(',') {
+            if let Some(inner) = rest.strip_prefix('{') {
+                for part in inner.split('}').next().unwrap_or("").split(',') {
                     let name: String = part
                         .trim()
                         .chars()

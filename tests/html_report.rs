@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use telltale::record::StoredRun;
-use telltale::runner::html::{render, HtmlRun};
-use telltale::runner::junit::{junit, JunitRun};
-use telltale::runner::verdict::{ClaimResult, ClaimStatus, Judgement, RuleKind, RuleResult};
+use telltale::record::{ClaimResult, ClaimStatus, Judgement, RuleKind, RuleResult};
+use telltale::render::html::{render, HtmlRun};
+use telltale::render::junit::{junit, JunitRun};
 
 /// A report.json of a v2-fix-like run: contacts sha1-hashed and the IMEI base64-encoded to
 /// sync.kestrel.example while consent is declined; one clean config request; DHCP and DNS.

@@ -27,8 +27,8 @@ fn errors(v: &jsonschema::Validator, instance: &Value) -> Vec<String> {
 }
 
 /// A real run's report.json, as written to disk.
-fn real_report() -> Value {
-    let dir = workdir("schema");
+fn real_report(tag: &str) -> Value {
+    let dir = workdir(tag);
     let mut s = Synth::ethernet();
     let client: SocketAddr = "10.77.0.10:40000".parse().unwrap();
     let server: SocketAddr = "198.18.0.20:80".parse().unwrap();
@@ -52,7 +52,7 @@ fn real_report() -> Value {
     let scenario = dir.join("audit.yaml");
     std::fs::write(
         &scenario,
-        format!("name: audit\nrelease: fw-2\ntarget:\n  kind: capture\n  file: cap.pcap\n  phases:\n    - {{name: consent_declined, at: 0s}}\nidentity:\n  values: {{imei: \"{IMEI}\"}}\npolicy:\n  forbid:\n    - canaries: all\n      phases: [consent_declined]\n  allow_destinations: [\"*.vendor.example\"]\nclaims:\n  - id: FW-2-001\n    says: the IMEI is no longer sent\n    forbid: {{canaries: [imei]}}\n"),
+        format!("name: audit\nrelease: fw-2\ntarget:\n  kind: capture\n  file: cap.pcap\n  phases:\n    - {{name: consent_declined, at: 1ms}}\nidentity:\n  values: {{imei: \"{IMEI}\"}}\npolicy:\n  forbid:\n    - canaries: all\n      phases: [consent_declined]\n  allow_destinations: [\"*.vendor.example\"]\nclaims:\n  - id: FW-2-001\n    says: the IMEI is no longer sent\n    forbid: {{canaries: [imei]}}\n"),
     )
     .unwrap();
     let req = RunRequest {
@@ -72,7 +72,7 @@ fn real_report() -> Value {
 #[test]
 fn a_real_report_validates_and_a_bent_one_does_not() {
     let v = validator();
-    let report = real_report();
+    let report = real_report("schema-valid");
     // The run found the upload and broke the claim: the record is filled in, not empty.
     assert_eq!(report["verdict"], "fail", "{report:#}");
     assert!(!report["analysis"]["findings"]
@@ -113,7 +113,7 @@ fn a_real_report_validates_and_a_bent_one_does_not() {
 
 #[test]
 fn the_record_reads_back_what_it_wrote() {
-    let report = real_report();
+    let report = real_report("schema-roundtrip");
     let typed: telltale::runner::RunReport = serde_json::from_value(report.clone()).unwrap();
     assert_eq!(serde_json::to_value(&typed).unwrap(), report);
 }

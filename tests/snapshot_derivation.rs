@@ -173,7 +173,7 @@ fn demo_run(
             span("setup", t0 + 3_940_000_000, t0 + 4_100_000_000),
             span("consent_declined", t0 + 4_100_000_000, t0 + 57 * SEC),
         ],
-        judgement: telltale::runner::verdict::Judgement::default(),
+        judgement: telltale::record::Judgement::default(),
         analysis: r,
         schema: telltale::record::SCHEMA,
         format_version: 1,

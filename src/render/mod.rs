@@ -2,13 +2,16 @@
 //! every command, and the report files (JSON, JUnit, HTML). Rendering never decides a verdict or an exit
 //! code; it only shows them.
 
+pub mod html;
+pub mod junit;
 pub mod progress;
 pub mod reports;
+pub mod summary;
 
 use std::fmt::Write as _;
 
 use crate::app::{AcceptOutcome, Batch, CheckOutcome, SnapshotStatus, VerifyOutcome};
-use crate::runner::verify::ClaimVerdict;
+use crate::runner::verify::{ClaimVerdict, ComparedFinding};
 use crate::scenario::Scenario;
 
 /// `telltale validate`: one line per valid scenario.
@@ -35,7 +38,7 @@ pub fn batch(batch: &Batch) -> String {
     let mut out = String::from("\n");
     for r in &batch.runs {
         match &r.outcome {
-            Ok(o) => out.push_str(&crate::runner::summary::render(&o.report, &r.dir)),
+            Ok(o) => out.push_str(&crate::render::summary::render(&o.report, &r.dir)),
             Err(e) => {
                 let _ = writeln!(out, "{}: ERROR  {e}", r.name);
             }
@@ -123,4 +126,68 @@ pub fn verified(outcome: &VerifyOutcome, before: &str, after: &str) -> String {
         outcome.archive.display()
     );
     out
+}
+
+/// `telltale compare`: the comparison of two runs as a text table.
+pub fn compared(rows: &[ComparedFinding], a: &str, b: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "A = {a}\nB = {b}");
+    if rows.is_empty() {
+        let _ = writeln!(s, "no canary was uploaded in either run");
+        return s;
+    }
+    let head = [
+        "status",
+        "canary",
+        "encoding",
+        "destination",
+        "request",
+        "phase",
+        "A",
+        "B",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.status.to_string(),
+                r.canary.clone(),
+                r.encoding.clone(),
+                r.destination.clone(),
+                r.request.clone(),
+                r.phase.clone(),
+                r.count_a.to_string(),
+                r.count_b.to_string(),
+            ]
+        })
+        .collect();
+    let mut w = head.map(str::len);
+    for c in &cells {
+        for (i, x) in c.iter().enumerate() {
+            w[i] = w[i].max(x.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        c.iter()
+            .enumerate()
+            .map(|(i, x)| format!("{x:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let _ = writeln!(s, "{}", line(&head.map(str::to_string)));
+    for c in &cells {
+        let _ = writeln!(s, "{}", line(c));
+    }
+    let n = |st: &str| rows.iter().filter(|r| r.status == st).count();
+    let _ = writeln!(
+        s,
+        "{} persisted, {} appeared, {} disappeared",
+        n("PERSISTED"),
+        n("APPEARED"),
+        n("DISAPPEARED")
+    );
+    s
 }

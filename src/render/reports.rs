@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::{html, junit};
 use crate::app::SnapshotOutcome;
 use crate::error::Error;
 use crate::record::RunReport;
-use crate::runner::{html, junit};
 
 /// Which report files to write.
 #[derive(Debug, Clone, Default)]

@@ -13,12 +13,9 @@
 //! (exit 3) naming the step, with the console log and everything captured so far kept;
 //! Ctrl-C stops QEMU and the vnet cleanly and keeps the artifacts too.
 
-pub mod html;
-pub mod junit;
 /// The run record moved to the top-level [`crate::record`]; this name stays for the renderers.
 pub use crate::record;
 mod replay;
-pub mod summary;
 pub mod verdict;
 pub mod verify;
 

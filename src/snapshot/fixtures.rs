@@ -139,7 +139,7 @@ pub(crate) fn run(name: &str, release: Option<&str>, jitter: u64, report: Report
                 t0 + 55 * SEC,
             ),
         ],
-        judgement: crate::runner::verdict::Judgement::default(),
+        judgement: crate::record::Judgement::default(),
         analysis: report,
         schema: crate::record::SCHEMA,
         format_version: 1,

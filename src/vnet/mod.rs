@@ -98,6 +98,7 @@ impl Default for VnetConfig {
 
 /// Counters of one segment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct VnetStats {
     /// Frames received from targets.
     pub frames_in: u64,

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::html::{diff_line_kind, diff_line_text, DiffLineKind};
-use super::record::{StoredRun, Verdict};
-use super::verdict::{ClaimStatus, Violation};
+use crate::record::{ClaimStatus, Violation};
+use crate::record::{StoredRun, Verdict};
 
 /// Characters of a rule's text used in its test case's name (rules without a line).
 pub const MAX_RULE_IN_NAME: usize = 100;
@@ -248,7 +248,7 @@ pub fn junit(runs: &[JunitRun<'_>]) -> Result<String, JunitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::verdict::{ClaimResult, Judgement, RuleKind, RuleResult};
+    use crate::record::{ClaimResult, Judgement, RuleKind, RuleResult};
     use serde_json::json;
 
     fn run(name: &str, verdict: &str, judgement: Judgement) -> StoredRun {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::record::{RunReport, Verdict};
-use super::verdict::ClaimStatus;
+use crate::record::ClaimStatus;
+use crate::record::{RunReport, Verdict};
 use crate::report::Direction;
 
 fn secs(ns: u64, from: u64) -> f64 {

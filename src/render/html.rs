@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
-use super::record::{StoredRun, Verdict};
-use super::verdict::{ClaimResult, ClaimStatus, Judgement, Violation};
+use crate::record::{ClaimResult, ClaimStatus, Judgement, Violation};
+use crate::record::{StoredRun, Verdict};
 use crate::report::{Direction, Finding};
 
 /// Destinations (timeline rows) drawn per run; the rest are counted in a note.
@@ -1182,7 +1182,7 @@ fn snapshot(diff: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::verdict::{RuleKind, RuleResult};
+    use crate::record::{RuleKind, RuleResult};
     use serde_json::{json, Value};
 
     fn finding(canary: &str, enc: &str, flow: usize, t: u64, excerpt: &str) -> Value {

@@ -88,7 +88,8 @@ fn a_real_report_validates_and_a_bent_one_does_not() {
     );
 
     // Each of these is a contract break the schema must catch.
-    let bend: [(&str, fn(&mut Value)); 5] = [
+    type Bend = (&'static str, fn(&mut Value));
+    let bend: [Bend; 5] = [
         ("unknown verdict", |r| r["verdict"] = "maybe".into()),
         ("claim verdict as a word", |r| {
             r["judgement"]["claims"][0]["verdict"] = "broken".into()

@@ -175,15 +175,19 @@ pub fn phone_variants(value: &str) -> Vec<String> {
 /// Percent-encode every byte that is not RFC 3986 unreserved (`A-Za-z0-9-._~`), with upper-case
 /// hex digits; space becomes `+` when `space_plus`, else `%20`.
 pub fn url_encode(bytes: &[u8], space_plus: bool) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    /// Everything but the RFC 3986 unreserved characters (bytes >= 0x80 are always encoded).
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
     let mut out = Vec::with_capacity(bytes.len() * 3);
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else if b == b' ' && space_plus {
+    // Each encoded byte comes as its own `%XX` piece, so an encoded space is exactly `%20`.
+    for piece in percent_encoding::percent_encode(bytes, RESERVED) {
+        if space_plus && piece == "%20" {
             out.push(b'+');
         } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            out.extend_from_slice(piece.as_bytes());
         }
     }
     out
@@ -191,13 +195,7 @@ pub fn url_encode(bytes: &[u8], space_plus: bool) -> Vec<u8> {
 
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
-    }
-    out
+    hex::encode(bytes).into_bytes()
 }
 
 /// Standalone (padded and unpadded) and embedded base64 forms, both alphabets.

@@ -62,7 +62,7 @@ enum St {
     Backslash,
     /// Saw `%`.
     Pct0,
-    /// Saw `%` and one hex digit (the digit's value).
+    /// Saw `%` and one hex digit (the digit as sent).
     Pct1(u8),
 }
 
@@ -181,14 +181,12 @@ impl B64Run {
                     b'n' | b'r' => self.line_break(2),
                     _ => self.done = true,
                 },
-                St::Pct0 => match hex_val(b) {
-                    Some(v) => self.state = St::Pct1(v),
-                    None => self.done = true,
-                },
-                St::Pct1(hi) => match (hi, hex_val(b)) {
-                    (2, Some(0xb)) => self.data_char(b'+', 3),
-                    (2, Some(0xf)) => self.data_char(b'/', 3),
-                    (3, Some(0xd)) => self.pad_char(3),
+                St::Pct0 if b.is_ascii_hexdigit() => self.state = St::Pct1(b),
+                St::Pct0 => self.done = true,
+                St::Pct1(hi) => match pct_byte(hi, b) {
+                    Some(b'+') => self.data_char(b'+', 3),
+                    Some(b'/') => self.data_char(b'/', 3),
+                    Some(b'=') => self.pad_char(3),
                     _ => self.done = true,
                 },
             }
@@ -202,13 +200,12 @@ impl B64Run {
     }
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+/// The byte a `%` escape with hex digits `hi` and `lo` stands for, if both are hex digits.
+fn pct_byte(hi: u8, lo: u8) -> Option<u8> {
+    let mut out = [0u8; 1];
+    hex::decode_to_slice([hi, lo], &mut out).ok()?;
+    let [byte] = out;
+    Some(byte)
 }
 
 /// Decode normalised base64 characters (standard alphabet, no padding) as far as they go.

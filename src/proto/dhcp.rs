@@ -167,7 +167,10 @@ fn hex_bytes(bytes: &[u8]) -> String {
         if i > 0 {
             out.push(':');
         }
-        out.push_str(&format!("{b:02x}"));
+        let mut digits = [0u8; 2];
+        // Cannot fail: the output is exactly twice the input.
+        let _ = hex::encode_to_slice([*b], &mut digits);
+        out.extend(digits.map(char::from));
     }
     out
 }

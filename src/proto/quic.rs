@@ -878,10 +878,7 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let digits: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
-        digits
-            .chunks(2)
-            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-            .collect()
+        hex::decode(digits).unwrap()
     }
 
     const RFC_DCID: &str = "8394c8f03e515708";

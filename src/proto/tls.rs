@@ -582,7 +582,6 @@ pub fn ja4(input: &Ja4Input<'_>, transport: char) -> String {
 /// value if both are ASCII alphanumeric, else the first and last hex digit
 /// of the value; `00` if there is none or it is empty.
 fn ja4_alpn(first: Option<&[u8]>) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let Some(value) = first else {
         return "00".into();
     };
@@ -593,12 +592,11 @@ fn ja4_alpn(first: Option<&[u8]>) -> String {
         [char::from(a), char::from(z)].iter().collect()
     } else {
         // First hex digit of the first byte, last hex digit of the last byte.
-        [
-            char::from(HEX[usize::from(a >> 4)]),
-            char::from(HEX[usize::from(z & 0x0f)]),
-        ]
-        .iter()
-        .collect()
+        let mut digits = [0u8; 4];
+        // Cannot fail: the output is exactly twice the input.
+        let _ = hex::encode_to_slice([a, z], &mut digits);
+        let [hi, _, _, lo] = digits;
+        [char::from(hi), char::from(lo)].iter().collect()
     }
 }
 
@@ -620,11 +618,8 @@ fn hash12(s: &str) -> String {
     if s.is_empty() {
         return "000000000000".into();
     }
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = Sha256::digest(s.as_bytes());
+    hex::encode(digest.get(..6).unwrap_or_default())
 }
 
 #[cfg(test)]

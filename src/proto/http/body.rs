@@ -124,6 +124,7 @@ pub(super) enum GapOutcome {
     Unknown(u64),
 }
 
+#[inline]
 pub(super) fn clamp_len(remaining: u64, avail: usize) -> usize {
     usize::try_from(remaining).map_or(avail, |r| r.min(avail))
 }

@@ -157,6 +157,8 @@ pub(super) enum Verdict {
 }
 
 /// Decides whether the first bytes of a line can start a request line / status line.
+// Called per byte while probing, from the parser in `mod.rs`.
+#[inline]
 pub(super) fn probe_verdict(role: Role, buf: &[u8], strict: bool) -> Verdict {
     match role {
         Role::Server => {
@@ -225,6 +227,7 @@ fn is_tchar(b: u8) -> bool {
 
 /// Scans for the empty line that ends a head or trailer section. Returns the bytes consumed
 /// and whether the end was found (the consumed bytes then end with its line feed).
+#[inline]
 pub(super) fn scan_eoh(eoh: &mut Eoh, data: &[u8]) -> (usize, bool) {
     let mut i = 0;
     while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {

@@ -27,6 +27,11 @@
 //! decoders work in 32 KiB output steps, the zstd window is limited to 16 MiB, brotli
 //! large-window streams are refused, and decoded output per message is capped
 //! (64 MiB by default, see [`HttpParser::set_decoded_cap`]).
+//!
+//! Files: `mod.rs` is the per-direction state machine that ties the parts together; `head` parses
+//! request/response heads (httparse plus the lenient request-line rules), `body` owns body framing
+//! (Content-Length, chunked, until close, capture gaps), `coding` the content-coding decoders, and
+//! `url` the request-target, percent-decoding and query helpers.
 
 mod body;
 mod coding;

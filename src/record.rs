@@ -28,6 +28,9 @@ pub enum Verdict {
     Pass,
     /// A policy rule or claim was violated.
     Fail,
+    /// Nothing was violated, but a rule or claim covers traffic the run could not read (or a phase that
+    /// never ran): it cannot be said to hold.
+    Inconclusive,
     /// The run could not be carried out (target did not boot, hung, crashed, step failed).
     Error,
     /// Ctrl-C.
@@ -344,10 +347,14 @@ impl std::fmt::Display for RuleKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ClaimStatus {
-    /// No upload the claim covers was seen (`HOLDS`).
+    /// Everything the claim covers was read, and no upload it covers was seen (`HOLDS`).
     Holds,
     /// An upload the claim covers was seen (`BROKEN`).
     Broken,
+    /// No covered upload was seen, but the run could not read everything the claim covers (unread bytes
+    /// to a covered destination in a covered phase, a phase that never ran, a run that did not complete):
+    /// the claim cannot be said to hold (`INCONCLUSIVE`).
+    Inconclusive,
 }
 
 impl ClaimStatus {
@@ -356,6 +363,7 @@ impl ClaimStatus {
         match self {
             ClaimStatus::Holds => "HOLDS",
             ClaimStatus::Broken => "BROKEN",
+            ClaimStatus::Inconclusive => "INCONCLUSIVE",
         }
     }
 }
@@ -375,10 +383,38 @@ pub struct RuleResult {
     pub rule: String,
     /// Line of the rule in the scenario.
     pub line: usize,
-    /// Whether it held.
+    /// Whether it held: true only when nothing broke it and everything it covers was read.
     pub held: bool,
     /// What broke it.
     pub violations: Vec<Violation>,
+    /// Why it cannot be said to hold although nothing broke it (unread traffic it covers, a phase that never
+    /// ran); empty when it held or broke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inconclusive: Vec<String>,
+}
+
+impl RuleResult {
+    /// Held, broken or inconclusive, in one word.
+    pub fn status(&self) -> RuleStatus {
+        if !self.violations.is_empty() || (!self.held && self.inconclusive.is_empty()) {
+            RuleStatus::Broken
+        } else if !self.inconclusive.is_empty() {
+            RuleStatus::Inconclusive
+        } else {
+            RuleStatus::Held
+        }
+    }
+}
+
+/// How a rule came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleStatus {
+    /// Nothing broke it, and everything it covers was read.
+    Held,
+    /// Something broke it.
+    Broken,
+    /// Nothing broke it, but not everything it covers could be read.
+    Inconclusive,
 }
 
 /// Outcome of one patch claim.
@@ -390,10 +426,13 @@ pub struct ClaimResult {
     pub says: String,
     /// Line in the scenario.
     pub line: usize,
-    /// `HOLDS` or `BROKEN`.
+    /// `HOLDS`, `BROKEN` or `INCONCLUSIVE`.
     pub verdict: ClaimStatus,
     /// What broke it.
     pub violations: Vec<Violation>,
+    /// Why it cannot be said to hold (when `INCONCLUSIVE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inconclusive: Vec<String>,
     /// One line a person reads first.
     pub text: String,
 }
@@ -414,9 +453,23 @@ impl Judgement {
         self.broken_rules() > 0 || self.broken_claims() > 0
     }
 
-    /// Rules (and in-line checks) that did not hold.
+    /// Whether anything could not be shown either way (and nothing was violated, or also something was).
+    pub fn inconclusive(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.status() == RuleStatus::Inconclusive)
+            || self
+                .claims
+                .iter()
+                .any(|c| c.verdict == ClaimStatus::Inconclusive)
+    }
+
+    /// Rules (and in-line checks) that were broken.
     pub fn broken_rules(&self) -> usize {
-        self.rules.iter().filter(|r| !r.held).count()
+        self.rules
+            .iter()
+            .filter(|r| r.status() == RuleStatus::Broken)
+            .count()
     }
 
     /// Claims that are broken.

@@ -149,6 +149,7 @@ fn v3() -> StoredRun {
     run.analysis.findings.clear();
     run.judgement = Judgement {
         rules: vec![RuleResult {
+            inconclusive: Vec::new(),
             kind: RuleKind::Forbid,
             rule: "no canary, in any encoding, to any destination during consent_declined".into(),
             line: 34,
@@ -156,6 +157,7 @@ fn v3() -> StoredRun {
             violations: vec![],
         }],
         claims: vec![ClaimResult {
+            inconclusive: Vec::new(),
             id: "KST-2014-0001".into(),
             says: "contacts and device identifiers are no longer uploaded without consent".into(),
             line: 37,

@@ -18,10 +18,12 @@ use crate::runner::Verdict;
 impl ExitCode {
     /// The worse of two exit codes (what a batch of runs ends with).
     pub fn worse(self, other: ExitCode) -> ExitCode {
+        // A proven leak outranks what could not be shown: a batch with one FAIL and one INCONCLUSIVE run
+        // is a failure (1), as a verify with one STILL LEAKING and one INCONCLUSIVE claim is.
         let rank = |c: ExitCode| match c {
             ExitCode::Clean => 0,
-            ExitCode::Found => 1,
-            ExitCode::Inconclusive => 2,
+            ExitCode::Inconclusive => 1,
+            ExitCode::Found => 2,
             ExitCode::Interrupted => 3,
             ExitCode::BadInput => 4,
             ExitCode::Internal => 5,
@@ -55,6 +57,7 @@ pub fn of_verdict(v: Verdict) -> ExitCode {
     match v {
         Verdict::Pass => ExitCode::Clean,
         Verdict::Fail => ExitCode::Found,
+        Verdict::Inconclusive => ExitCode::Inconclusive,
         Verdict::Error => ExitCode::Internal,
         Verdict::Interrupted => ExitCode::Interrupted,
     }
@@ -95,8 +98,8 @@ mod tests {
     fn the_worst_code_wins_whatever_the_order() {
         let all = [
             ExitCode::Clean,
-            ExitCode::Found,
             ExitCode::Inconclusive,
+            ExitCode::Found,
             ExitCode::Interrupted,
             ExitCode::BadInput,
             ExitCode::Internal,

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use maud::{html, Markup, PreEscaped, Render, DOCTYPE};
 
-use crate::record::{ClaimResult, ClaimStatus, Judgement, Violation};
+use crate::record::{ClaimResult, ClaimStatus, Judgement, RuleStatus, Violation};
 use crate::record::{StoredRun, Verdict};
 use crate::report::{Direction, Finding};
 
@@ -57,6 +57,7 @@ pub fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
+        Verdict::Inconclusive => "INCONCLUSIVE",
         Verdict::Error => "ERROR",
         Verdict::Interrupted => "INTERRUPTED",
     }
@@ -66,6 +67,7 @@ fn verdict_class(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "pass",
         Verdict::Fail => "fail",
+        Verdict::Inconclusive => "inconclusive",
         Verdict::Error => "error",
         Verdict::Interrupted => "interrupted",
     }
@@ -205,6 +207,7 @@ code, pre { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, mono
 .run.v-fail { border-top: 6px solid var(--red); }
 .run.v-pass { border-top: 6px solid var(--green); }
 .run.v-error { border-top: 6px solid var(--amber); }
+.run.v-inconclusive { border-top: 6px solid var(--amber); }
 .run.v-interrupted { border-top: 6px solid var(--grey); }
 .head { display: flex; gap: 16px; align-items: center; }
 .head > div { flex: 1; min-width: 0; }
@@ -212,7 +215,7 @@ code, pre { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, mono
   letter-spacing: .05em; color: #fff; font-size: 14px; }
 .badge.big { font-size: 20px; padding: 6px 16px; }
 .b-pass { background: var(--green); } .b-fail { background: var(--red); }
-.b-error { background: var(--amber); } .b-interrupted { background: var(--grey); }
+.b-error { background: var(--amber); } .b-inconclusive { background: var(--amber); } .b-interrupted { background: var(--grey); }
 .meta { color: var(--muted); font-size: 14px; margin-top: 4px; }
 .meta b { color: var(--ink); font-weight: 600; }
 .summary { margin: 14px 0 0; font-size: 16px; }
@@ -227,6 +230,9 @@ code, pre { font-family: "DejaVu Sans Mono", ui-monospace, Menlo, Consolas, mono
 .claim.holds { background: var(--green-bg); border-color: #b7dfb9; }
 .claim .word { font-weight: 800; letter-spacing: .03em; margin-right: 8px; }
 .claim.broken .word { color: var(--red); } .claim.holds .word { color: var(--green); }
+.claim.inconclusive { background: var(--amber-bg); border-color: #f0c36d; }
+.claim.inconclusive .word { color: var(--amber); }
+td.unsure { color: var(--amber); font-weight: 700; }
 .claim .says { font-style: italic; }
 .claim ul, .rules ul { margin: 6px 0 0 0; padding-left: 20px; }
 .claim li { color: #7f1d1d; }
@@ -496,6 +502,7 @@ fn claim(c: &ClaimResult) -> Markup {
     let (class, word, holds) = match c.verdict {
         ClaimStatus::Holds => ("holds", "CLAIM HOLDS", true),
         ClaimStatus::Broken => ("broken", "CLAIM BROKEN", false),
+        ClaimStatus::Inconclusive => ("inconclusive", "CLAIM INCONCLUSIVE", false),
     };
     html! {
         div class={ "claim " (class) } {
@@ -511,6 +518,9 @@ fn claim(c: &ClaimResult) -> Markup {
             } @else if !c.violations.is_empty() {
                 div { "It does not hold:" }
                 ul { (violation_items(&c.violations)) }
+            } @else if !c.inconclusive.is_empty() {
+                div { "It cannot be said to hold: telltale could not see everything it covers." }
+                ul { @for w in &c.inconclusive { li { (text(w)) } } }
             } @else {
                 div { (text(&c.text)) }
             }
@@ -1041,10 +1051,10 @@ fn rules(j: &Judgement) -> Markup {
                     "\n"
                     @for r in &j.rules {
                         tr {
-                            @if r.held {
-                                td class="ok" { "held" }
-                            } @else {
-                                td class="bad" { "VIOLATED" }
+                            @match r.status() {
+                                RuleStatus::Held => { td class="ok" { "held" } }
+                                RuleStatus::Broken => { td class="bad" { "VIOLATED" } }
+                                RuleStatus::Inconclusive => { td class="unsure" { "INCONCLUSIVE" } }
                             }
                             td {
                                 code { (r.kind.as_str()) } " " (text(&r.rule))
@@ -1053,10 +1063,12 @@ fn rules(j: &Judgement) -> Markup {
                                 }
                             }
                             td {
-                                @if r.violations.is_empty() {
-                                    span class="muted" { "—" }
-                                } @else {
+                                @if !r.violations.is_empty() {
                                     ul { (violation_items(&r.violations)) }
+                                } @else if !r.inconclusive.is_empty() {
+                                    ul { @for w in &r.inconclusive { li { (text(w)) } } }
+                                } @else {
+                                    span class="muted" { "—" }
                                 }
                             }
                         } "\n"
@@ -1229,6 +1241,7 @@ mod tests {
         };
         Judgement {
             rules: vec![RuleResult {
+                inconclusive: Vec::new(),
                 kind: RuleKind::Forbid,
                 rule: "no canary, in any encoding, to any destination during consent_declined"
                     .into(),
@@ -1237,6 +1250,7 @@ mod tests {
                 violations: rule_violations,
             }],
             claims: vec![ClaimResult {
+                inconclusive: Vec::new(),
                 id: "KST-2014-0001".into(),
                 says: "contacts and device identifiers are no longer uploaded without consent"
                     .into(),
@@ -1538,6 +1552,7 @@ mod tests {
         // A rule and a claim with nothing filled in.
         run.judgement = Judgement {
             rules: vec![RuleResult {
+                inconclusive: Vec::new(),
                 kind: RuleKind::Forbid,
                 rule: String::new(),
                 line: 0,
@@ -1554,6 +1569,7 @@ mod tests {
                 }],
             }],
             claims: vec![ClaimResult {
+                inconclusive: Vec::new(),
                 id: String::new(),
                 says: String::new(),
                 line: 0,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::html::{diff_line_kind, diff_line_text, DiffLineKind};
-use crate::record::{ClaimStatus, Violation};
+use crate::record::{ClaimStatus, RuleStatus, Violation};
 use crate::record::{StoredRun, Verdict};
 
 /// Characters of a rule's text used in its test case's name (rules without a line).
@@ -72,6 +72,17 @@ fn body(vs: &[Violation]) -> String {
         ));
     }
     cut(&lines.join("\n"), MAX_BODY_BYTES)
+}
+
+/// An inconclusive rule or claim: a JUnit `<error type="inconclusive">`, so CI test views flag it (red or
+/// "errored", never green or "skipped") and keep it apart from a proven violation (`<failure>`).
+fn inconclusive(what: &str, why: &[String]) -> TestCaseStatus {
+    let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+    let first = why.first().map(String::as_str).unwrap_or(what);
+    st.set_type("inconclusive")
+        .set_message(cut(&format!("inconclusive: {first}"), MAX_MESSAGE_BYTES));
+    st.set_description(cut(&why.join("\n"), MAX_BODY_BYTES));
+    st
 }
 
 fn failure(ty: &str, message: &str, description: &str) -> TestCaseStatus {
@@ -133,14 +144,11 @@ fn cases(jr: &JunitRun<'_>) -> Vec<TestCase> {
     }
     let j = &run.judgement;
     for c in &j.claims {
-        let holds = match c.verdict {
-            ClaimStatus::Holds => true,
-            ClaimStatus::Broken => false,
-        };
-        let status = if holds {
-            TestCaseStatus::success()
-        } else {
-            failure("claim broken", &c.text, &body(&c.violations))
+        let holds = c.verdict == ClaimStatus::Holds;
+        let status = match c.verdict {
+            ClaimStatus::Holds => TestCaseStatus::success(),
+            ClaimStatus::Broken => failure("claim broken", &c.text, &body(&c.violations)),
+            ClaimStatus::Inconclusive => inconclusive(&c.text, &c.inconclusive),
         };
         let mut tc = TestCase::new(format!("{name}::claim {}", c.id), status);
         tc.set_classname(name.as_str());
@@ -162,8 +170,10 @@ fn cases(jr: &JunitRun<'_>) -> Vec<TestCase> {
             };
             format!("{name}::{kind} ({rule}{more})")
         };
-        let status = if r.held {
+        let status = if r.status() == RuleStatus::Held {
             TestCaseStatus::success()
+        } else if r.status() == RuleStatus::Inconclusive {
+            inconclusive(&r.rule, &r.inconclusive)
         } else {
             let first = r
                 .violations
@@ -286,6 +296,7 @@ mod tests {
     /// A rule that held when it has no violations.
     fn rule(kind: RuleKind, rule: &str, line: usize, violations: Vec<Violation>) -> RuleResult {
         RuleResult {
+            inconclusive: Vec::new(),
             kind,
             rule: rule.into(),
             line,
@@ -302,6 +313,7 @@ mod tests {
         text: &str,
     ) -> ClaimResult {
         ClaimResult {
+            inconclusive: Vec::new(),
             id: "KST-2014-0001".into(),
             says: says.into(),
             line,

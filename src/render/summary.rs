@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::record::ClaimStatus;
+use crate::record::{ClaimStatus, RuleStatus};
 use crate::record::{RunReport, Verdict};
 use crate::report::Direction;
 
@@ -29,6 +29,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
     let verdict = match r.verdict {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
+        Verdict::Inconclusive => "INCONCLUSIVE",
         Verdict::Error => "ERROR",
         Verdict::Interrupted => "INTERRUPTED",
     };
@@ -40,9 +41,25 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
         .unwrap_or_default();
     let broken_rules = r.judgement.broken_rules();
     let broken_claims = r.judgement.broken_claims();
+    let unsure = r
+        .judgement
+        .rules
+        .iter()
+        .filter(|x| x.status() == RuleStatus::Inconclusive)
+        .count()
+        + r.judgement
+            .claims
+            .iter()
+            .filter(|c| c.verdict == ClaimStatus::Inconclusive)
+            .count();
+    let unsure = if unsure > 0 {
+        format!(", {unsure} inconclusive")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{}{release}: {verdict}  {} rule(s) broken, {} claim(s) broken  [{:.1} s]",
+        "{}{release}: {verdict}  {} rule(s) broken, {} claim(s) broken{unsure}  [{:.1} s]",
         r.scenario.name,
         broken_rules,
         broken_claims,
@@ -54,7 +71,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
         }
     }
     for c in &r.judgement.claims {
-        if c.verdict == ClaimStatus::Broken {
+        if c.verdict != ClaimStatus::Holds {
             let _ = writeln!(s, "  {}", c.text);
         }
     }
@@ -154,7 +171,11 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
     if !r.judgement.rules.is_empty() {
         let _ = writeln!(s, "  policy:");
         for rule in &r.judgement.rules {
-            let mark = if rule.held { "ok  " } else { "FAIL" };
+            let mark = match rule.status() {
+                RuleStatus::Held => "ok  ",
+                RuleStatus::Broken => "FAIL",
+                RuleStatus::Inconclusive => "INCONCLUSIVE",
+            };
             let at = if rule.line > 0 {
                 format!(" (line {})", rule.line)
             } else {
@@ -166,6 +187,9 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             }
             if rule.violations.len() > 10 {
                 let _ = writeln!(s, "         - … {} more", rule.violations.len() - 10);
+            }
+            for why in rule.inconclusive.iter().take(10) {
+                let _ = writeln!(s, "         - {why}");
             }
         }
     }

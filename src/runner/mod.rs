@@ -393,11 +393,16 @@ fn conclude(
     };
     let analysis = crate::analyze_file(c.pcap, matcher, cfg, |_| {})
         .map_err(|e| RunError::Setup(format!("analysing {}: {e}", c.pcap.display())))?;
-    let judgement = verdict::judge(scenario, identity, &analysis);
+    let observed = verdict::Observed {
+        phases: &c.phases,
+        completed: c.failure.is_none(),
+    };
+    let judgement = verdict::judge(scenario, identity, &analysis, &observed);
     let verdict = match &c.failure {
         Some(RunError::Interrupted(_)) => Verdict::Interrupted,
         Some(_) => Verdict::Error,
         None if judgement.violated() => Verdict::Fail,
+        None if judgement.inconclusive() => Verdict::Inconclusive,
         None => Verdict::Pass,
     };
     let report = RunReport {

@@ -8,10 +8,17 @@
 //!   allows, apart from the network's own services (DHCP, and DNS to the gateway);
 //! - `max_upload_bytes` is broken when the payload bytes sent to the destinations one glob
 //!   matches exceed its limit.
+//!
+//! And what cannot be said to hold: a `forbid` rule, check or claim that nothing broke is INCONCLUSIVE when
+//! the run did not complete, when a phase it covers never ran, or when bytes the device sent to a destination
+//! it covers, during a phase it covers, could not be read (TLS without keys…) and the policy does not accept
+//! them (`accept_unread`). A scenario without any policy rule gets the default rule: no canary may leave the
+//! device.
 
 use crate::canary::{Canary, Identity};
+use crate::record::PhaseSpan;
 use crate::report::{Direction, Finding, Report};
-use crate::scenario::{ForbidRule, Scenario, StepKind};
+use crate::scenario::{CanarySelection, ForbidRule, Policy, Scenario, StepKind};
 
 pub use crate::record::{ClaimResult, ClaimStatus, Judgement, RuleKind, RuleResult, Violation};
 
@@ -102,18 +109,200 @@ fn describe_forbid(rule: &ForbidRule) -> String {
     format!("no {what}, in any encoding, to {to}{during}")
 }
 
+/// What the run observed besides the analysis: the phases that ran (with their spans) and whether it
+/// completed (a run that failed or was interrupted did not observe what it did not reach).
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The phases that ran.
+    pub phases: &'a [PhaseSpan],
+    /// Whether every step ran.
+    pub completed: bool,
+}
+
+/// The words of the default rule, used when a scenario has no policy.
+pub const DEFAULT_RULE: &str =
+    "no canary may leave the device, in any encoding, to any destination (the default: the scenario has no policy)";
+
+/// Bytes the analysis could not read, to one destination during one phase, for one reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    /// Destination name (or address).
+    pub destination: String,
+    /// Phase during which the bytes were (or may have been) sent.
+    pub phase: String,
+    /// Why they could not be read (`tls`, …; see `scenario::parse` for the words).
+    pub reason: &'static str,
+    /// How many bytes (an upper bound when a conversation spans several phases).
+    pub bytes: u64,
+}
+
+/// Every unread span of the report, by destination and phase. A conversation whose unread bytes cannot be
+/// placed in time is counted in every phase it overlaps, so a keep-alive connection opened before a phase
+/// still makes that phase's rules inconclusive.
+pub fn unread(report: &Report, phases: &[PhaseSpan]) -> Vec<Unread> {
+    let mut out: Vec<Unread> = Vec::new();
+    let mut add = |destination: &str, phase: &str, reason: &'static str, bytes: u64| match out
+        .iter_mut()
+        .find(|u| u.destination == destination && u.phase == phase && u.reason == reason)
+    {
+        Some(u) => u.bytes += bytes,
+        None => out.push(Unread {
+            destination: destination.to_string(),
+            phase: phase.to_string(),
+            reason,
+            bytes,
+        }),
+    };
+    for f in report.flows.iter().filter(|f| f.opaque_bytes > 0) {
+        let overlapping: Vec<&PhaseSpan> = phases
+            .iter()
+            .filter(|p| p.start_ns <= f.last_ns && f.first_ns <= p.end_ns.max(p.start_ns))
+            .collect();
+        if overlapping.is_empty() {
+            add(
+                &f.destination,
+                phase_at(phases, f.first_ns),
+                "tls",
+                f.opaque_bytes,
+            );
+        }
+        for p in overlapping {
+            add(&f.destination, &p.name, "tls", f.opaque_bytes);
+        }
+    }
+    out
+}
+
+/// The phase running at `ns` (the first phase before any began).
+fn phase_at(phases: &[PhaseSpan], ns: u64) -> &str {
+    phases
+        .iter()
+        .rev()
+        .find(|p| p.start_ns <= ns)
+        .or(phases.first())
+        .map_or(crate::scenario::INITIAL_PHASE, |p| p.name.as_str())
+}
+
+/// Why a forbid rule (or check, or claim) that nothing broke cannot be said to hold; empty when it holds.
+fn inconclusive(
+    rule: &ForbidRule,
+    policy: &Policy,
+    observed: &Observed<'_>,
+    unread: &[Unread],
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if !observed.completed {
+        why.push(
+            "the run did not complete, so it did not observe everything this covers".to_string(),
+        );
+    }
+    for phase in &rule.phases {
+        // A phase that began when the run (or the capture) was over lasted no time: nothing in it was seen.
+        if !observed
+            .phases
+            .iter()
+            .any(|p| &p.name == phase && p.end_ns > p.start_ns)
+        {
+            why.push(format!("phase {phase} never ran"));
+        }
+    }
+    let covers = |u: &Unread| {
+        (rule.destinations.is_empty()
+            || rule.destinations.iter().any(|g| g.matches(&u.destination)))
+            && (rule.phases.is_empty() || rule.phases.iter().any(|p| *p == u.phase))
+    };
+    for u in unread.iter().filter(|u| covers(u)) {
+        if policy
+            .accept_unread
+            .iter()
+            .any(|a| a.accepts(&u.destination, u.reason, u.bytes))
+        {
+            continue;
+        }
+        why.push(format!(
+            "{} bytes to {} during {} could not be read ({})",
+            u.bytes,
+            u.destination,
+            u.phase,
+            reason_words(u.reason)
+        ));
+    }
+    why
+}
+
+/// An unread reason in words.
+pub fn reason_words(reason: &str) -> &'static str {
+    match reason {
+        "tls" => "TLS without keys",
+        "quic" => "QUIC without keys",
+        "encrypted" => "an encrypted payload",
+        "cap" => "a cap was hit",
+        "damage" => "the capture is damaged",
+        "gap" => "bytes missing from the capture",
+        _ => "a protocol telltale does not read",
+    }
+}
+
+/// The default rule when the scenario has no policy: no canary, any destination, any phase.
+fn default_rule() -> ForbidRule {
+    ForbidRule {
+        canaries: CanarySelection::All,
+        destinations: Vec::new(),
+        phases: Vec::new(),
+        line: 0,
+    }
+}
+
+/// A forbid-like rule's result: broken by its violations, else inconclusive with its reasons, else held.
+fn forbid_result(
+    kind: RuleKind,
+    rule: &ForbidRule,
+    text: String,
+    ctx: (&Identity, &Report, &Policy, &Observed<'_>, &[Unread]),
+) -> RuleResult {
+    let (identity, report, policy, observed, unread) = ctx;
+    let violations = covered(rule, identity, report);
+    let inconclusive = if violations.is_empty() {
+        inconclusive(rule, policy, observed, unread)
+    } else {
+        Vec::new()
+    };
+    RuleResult {
+        kind,
+        rule: text,
+        line: rule.line,
+        held: violations.is_empty() && inconclusive.is_empty(),
+        violations,
+        inconclusive,
+    }
+}
+
 /// Judges a run.
-pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judgement {
+pub fn judge(
+    scenario: &Scenario,
+    identity: &Identity,
+    report: &Report,
+    observed: &Observed<'_>,
+) -> Judgement {
     let mut j = Judgement::default();
-    for rule in &scenario.policy.forbid {
-        let violations = covered(rule, identity, report);
-        j.rules.push(RuleResult {
-            kind: RuleKind::Forbid,
-            rule: describe_forbid(rule),
-            line: rule.line,
-            held: violations.is_empty(),
-            violations,
-        });
+    let policy = &scenario.policy;
+    let unread = unread(report, observed.phases);
+    let ctx = (identity, report, policy, observed, unread.as_slice());
+    for rule in &policy.forbid {
+        j.rules.push(forbid_result(
+            RuleKind::Forbid,
+            rule,
+            describe_forbid(rule),
+            ctx,
+        ));
+    }
+    if policy.is_empty() {
+        j.rules.push(forbid_result(
+            RuleKind::Forbid,
+            &default_rule(),
+            DEFAULT_RULE.to_string(),
+            ctx,
+        ));
     }
     if let Some(allowed) = &scenario.policy.allow_destinations {
         let mut violations = Vec::new();
@@ -155,6 +344,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
             line: 0,
             held: violations.is_empty(),
             violations,
+            inconclusive: Vec::new(),
         });
     }
     for (glob, limit) in &scenario.policy.max_upload_bytes {
@@ -184,6 +374,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
             line: 0,
             held: violations.is_empty(),
             violations,
+            inconclusive: Vec::new(),
         });
     }
     for step in &scenario.steps {
@@ -194,22 +385,33 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
                 phases: check.phase.iter().cloned().collect(),
                 line: step.line,
             };
-            let violations = covered(&rule, identity, report);
-            j.rules.push(RuleResult {
-                kind: RuleKind::ExpectNoUpload,
-                rule: describe_forbid(&rule),
-                line: step.line,
-                held: violations.is_empty(),
-                violations,
-            });
+            j.rules.push(forbid_result(
+                RuleKind::ExpectNoUpload,
+                &rule,
+                describe_forbid(&rule),
+                ctx,
+            ));
         }
     }
     for claim in &scenario.claims {
         let violations = covered(&claim.forbid, identity, report);
-        let (verdict, text) = if violations.is_empty() {
+        let why = if violations.is_empty() {
+            inconclusive(&claim.forbid, policy, observed, &unread)
+        } else {
+            Vec::new()
+        };
+        let (verdict, text) = if violations.is_empty() && why.is_empty() {
             (
                 ClaimStatus::Holds,
                 format!("CLAIM HOLDS   {}  \"{}\"", claim.id, claim.says),
+            )
+        } else if violations.is_empty() {
+            (
+                ClaimStatus::Inconclusive,
+                format!(
+                    "CLAIM INCONCLUSIVE  {}  \"{}\"  — {}",
+                    claim.id, claim.says, why[0]
+                ),
             )
         } else {
             let first = &violations[0];
@@ -232,6 +434,7 @@ pub fn judge(scenario: &Scenario, identity: &Identity, report: &Report) -> Judge
             line: claim.line,
             verdict,
             violations,
+            inconclusive: why,
             text,
         });
     }
@@ -267,6 +470,7 @@ mod tests {
             rules: kinds
                 .iter()
                 .map(|&kind| RuleResult {
+                    inconclusive: Vec::new(),
                     kind,
                     rule: "r".into(),
                     line: 3,
@@ -280,6 +484,7 @@ mod tests {
                 .collect(),
             claims: vec![
                 ClaimResult {
+                    inconclusive: Vec::new(),
                     id: "KST-1".into(),
                     says: "fixed".into(),
                     line: 38,
@@ -291,6 +496,7 @@ mod tests {
                     text: "CLAIM BROKEN  KST-1".into(),
                 },
                 ClaimResult {
+                    inconclusive: Vec::new(),
                     id: "KST-2".into(),
                     says: "fixed".into(),
                     line: 39,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::record::{hash_file, FileHash, RunReport, Verdict};
+use super::record::{hash_file, ClaimStatus, FileHash, RunReport, Verdict};
 use crate::report::{Direction, Report};
 use crate::scenario::{Claim, Scenario};
 
@@ -68,7 +68,7 @@ fn unobservable(claim: &Claim, run: &RunReport, which: &str) -> Option<String> {
                 run.error.as_deref().unwrap_or("interrupted")
             ))
         }
-        Verdict::Pass | Verdict::Fail => {}
+        Verdict::Pass | Verdict::Fail | Verdict::Inconclusive => {}
     }
     for phase in &claim.forbid.phases {
         if !run.phases.iter().any(|p| &p.name == phase) {
@@ -78,22 +78,14 @@ fn unobservable(claim: &Claim, run: &RunReport, which: &str) -> Option<String> {
     None
 }
 
-/// Bytes the analysis could not look into (TLS application data) during the claim's phases.
-fn opaque_bytes(claim: &Claim, run: &RunReport) -> u64 {
-    let in_phase = |ts: u64| {
-        claim.forbid.phases.is_empty()
-            || run.phases.iter().any(|p| {
-                claim.forbid.phases.contains(&p.name)
-                    && p.start_ns <= ts
-                    && ts <= p.end_ns.max(p.start_ns)
-            })
-    };
-    run.analysis
-        .flows
+/// Why the run's judgement could not show the claim held (unread traffic it covers…), when it could not.
+fn unread_reasons(run: &RunReport, id: &str) -> Vec<String> {
+    run.judgement
+        .claims
         .iter()
-        .filter(|f| f.opaque_bytes > 0 && in_phase(f.first_ns))
-        .map(|f| f.opaque_bytes)
-        .sum()
+        .find(|c| c.id == id && c.verdict == ClaimStatus::Inconclusive)
+        .map(|c| c.inconclusive.clone())
+        .unwrap_or_default()
 }
 
 fn texts(run: &RunReport, id: &str) -> Vec<String> {
@@ -117,9 +109,9 @@ pub fn verify_claims(
         .map(|claim| {
             let b = texts(before, &claim.id);
             let a = texts(after, &claim.id);
-            let opaque_after = opaque_bytes(claim, after);
-            let (verdict, reason) = if let Some(why) =
-                unobservable(claim, before, "before").or_else(|| unobservable(claim, after, "after"))
+            let unread_after = unread_reasons(after, &claim.id);
+            let (verdict, reason) = if let Some(why) = unobservable(claim, before, "before")
+                .or_else(|| unobservable(claim, after, "after"))
             {
                 (ClaimVerdict::Inconclusive, why)
             } else if !a.is_empty() {
@@ -130,13 +122,15 @@ pub fn verify_claims(
             } else if b.is_empty() {
                 (
                     ClaimVerdict::NotReproduced,
-                    "the leak was not seen before the fix either, so the run does not show the fix".into(),
+                    "the leak was not seen before the fix either, so the run does not show the fix"
+                        .into(),
                 )
-            } else if opaque_after > 0 {
+            } else if !unread_after.is_empty() {
                 (
                     ClaimVerdict::Inconclusive,
                     format!(
-                        "gone in plain traffic, but {opaque_after} bytes after the fix were encrypted and could not be searched"
+                        "gone from what telltale could read, but after the fix {}",
+                        unread_after.join("; ")
                     ),
                 )
             } else {

@@ -540,6 +540,40 @@ pub struct Policy {
     pub allow_destinations: Option<Vec<Glob>>,
     /// Upper bounds on bytes sent per destination (glob), in file order.
     pub max_upload_bytes: Vec<(Glob, u64)>,
+    /// Unread traffic the scenario's author accepts explicitly (so it does not make a rule inconclusive).
+    pub accept_unread: Vec<AcceptUnread>,
+}
+
+impl Policy {
+    /// Whether the scenario wrote no rule at all (then the default applies: no canary may leave the device).
+    pub fn is_empty(&self) -> bool {
+        self.forbid.is_empty()
+            && self.allow_destinations.is_none()
+            && self.max_upload_bytes.is_empty()
+    }
+}
+
+/// "Traffic to these destinations that telltale cannot read, for these reasons, up to this many bytes, is
+/// accepted": the policy's explicit exception to "unread means inconclusive".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptUnread {
+    /// Destinations (empty: any).
+    pub destinations: Vec<Glob>,
+    /// Reasons, as the report names them (`tls`, `encrypted`…); empty: any reason.
+    pub reasons: Vec<String>,
+    /// At most this many unread bytes per destination (none: no limit).
+    pub max_bytes: Option<u64>,
+    /// 1-based line.
+    pub line: usize,
+}
+
+impl AcceptUnread {
+    /// Whether `bytes` unread bytes to `destination` for `reason` are accepted.
+    pub fn accepts(&self, destination: &str, reason: &str, bytes: u64) -> bool {
+        (self.destinations.is_empty() || self.destinations.iter().any(|g| g.matches(destination)))
+            && (self.reasons.is_empty() || self.reasons.iter().any(|r| r == reason))
+            && self.max_bytes.is_none_or(|m| bytes <= m)
+    }
 }
 
 /// "These canaries must not go to these destinations in these phases."

@@ -7,7 +7,23 @@ use crate::scenario::values;
 use crate::scenario::*;
 use crate::yaml::{Node, NodeKind, Pos};
 
-const POLICY_KEYS: [&str; 3] = ["forbid", "allow_destinations", "max_upload_bytes"];
+const POLICY_KEYS: [&str; 4] = [
+    "forbid",
+    "allow_destinations",
+    "max_upload_bytes",
+    "accept_unread",
+];
+const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
+/// Reasons an unread span can have (the report's words).
+pub(crate) const UNREAD_REASONS: [&str; 7] = [
+    "tls",
+    "quic",
+    "encrypted",
+    "cap",
+    "damage",
+    "gap",
+    "unparsed",
+];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 
 impl Cx<'_> {
@@ -70,6 +86,49 @@ impl Cx<'_> {
                 let bytes = values::parse_bytes(&text)
                     .map_err(|msg| self.err(K::InvalidValue, v.pos, "invalid byte count", msg))?;
                 p.max_upload_bytes.push((host, bytes));
+            }
+        }
+        if let Some(list) = f.get("accept_unread") {
+            for item in self.seq(list, "accept_unread")? {
+                let a = self.fields(item, item.pos, "an `accept_unread` entry", &ACCEPT_KEYS)?;
+                let destinations = a
+                    .get("destinations")
+                    .map(|d| self.host_globs(d, "destinations"))
+                    .transpose()?
+                    .unwrap_or_default();
+                let mut reasons = Vec::new();
+                if let Some(r) = a.get("reasons") {
+                    for x in self.seq(r, "reasons")? {
+                        let word = self.string(x, "reasons")?;
+                        if !UNREAD_REASONS.contains(&word.as_str()) {
+                            return Err(self.err(
+                                K::InvalidValue,
+                                x.pos,
+                                "unknown unread reason",
+                                format!(
+                                    "`{word}` is not a reason telltale reports; use one of {}",
+                                    UNREAD_REASONS.join(", ")
+                                ),
+                            ));
+                        }
+                        reasons.push(word);
+                    }
+                }
+                let max_bytes = match a.get("max_bytes") {
+                    Some(v) => {
+                        let text = self.string(v, "max_bytes")?;
+                        Some(values::parse_bytes(&text).map_err(|msg| {
+                            self.err(K::InvalidValue, v.pos, "invalid byte count", msg)
+                        })?)
+                    }
+                    None => None,
+                };
+                p.accept_unread.push(AcceptUnread {
+                    destinations,
+                    reasons,
+                    max_bytes,
+                    line: item.pos.line,
+                });
             }
         }
         Ok(p)

@@ -1,0 +1,288 @@
+//! A PASS means "read everything, found nothing". Runs over captures the tests write (`kind: capture`, so
+//! nothing boots): what telltale could not read makes a rule or claim INCONCLUSIVE (exit 4) unless the
+//! policy accepts it; a scenario without a policy forbids every canary; a phase that never ran is never
+//! "held"; `verify` never says FIXED over traffic the after-run could not read.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::runs::workdir;
+use telltale::app::{self, RunRequest};
+use telltale::record::{ClaimStatus, RuleStatus, Verdict};
+use telltale::runner::NoProgress;
+use telltale::synth::{Side, Synth, Tcp};
+use telltale::ExitCode;
+
+const IMEI: &str = "356938035643809";
+
+/// A minimal TLS 1.2 ClientHello with SNI (built by hand so the test does not depend on the parser).
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = sni.as_bytes();
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
+    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend_from_slice(name);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[9; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// TLS application-data records of pseudo-random bytes (what an upload over TLS looks like without keys).
+fn app_data(n: usize, seed: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut x = u32::from(seed) | 1;
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(1200);
+        out.extend_from_slice(&[0x17, 3, 3]);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            out.push(x as u8);
+        }
+        left -= len;
+    }
+    out
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// 300 datagrams 1 ms apart so phases can be placed by offset.
+fn filler(s: &mut Synth, n: u16) {
+    for i in 0..n {
+        s.udp(
+            addr("10.77.0.10:5000"),
+            addr("10.77.0.1:9"),
+            &i.to_be_bytes(),
+        );
+    }
+}
+
+fn plain_upload(s: &mut Synth, port: u16, body: &str) {
+    let mut t = Tcp::new(
+        addr(&format!("10.77.0.10:{port}")),
+        addr("198.18.0.20:80"),
+        1000,
+        9000,
+    );
+    t.open(s);
+    let req = format!(
+        "POST /collect HTTP/1.1\r\nHost: api.vendor.example\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    t.send(s, Side::Client, req.as_bytes(), 1400);
+    t.send(
+        s,
+        Side::Server,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        1400,
+    );
+    t.close(s);
+}
+
+/// A TLS connection to `sni`: the hello at once, `before` bytes of application data, then (after `gap`
+/// datagrams) `after` more bytes on the same connection (keep-alive).
+fn tls_upload(s: &mut Synth, sni: &str, before: usize, gap: u16, after: usize) {
+    let mut t = Tcp::new(
+        addr("10.77.0.10:41000"),
+        addr("198.18.0.30:443"),
+        5000,
+        7000,
+    );
+    t.open(s);
+    t.send(s, Side::Client, &client_hello(sni), 1400);
+    t.send(s, Side::Server, &app_data(200, 3), 1400);
+    if before > 0 {
+        t.send(s, Side::Client, &app_data(before, 5), 1400);
+    }
+    filler(s, gap);
+    if after > 0 {
+        t.send(s, Side::Client, &app_data(after, 7), 1400);
+    }
+    t.close(s);
+}
+
+struct Case {
+    dir: PathBuf,
+}
+
+impl Case {
+    fn new(tag: &str, capture: impl FnOnce(&mut Synth)) -> Case {
+        let dir = workdir(tag);
+        let mut s = Synth::ethernet();
+        capture(&mut s);
+        std::fs::write(dir.join("cap.pcap"), s.finish()).unwrap();
+        Case { dir }
+    }
+
+    fn scenario(&self, name: &str, rest: &str) -> PathBuf {
+        let p = self.dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &p,
+            format!("name: {name}\ntarget:\n  kind: capture\n  file: {}\n{rest}identity:\n  values: {{imei: \"{IMEI}\"}}\n", self.dir.join("cap.pcap").display()),
+        )
+        .unwrap();
+        p
+    }
+
+    fn run(&self, scenario: &Path) -> telltale::app::Batch {
+        let req = RunRequest {
+            out: self.dir.join("out"),
+            jobs: 1,
+            accel: vec!["tcg".into()],
+            keep: false,
+            command_line: vec![],
+        };
+        let scenarios = app::load_scenarios(&[scenario.to_path_buf()]).unwrap();
+        app::execute(app::plan(scenarios, &req.out), &req, Arc::new(NoProgress)).unwrap()
+    }
+}
+
+fn only(b: &telltale::app::Batch) -> &telltale::record::RunReport {
+    &b.runs[0]
+        .outcome
+        .as_ref()
+        .expect("the run completed")
+        .report
+}
+
+const PHASED: &str = "  phases:\n    - {name: consent_declined, at: 100ms}\n";
+const FORBID_DECLINED: &str =
+    "policy:\n  forbid:\n    - canaries: all\n      phases: [consent_declined]\n";
+
+#[test]
+fn no_policy_means_no_canary_may_leave() {
+    let c = Case::new("nfp-default", |s| {
+        plain_upload(s, 40000, &format!("imei={IMEI}"))
+    });
+    let b = c.run(&c.scenario("nopolicy", ""));
+    let r = only(&b);
+    assert_eq!(r.verdict, Verdict::Fail);
+    assert_eq!(b.exit_code(), ExitCode::Found);
+    let rule = &r.judgement.rules[0];
+    assert!(rule.rule.contains("the default"), "{}", rule.rule);
+    assert_eq!(rule.status(), RuleStatus::Broken);
+    let shown = telltale::render::batch(&b);
+    assert!(
+        shown.contains("FAIL forbid: no canary may leave the device"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn tls_without_keys_in_a_forbidden_phase_is_inconclusive_not_pass() {
+    let c = Case::new("nfp-tls", |s| {
+        filler(s, 200);
+        tls_upload(s, "sync.vendor.example", 4000, 0, 0);
+    });
+    let b = c.run(&c.scenario("tls", &format!("{PHASED}{FORBID_DECLINED}claims:\n  - id: C-1\n    says: nothing is sent once consent is declined\n    forbid: {{canaries: all, phases: [consent_declined]}}\n")));
+    let r = only(&b);
+    assert!(r.analysis.findings.is_empty(), "nothing readable was found");
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{:#?}", r.judgement);
+    assert_eq!(b.exit_code(), ExitCode::Inconclusive);
+    let rule = &r.judgement.rules[0];
+    assert_eq!(rule.status(), RuleStatus::Inconclusive);
+    assert!(!rule.held);
+    let why = rule.inconclusive.join("\n");
+    assert!(why.contains("sync.vendor.example"), "{why}");
+    assert!(why.contains("TLS without keys"), "{why}");
+    assert_eq!(r.judgement.claims[0].verdict, ClaimStatus::Inconclusive);
+    let shown = telltale::render::batch(&b);
+    assert!(shown.contains("INCONCLUSIVE"), "{shown}");
+    assert!(shown.contains("CLAIM INCONCLUSIVE  C-1"), "{shown}");
+}
+
+#[test]
+fn the_policy_may_accept_named_unread_traffic() {
+    let c = Case::new("nfp-accept", |s| {
+        filler(s, 200);
+        tls_upload(s, "sync.vendor.example", 4000, 0, 0);
+    });
+    let accept =
+        "  accept_unread:\n    - destinations: [\"*.vendor.example\"]\n      reasons: [tls]\n";
+    let b = c.run(&c.scenario("accepted", &format!("{PHASED}{FORBID_DECLINED}{accept}")));
+    assert_eq!(only(&b).verdict, Verdict::Pass, "{:#?}", only(&b).judgement);
+    // The same exception for another destination does not cover it.
+    let other = "  accept_unread:\n    - destinations: [\"*.other.example\"]\n";
+    let b = c.run(&c.scenario("other", &format!("{PHASED}{FORBID_DECLINED}{other}")));
+    assert_eq!(only(&b).verdict, Verdict::Inconclusive);
+}
+
+#[test]
+fn a_keep_alive_connection_opened_before_the_phase_counts_in_the_phase() {
+    // The TLS connection opens at once (phase `boot`), idles, and sends again after the phase began.
+    let c = Case::new("nfp-keepalive", |s| {
+        tls_upload(s, "sync.vendor.example", 0, 300, 4000)
+    });
+    let b = c.run(&c.scenario("keepalive", &format!("{PHASED}{FORBID_DECLINED}")));
+    let r = only(&b);
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{:#?}", r.judgement);
+    assert!(r.judgement.rules[0].inconclusive[0].contains("during consent_declined"));
+}
+
+#[test]
+fn a_phase_that_never_ran_is_not_held() {
+    let c = Case::new("nfp-phase", |s| filler(s, 10));
+    // consent_declined would begin after the capture's last frame: it never ran.
+    let late = "  phases:\n    - {name: consent_declined, at: 60s}\n";
+    let b = c.run(&c.scenario("late", &format!("{late}{FORBID_DECLINED}")));
+    let r = only(&b);
+    let rule = &r.judgement.rules[0];
+    assert_ne!(rule.status(), RuleStatus::Held, "{:#?}", r);
+}
+
+#[test]
+fn verify_never_says_fixed_over_unread_traffic() {
+    // Before: the IMEI in plain HTTP during the phase. After: the same upload moved into TLS.
+    let before = Case::new("nfp-verify-before", |s| {
+        filler(s, 200);
+        plain_upload(s, 40000, &format!("imei={IMEI}"));
+    });
+    let after = Case::new("nfp-verify-after", |s| {
+        filler(s, 200);
+        tls_upload(s, "sync.vendor.example", 4000, 0, 0);
+    });
+    let claim = "claims:\n  - id: C-1\n    says: the IMEI is no longer sent once consent is declined\n    forbid: {canaries: [imei], phases: [consent_declined]}\n";
+    let scenario = before.scenario("claim", &format!("{PHASED}{FORBID_DECLINED}{claim}"));
+    let req = RunRequest {
+        out: before.dir.join("verify-out"),
+        jobs: 2,
+        accel: vec!["tcg".into()],
+        keep: false,
+        command_line: vec![],
+    };
+    let o = app::verify(
+        &scenario,
+        &before.dir.join("cap.pcap"),
+        &after.dir.join("cap.pcap"),
+        &req,
+        Arc::new(NoProgress),
+    )
+    .unwrap();
+    let v = &o.verdicts[0];
+    assert_eq!(
+        v.verdict,
+        telltale::runner::verify::ClaimVerdict::Inconclusive,
+        "{v:#?}"
+    );
+    assert!(v.reason.contains("TLS without keys"), "{}", v.reason);
+    assert_eq!(o.exit_code(), ExitCode::Inconclusive);
+}

@@ -209,7 +209,7 @@ fn inconclusive(
     let covers = |u: &Unread| {
         (rule.destinations.is_empty()
             || rule.destinations.iter().any(|g| g.matches(&u.destination)))
-            && (rule.phases.is_empty() || rule.phases.iter().any(|p| *p == u.phase))
+            && (rule.phases.is_empty() || rule.phases.contains(&u.phase))
     };
     for u in unread.iter().filter(|u| covers(u)) {
         if policy

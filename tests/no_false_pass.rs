@@ -286,3 +286,26 @@ fn verify_never_says_fixed_over_unread_traffic() {
     assert!(v.reason.contains("TLS without keys"), "{}", v.reason);
     assert_eq!(o.exit_code(), ExitCode::Inconclusive);
 }
+
+#[test]
+fn templates_reach_the_target_filled_in_or_are_refused_with_the_line() {
+    use telltale::scenario::{HostCommand, Scenario, Target};
+    let text = format!(
+        "name: prog\ntarget:\n  kind: netns\n  command: [\"sh\", \"-c\", \"wget -q -O- http://up.example/?id={{{{imei}}}}\"]\n  env:\n    DEVICE_ID: \"{{{{imei}}}}\"\nidentity:\n  values: {{imei: \"{IMEI}\"}}\nsteps:\n  - idle: 1s\n"
+    );
+    let s = Scenario::parse(&text, "prog.yaml", Path::new(".")).expect("valid");
+    let Target::Netns(n) = &s.target else {
+        panic!("a netns target")
+    };
+    let HostCommand::Argv(argv) = &n.command else {
+        panic!("argv")
+    };
+    assert_eq!(argv[2], format!("wget -q -O- http://up.example/?id={IMEI}"));
+    assert_eq!(n.env, vec![("DEVICE_ID".to_string(), IMEI.to_string())]);
+
+    // A name the identity does not have is a validation error at its line, not literal text.
+    let typo = text.replace("DEVICE_ID: \"{{imei}}\"", "DEVICE_ID: \"{{imie}}\"");
+    let e = Scenario::parse(&typo, "prog.yaml", Path::new(".")).expect_err("refused");
+    assert_eq!(e.line, 6, "{e}");
+    assert!(e.to_string().contains("imie"), "{e}");
+}

@@ -688,7 +688,8 @@ impl Scenario {
     /// For inline identities this only re-checks the names.
     pub fn attach_identity(&mut self, identity_text: &str) -> Result<(), ScenarioError> {
         let IdentitySpec::File(path) = &self.identity else {
-            return self.check_names();
+            self.check_names()?;
+            return self.fill_target_templates();
         };
         let shown = path.display().to_string();
         let id = Identity::from_yaml(identity_text, &shown).map_err(|e| {
@@ -702,7 +703,68 @@ impl Scenario {
             err
         })?;
         self.canaries = Some(id);
-        self.check_names()
+        self.check_names()?;
+        self.fill_target_templates()
+    }
+
+    /// Fills `{{name}}` templates in the text the target receives (a program's command line and
+    /// environment, a container's command and environment, a kernel command line, a device's log command):
+    /// checked at parse time, filled once the identity is known, so a program never sees `{{imei}}`.
+    pub(crate) fn fill_target_templates(&mut self) -> Result<(), ScenarioError> {
+        let Some(vars) = self.template_vars() else {
+            return Ok(());
+        };
+        let source = self.source_name.clone();
+        let fill = |text: &mut String| -> Result<(), ScenarioError> {
+            if !text.contains("{{") {
+                return Ok(());
+            }
+            let t = Template::parse(text).map_err(|e| {
+                ScenarioError::whole(
+                    ScenarioErrorKind::InvalidTemplate,
+                    &source,
+                    "invalid template",
+                    e.message,
+                )
+            })?;
+            *text = t.render(&vars).map_err(|m| {
+                ScenarioError::whole(
+                    ScenarioErrorKind::UnknownTemplateName,
+                    &source,
+                    "unknown identity value in template",
+                    m,
+                )
+            })?;
+            Ok(())
+        };
+        let command = |c: &mut HostCommand| -> Result<(), ScenarioError> {
+            match c {
+                HostCommand::Shell(s) => fill(s),
+                HostCommand::Argv(v) => v.iter_mut().try_for_each(fill),
+            }
+        };
+        match &mut self.target {
+            Target::Netns(n) => {
+                command(&mut n.command)?;
+                n.env.iter_mut().try_for_each(|(_, v)| fill(v))?;
+            }
+            Target::Container(c) => {
+                c.cmd.iter_mut().try_for_each(fill)?;
+                c.env.iter_mut().try_for_each(|(_, v)| fill(v))?;
+            }
+            Target::Qemu(q) => {
+                if let Some(a) = q.append.as_mut() {
+                    fill(a)?;
+                }
+            }
+            Target::Device(d) => {
+                if let Some(l) = d.log.as_mut() {
+                    fill(l)?;
+                }
+            }
+            Target::Capture(_) => {}
+        }
+        Ok(())
     }
 
     /// The identity: built at parse time for inline identities, after

@@ -157,7 +157,7 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
         None => None,
     };
 
-    let s = Scenario {
+    let mut s = Scenario {
         name,
         release,
         source_name: source.to_string(),
@@ -177,6 +177,7 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
         },
     };
     s.check_names()?;
+    s.fill_target_templates()?;
     Ok(s)
 }
 

@@ -87,7 +87,7 @@ impl Cx<'_> {
             .transpose()?;
         let append = f
             .get("append")
-            .map(|n| self.string(n, "append"))
+            .map(|n| self.templated(n, "append"))
             .transpose()?;
         let memory_mib = match f.get("memory") {
             None => DEFAULT_MEMORY_MIB,
@@ -125,7 +125,7 @@ impl Cx<'_> {
     }
 
     /// `env: {NAME: value}` in file order.
-    fn env(&self, n: &Node) -> R<Vec<(String, String)>> {
+    fn env(&mut self, n: &Node) -> R<Vec<(String, String)>> {
         let NodeKind::Map(entries) = &n.kind else {
             return Err(self.err(
                 K::WrongType,
@@ -148,25 +148,35 @@ impl Cx<'_> {
                     format!("environment variable names cannot contain `=`: `{name}`"),
                 ));
             }
-            out.push((
-                name,
-                self.string(v, &format!("env.{}", k.scalar().unwrap_or("")))?,
-            ));
+            let key = format!("env.{}", k.scalar().unwrap_or(""));
+            out.push((name, self.templated(v, &key)?));
         }
         Ok(out)
     }
 
-    /// A program: `"shell command line"` or `[argv0, arg1, …]`.
-    fn command(&self, n: &Node, key: &str) -> R<HostCommand> {
+    /// A program: `"shell command line"` or `[argv0, arg1, …]`; `{{name}}` templates are checked here and
+    /// filled in once the identity is known ([`crate::scenario::Scenario`]'s template pass).
+    fn command(&mut self, n: &Node, key: &str) -> R<HostCommand> {
         match &n.kind {
-            NodeKind::Seq(items) if !items.is_empty() => Ok(HostCommand::Argv(
-                items
-                    .iter()
-                    .map(|i| self.nonempty(i, key))
-                    .collect::<R<Vec<_>>>()?,
-            )),
-            _ => Ok(HostCommand::Shell(self.nonempty(n, key)?)),
+            NodeKind::Seq(items) if !items.is_empty() => {
+                let mut argv = Vec::with_capacity(items.len());
+                for i in items {
+                    self.nonempty(i, key)?;
+                    argv.push(self.templated(i, key)?);
+                }
+                Ok(HostCommand::Argv(argv))
+            }
+            _ => {
+                self.nonempty(n, key)?;
+                Ok(HostCommand::Shell(self.templated(n, key)?))
+            }
         }
+    }
+
+    /// Text that reaches the target: its `{{name}}` templates are checked (syntax now, names against the
+    /// identity later, both with the line) and the text kept as written until they are filled in.
+    fn templated(&mut self, n: &Node, key: &str) -> R<String> {
+        Ok(self.template(n, key)?.as_str().to_string())
     }
 
     fn container_target(&mut self, n: &Node, at: Pos) -> R<Target> {
@@ -413,7 +423,13 @@ impl Cx<'_> {
                 }
             },
         };
-        let log = f.get("log").map(|l| self.nonempty(l, "log")).transpose()?;
+        let log = match f.get("log") {
+            Some(l) => {
+                self.nonempty(l, "log")?;
+                Some(self.templated(l, "log")?)
+            }
+            None => None,
+        };
         self.adb_target = matches!(control, DeviceControl::Adb { .. });
         Ok(Target::Device(DeviceTarget {
             control,

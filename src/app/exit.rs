@@ -118,3 +118,13 @@ mod tests {
         assert_eq!(of_run(&r), ExitCode::Internal);
     }
 }
+
+/// `verify-bundle`: 0 the bundle holds, 1 it does not (tampered, or the verdicts differ). Bad input (not a
+/// bundle, an unreadable key) is an [`Error`], 2.
+pub fn of_bundle(holds: bool) -> ExitCode {
+    if holds {
+        ExitCode::Clean
+    } else {
+        ExitCode::Found
+    }
+}

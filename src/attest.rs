@@ -120,7 +120,14 @@ pub struct Envelope {
 /// DSSE's pre-authentication encoding: `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`.
 pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
-    out.extend_from_slice(format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), body.len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "DSSEv1 {} {payload_type} {} ",
+            payload_type.len(),
+            body.len()
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(body);
     out
 }
@@ -350,7 +357,11 @@ mod tests {
         let mut bad = e.clone();
         bad.payload_type = "application/json".into();
         assert!(matches!(bad.statement(), Err(AttestError::Statement(_))));
-        let bad = Envelope::seal(PAYLOAD_TYPE, br#"{"_type":"x","subject":[],"predicateType":"p","predicate":null}"#, None);
+        let bad = Envelope::seal(
+            PAYLOAD_TYPE,
+            br#"{"_type":"x","subject":[],"predicateType":"p","predicate":null}"#,
+            None,
+        );
         assert!(matches!(bad.statement(), Err(AttestError::Statement(_))));
     }
 
@@ -367,7 +378,10 @@ mod tests {
         assert_eq!(verifying_key(p.as_bytes()).unwrap(), p);
         assert!(matches!(
             signing_key(b"not a key"),
-            Err(AttestError::Key { what: "private", .. })
+            Err(AttestError::Key {
+                what: "private",
+                ..
+            })
         ));
         assert!(matches!(
             verifying_key(private.as_bytes()),

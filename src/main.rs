@@ -162,7 +162,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             accel,
             sign_key,
         } => {
-            let sign_key = sign_key.as_deref().map(app::bundle::read_signing_key).transpose()?;
+            let sign_key = sign_key
+                .as_deref()
+                .map(app::bundle::read_signing_key)
+                .transpose()?;
             let req = RunRequest {
                 out,
                 jobs: 2,
@@ -176,7 +179,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 format!("{}@after", base.name),
             ];
             let progress = Arc::new(RunProgress::new(&names));
-            let outcome = app::verify(&scenario, &before, &after, &req, sign_key.as_ref(), progress)?;
+            let outcome = app::verify(
+                &scenario,
+                &before,
+                &after,
+                &req,
+                sign_key.as_ref(),
+                progress,
+            )?;
             print!(
                 "{}",
                 render::verified(

@@ -173,7 +173,10 @@ fn open(path: &Path) -> Result<Opened, Error> {
         if !(kind.is_file() || kind.is_dir()) {
             return Err(not_bundle(format!(
                 "entry {} is not a file",
-                entry.path().map(|p| p.display().to_string()).unwrap_or_default()
+                entry
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
             )));
         }
         total = total.saturating_add(entry.size());
@@ -271,7 +274,10 @@ pub fn verify_bundle(path: &Path, key: Option<&Path>) -> Result<BundleCheck, Err
                     got.sha256, got.bytes, want.sha256, want.bytes
                 ),
             ),
-            Err(e) => c.problem(name, format!("listed in {MANIFEST} but cannot be read: {e}")),
+            Err(e) => c.problem(
+                name,
+                format!("listed in {MANIFEST} but cannot be read: {e}"),
+            ),
         }
     }
     for f in files_in(dir) {
@@ -419,10 +425,9 @@ pub fn verify_bundle(path: &Path, key: Option<&Path>) -> Result<BundleCheck, Err
                 continue;
             }
         };
-        let stored: Result<(RunReport, serde_json::Value), String> =
-            serde_json::from_slice(&text)
-                .and_then(|r| Ok((r, serde_json::from_slice(&text)?)))
-                .map_err(|e| e.to_string());
+        let stored: Result<(RunReport, serde_json::Value), String> = serde_json::from_slice(&text)
+            .and_then(|r| Ok((r, serde_json::from_slice(&text)?)))
+            .map_err(|e| e.to_string());
         let (stored, stored_json) = match stored {
             Ok(x) => x,
             Err(e) => {
@@ -484,7 +489,10 @@ pub fn verify_bundle(path: &Path, key: Option<&Path>) -> Result<BundleCheck, Err
                 }),
             }
         }
-        for s in stored.iter().filter(|s| !c.verdicts.iter().any(|v| v.id == s.id)) {
+        for s in stored
+            .iter()
+            .filter(|s| !c.verdicts.iter().any(|v| v.id == s.id))
+        {
             c.problems.push(Problem {
                 file: "verdicts.json".into(),
                 what: format!("claim {} is not a claim of the bundled scenario", s.id),
@@ -508,7 +516,9 @@ fn load_scenario(dir: &Path) -> Result<Scenario, Problem> {
         let id = std::fs::read_to_string(dir.join(IDENTITY_FILE)).map_err(|e| {
             bad(
                 IDENTITY_FILE,
-                format!("the scenario names an identity file, but the bundle's cannot be read: {e}"),
+                format!(
+                    "the scenario names an identity file, but the bundle's cannot be read: {e}"
+                ),
             )
         })?;
         s.attach_identity(&id)

@@ -42,7 +42,13 @@ pub fn checked(c: &BundleCheck) -> String {
     if !c.verdicts.is_empty() {
         let _ = writeln!(out, "  verdicts re-derived from the captures:");
         for v in &c.verdicts {
-            let _ = writeln!(out, "    {:<15} {}  \"{}\"", v.verdict.words(), v.id, v.says);
+            let _ = writeln!(
+                out,
+                "    {:<15} {}  \"{}\"",
+                v.verdict.words(),
+                v.id,
+                v.says
+            );
             let _ = writeln!(out, "                    {}", v.reason);
         }
     }

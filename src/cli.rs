@@ -150,7 +150,8 @@ initrd) or another scenario file of the same firmware (its target is used).
 
 Writes an evidence bundle OUT/verify-<scenario>/ and OUT/verify-<scenario>.tar.gz: both runs' captures,
 reports, console logs and manifests, the scenario, the verdicts, and MANIFEST.json with the SHA-256 of
-every file and of both images, telltale's version and the command line.
+every file and of both images, telltale's version and the command line, and attestation.dsse.json: an in-toto
+Statement in a DSSE envelope (signed with --sign-key). `telltale verify-bundle` checks it all offline.
 
 Example:
   telltale verify scenarios/cloudsync-v1.yaml --before target/demo-images/cloudsync-v1.cpio.gz \\

@@ -239,6 +239,8 @@ fn one_byte_changed_anywhere_is_found_and_the_file_named() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("BUNDLE DOES NOT HOLD"), "{out}");
     assert!(out.contains("after/capture.pcap: SHA-256"), "{out}");
+    // No verdict is shown for evidence that does not hold.
+    assert!(!out.contains("FIXED"), "{out}");
 
     // In a report.
     let b = f.copy("report");

@@ -39,7 +39,9 @@ pub fn checked(c: &BundleCheck) -> String {
             SignatureStatus::Failed => "DOES NOT VERIFY with the key given".to_string(),
         }
     );
-    if !c.verdicts.is_empty() {
+    // Verdicts are shown only for a bundle that holds: re-derived from files that do not match their
+    // hashes, a FIXED would be a claim about evidence nobody can vouch for.
+    if c.holds() && !c.verdicts.is_empty() {
         let _ = writeln!(out, "  verdicts re-derived from the captures:");
         for v in &c.verdicts {
             let _ = writeln!(

@@ -216,7 +216,8 @@ fn files_in(dir: &Path) -> Vec<String> {
         };
         for e in rd.flatten() {
             let p = e.path();
-            if p.is_dir() {
+            // Not following links: a link to a parent folder would never end.
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(p);
             } else if let Ok(rel) = p.strip_prefix(dir) {
                 out.push(rel.display().to_string());

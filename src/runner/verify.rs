@@ -3,8 +3,9 @@
 //! comparing two runs' findings.
 //!
 //! This module owns the verdicts (pure: two run reports in, verdicts out), the comparison
-//! table, and the bundle (a folder and a deterministic `.tar.gz` with a manifest of SHA-256
-//! hashes of every file and both images).
+//! table, the bundle (a folder and a deterministic `.tar.gz` with a manifest of SHA-256
+//! hashes of every file and both images), and re-deriving a run's report from its capture
+//! ([`rederive`], for `verify-bundle`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -393,3 +393,59 @@ fn another_key_does_not_verify_and_bad_input_is_exit_2() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&f.dir);
 }
+
+/// An identity generated from a seed (with a given value) lives in the scenario: the bundle needs no
+/// identity file, and verify-bundle regenerates the same canaries.
+#[test]
+fn a_seeded_inline_identity_needs_no_identity_file() {
+    let dir = workdir("bundle-seeded");
+    capture(&dir.join("before.pcap"), &format!("id={B64_IMEI}"));
+    capture(&dir.join("after.pcap"), "id=none");
+    std::fs::write(
+        dir.join("audit.yaml"),
+        format!("name: audit\ntarget:\n  kind: capture\n  file: before.pcap\n  phases:\n    - {{name: consent_declined, at: 100ms}}\nidentity:\n  seed: 2014\n  generate: [phone, email]\n  values: {{imei: \"{IMEI}\"}}\nclaims:\n  - id: FW-2-001\n    says: the IMEI is no longer sent once consent is declined\n    forbid: {{canaries: [imei], phases: [consent_declined]}}\n"),
+    )
+    .unwrap();
+    let o = run(&[
+        "verify".as_ref(),
+        dir.join("audit.yaml").as_os_str(),
+        "--before".as_ref(),
+        dir.join("before.pcap").as_os_str(),
+        "--after".as_ref(),
+        dir.join("after.pcap").as_os_str(),
+        "--out".as_ref(),
+        dir.join("out").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bundle = dir.join("out/verify-audit");
+    assert!(!bundle.join("identity.yaml").exists());
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("before/report.json")).unwrap()).unwrap();
+    // The generated canaries are searched for too, so a different seed would change the report.
+    assert!(
+        r["analysis"]["canaries"].as_array().unwrap().len() > 1,
+        "{}",
+        r["analysis"]["canaries"]
+    );
+    let o = run(&[
+        "verify-bundle".as_ref(),
+        dir.join("out/verify-audit.tar.gz").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("FIXED           FW-2-001"),
+        "{}",
+        text(&o)
+    );
+
+    // The seed edited in the bundled scenario (and rehashed): other canaries, another report.
+    let s = bundle.join("scenario.yaml");
+    let t = std::fs::read_to_string(&s)
+        .unwrap()
+        .replace("seed: 2014", "seed: 2015");
+    std::fs::write(&s, t).unwrap();
+    let o = run(&["verify-bundle".as_ref(), bundle.as_os_str()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("scenario.yaml: SHA-256"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -150,7 +150,8 @@ initrd) or another scenario file of the same firmware (its target is used).
 
 Writes an evidence bundle OUT/verify-<scenario>/ and OUT/verify-<scenario>.tar.gz: both runs' captures,
 reports, console logs and manifests, the scenario, the verdicts, and MANIFEST.json with the SHA-256 of
-every file and of both images, telltale's version and the command line.
+every file and of both images, telltale's version and the command line, and attestation.dsse.json: an in-toto
+Statement in a DSSE envelope (signed with --sign-key). `telltale verify-bundle` checks it all offline.
 
 Example:
   telltale verify scenarios/cloudsync-v1.yaml --before target/demo-images/cloudsync-v1.cpio.gz \\
@@ -173,6 +174,45 @@ Exit codes: 0 every claim FIXED, 1 a claim is STILL LEAKING, 2 invalid input, 3 
         /// QEMU accelerator (see `telltale run --help`).
         #[arg(long, value_enum, default_value_t = Accel::Tcg)]
         accel: Accel,
+        /// Sign the bundle's attestation with this Ed25519 private key (PKCS#8 PEM, or 32 raw bytes);
+        /// without it the attestation is an unsigned DSSE envelope. `telltale keygen` makes a key pair.
+        #[arg(long, value_name = "FILE")]
+        sign_key: Option<PathBuf>,
+    },
+    /// Check an evidence bundle of `telltale verify`, offline: hashes, attestation, signature, verdicts.
+    #[command(after_help = "\
+BUNDLE is the folder OUT/verify-<scenario>/ or its .tar.gz. Checked, in order:
+  every file against MANIFEST.json (SHA-256 and size; a file that is not listed is reported too),
+  attestation.dsse.json: a DSSE envelope around an in-toto Statement v1 whose subjects are every file of
+    the bundle, MANIFEST.json and both images, and whose predicate carries the verdicts,
+  its Ed25519 signature over DSSE's PAE, with --key (without --key the signature is not checked),
+  the verdicts: each run's capture analysed again with the bundled scenario, identity and the phase
+    times in its report.json, judged again, and compared with report.json and verdicts.json.
+Prints the verdicts, or every difference with the file it is in.
+
+Example:
+  telltale verify-bundle telltale-out/verify-cloudsync-v1.tar.gz --key vendor.pub
+
+Exit codes: 0 the bundle holds, 1 it does not (a file changed, the signature does not verify with the key,
+or the verdicts re-derived differ), 2 bad input (not a bundle, unreadable key).")]
+    VerifyBundle {
+        /// The bundle: a folder or a .tar.gz.
+        bundle: PathBuf,
+        /// The signer's Ed25519 public key (SPKI PEM, or 32 raw bytes).
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key pair for signing evidence bundles: PREFIX.key (PKCS#8 PEM) and PREFIX.pub.
+    #[command(after_help = "\
+The same with OpenSSL:
+  openssl genpkey -algorithm ed25519 -out vendor.key
+  openssl pkey -in vendor.key -pubout -out vendor.pub
+
+Exit codes: 0 written, 2 a file exists already or cannot be written.")]
+    Keygen {
+        /// Path prefix of the two files.
+        #[arg(value_name = "PREFIX")]
+        prefix: PathBuf,
     },
     /// Compare the canary uploads of two runs: what persisted, what disappeared, what appeared.
     #[command(after_help = "\

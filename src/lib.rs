@@ -16,6 +16,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod attest;
 pub mod canary;
 pub mod capture;
 pub mod decode;

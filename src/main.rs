@@ -160,7 +160,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             after,
             out,
             accel,
+            sign_key,
         } => {
+            let sign_key = sign_key
+                .as_deref()
+                .map(app::bundle::read_signing_key)
+                .transpose()?;
             let req = RunRequest {
                 out,
                 jobs: 2,
@@ -174,7 +179,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 format!("{}@after", base.name),
             ];
             let progress = Arc::new(RunProgress::new(&names));
-            let outcome = app::verify(&scenario, &before, &after, &req, progress)?;
+            let outcome = app::verify(
+                &scenario,
+                &before,
+                &after,
+                &req,
+                sign_key.as_ref(),
+                progress,
+            )?;
             print!(
                 "{}",
                 render::verified(
@@ -183,7 +195,22 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                     &after.display().to_string()
                 )
             );
+            print!("{}", render::bundle::attestation(&outcome));
             Ok(outcome.exit_code())
+        }
+        Command::VerifyBundle { bundle, key } => {
+            let check = app::bundle::verify_bundle(&bundle, key.as_deref())?;
+            print!("{}", render::bundle::checked(&check));
+            Ok(check.exit_code())
+        }
+        Command::Keygen { prefix } => {
+            let (private, public) = app::bundle::keygen(&prefix)?;
+            println!(
+                "wrote {} (private: keep it secret) and {}",
+                private.display(),
+                public.display()
+            );
+            Ok(ExitCode::Clean)
         }
         Command::Compare {
             run_a,

@@ -90,6 +90,16 @@ pub fn of_findings(found: bool) -> ExitCode {
     }
 }
 
+/// `verify-bundle`: 0 the bundle holds, 1 it does not (tampered, or the verdicts differ). Bad input (not a
+/// bundle, an unreadable key) is an [`Error`], 2.
+pub fn of_bundle(holds: bool) -> ExitCode {
+    if holds {
+        ExitCode::Clean
+    } else {
+        ExitCode::Found
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! Tests call these functions directly; the binary is a thin shell over them.
 
 pub mod batch;
+pub mod bundle;
 pub mod check;
 pub mod exit;
 pub mod verify;

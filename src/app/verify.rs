@@ -7,10 +7,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::batch::{execute, Planned, RunRequest};
+use crate::attest::{Envelope, Statement, Subject};
 use crate::error::{Error, ExitCode};
-use crate::runner::verify::{seal_bundle, verify_claims, ClaimVerification};
+use crate::runner::verify::{
+    archive_bundle, verify_claims, write_manifest, BundleManifest, ClaimVerification, ATTESTATION,
+    MANIFEST,
+};
 use crate::runner::{Progress, RunOutcome};
-use crate::scenario::{Scenario, Target};
+use crate::scenario::{IdentitySpec, Scenario, Target};
+
+/// The predicate type of the bundle's statement: telltale's verify predicate, described in the README
+/// ("For auditors"). A name, not a location.
+pub const PREDICATE_TYPE: &str = "https://telltale.invalid/attestation/verify/v1";
+/// The identity file's name in the bundle, when the scenario names one.
+pub const IDENTITY_FILE: &str = "identity.yaml";
 
 /// What `telltale verify` established.
 #[derive(Debug)]
@@ -27,6 +37,8 @@ pub struct VerifyOutcome {
     pub bundle: PathBuf,
     /// The bundle as a deterministic `.tar.gz`.
     pub archive: PathBuf,
+    /// The key id of the attestation's signature, when it was signed.
+    pub signed_by: Option<String>,
 }
 
 impl VerifyOutcome {
@@ -93,12 +105,14 @@ pub fn release_variant(base: &Scenario, arg: &Path) -> Result<(Scenario, PathBuf
 }
 
 /// `telltale verify`: runs `scenario` on the release `before` and `after` the fix (side by side), gives each
-/// claim a verdict and writes the evidence bundle `OUT/verify-<scenario>/` and its `.tar.gz`.
+/// claim a verdict and writes the evidence bundle `OUT/verify-<scenario>/` and its `.tar.gz`, with its
+/// attestation (signed with `sign_key` when given).
 pub fn verify(
     scenario: &Path,
     before: &Path,
     after: &Path,
     req: &RunRequest,
+    sign_key: Option<&ed25519_dalek::SigningKey>,
     progress: Arc<dyn Progress>,
 ) -> Result<VerifyOutcome, Error> {
     let base = Scenario::load(scenario)?;
@@ -150,18 +164,30 @@ pub fn verify(
         let _ = std::fs::remove_file(d.join("disk.img"));
     }
     std::fs::copy(scenario, bundle.join("scenario.yaml")).map_err(io)?;
+    // Self-contained: the identity file travels with the scenario (an inline identity is in it).
+    if let IdentitySpec::File(p) = &base.identity {
+        std::fs::copy(p, bundle.join(IDENTITY_FILE)).map_err(io)?;
+    }
+    for d in [&b.dir, &a.dir] {
+        without_wall_clock(&d.join("manifest.json")).map_err(io)?;
+    }
     std::fs::write(
         bundle.join("verdicts.json"),
         serde_json::to_string_pretty(&verdicts).map_err(|e| Error::Internal(e.to_string()))? + "\n",
     )
     .map_err(io)?;
-    let archive = seal_bundle(
+    let manifest = write_manifest(
         &bundle,
         &[("before", &img_before), ("after", &img_after)],
         verdicts.clone(),
         req.command_line.clone(),
     )
     .map_err(io)?;
+    let manifest_hash = crate::record::hash_file(&bundle.join(MANIFEST)).map_err(io)?;
+    let statement = statement(&manifest, &manifest_hash.sha256, &base.name, &b, &a);
+    let envelope = Envelope::of_statement(&statement, sign_key);
+    std::fs::write(bundle.join(ATTESTATION), envelope.to_json()).map_err(io)?;
+    let archive = archive_bundle(&bundle).map_err(io)?;
     Ok(VerifyOutcome {
         scenario: base.name,
         verdicts,
@@ -169,5 +195,73 @@ pub fn verify(
         after: a,
         bundle,
         archive,
+        signed_by: sign_key.map(|k| crate::attest::key_id(&k.verifying_key())),
     })
+}
+
+/// A run's `manifest.json` without its wall-clock duration: the one value of a bundle that is not from
+/// the runs themselves, so that the same runs give the same bundle byte for byte.
+fn without_wall_clock(path: &Path) -> std::io::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("seconds");
+    }
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&v).map_err(std::io::Error::other)? + "\n",
+    )
+}
+
+/// The subject name of a release's image in the statement: `image-before:NAME`.
+pub fn image_subject(label: &str, path: &str) -> String {
+    let name = Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string());
+    format!("image-{label}:{name}")
+}
+
+/// The bundle's in-toto Statement: every file of the bundle, `MANIFEST.json` and both images as
+/// subjects; telltale's verify predicate (the verdicts, each run's rules and phases, telltale's version,
+/// the command line).
+fn statement(
+    manifest: &BundleManifest,
+    manifest_sha256: &str,
+    scenario: &str,
+    before: &RunOutcome,
+    after: &RunOutcome,
+) -> Statement {
+    let mut subject: Vec<Subject> = manifest
+        .images
+        .iter()
+        .map(|(label, h)| Subject::sha256(image_subject(label, &h.path), h.sha256.clone()))
+        .collect();
+    subject.extend(
+        manifest
+            .files
+            .iter()
+            .map(|f| Subject::sha256(f.path.clone(), f.sha256.clone())),
+    );
+    subject.push(Subject::sha256(MANIFEST, manifest_sha256));
+    let run = |o: &RunOutcome| {
+        serde_json::json!({
+            "verdict": o.report.verdict,
+            "phases": o.report.phases,
+            "rules": o.report.judgement.rules,
+        })
+    };
+    Statement::new(
+        subject,
+        PREDICATE_TYPE,
+        serde_json::json!({
+            "telltale_version": manifest.telltale_version,
+            "command_line": manifest.command_line,
+            "scenario": scenario,
+            "claims": manifest.claims,
+            "runs": {"before": run(before), "after": run(after)},
+        }),
+    )
 }

@@ -2,6 +2,7 @@
 //! every command, and the report files (JSON, JUnit, HTML). Rendering never decides a verdict or an exit
 //! code; it only shows them.
 
+pub mod bundle;
 pub mod html;
 pub mod junit;
 pub mod progress;

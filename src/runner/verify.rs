@@ -3,20 +3,21 @@
 //! comparing two runs' findings.
 //!
 //! This module owns the verdicts (pure: two run reports in, verdicts out), the comparison
-//! table, and the bundle (a folder and a deterministic `.tar.gz` with a manifest of SHA-256
-//! hashes of every file and both images).
+//! table, the bundle (a folder and a deterministic `.tar.gz` with a manifest of SHA-256
+//! hashes of every file and both images), and re-deriving a run's report from its capture
+//! ([`rederive`], for `verify-bundle`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::record::{hash_file, ClaimStatus, FileHash, RunReport, Verdict};
 use crate::report::{Direction, Report};
 use crate::scenario::{Claim, Scenario};
 
 /// What a claim turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClaimVerdict {
     /// The leak was seen before the fix and is gone after it.
@@ -43,7 +44,7 @@ impl ClaimVerdict {
 }
 
 /// One claim's verdict with its evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimVerification {
     /// Advisory or ticket.
     pub id: String,
@@ -250,7 +251,7 @@ pub fn compare(a: &Report, b: &Report) -> Vec<ComparedFinding> {
 }
 
 /// `MANIFEST.json` of an evidence bundle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleManifest {
     /// telltale's version.
     pub telltale_version: String,
@@ -282,18 +283,23 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Writes `MANIFEST.json` (hashes of every file in `bundle` and of both images) and
-/// `<bundle>.tar.gz` (sorted entries, fixed times and owners: the same files give the same
-/// archive).
-pub fn seal_bundle(
+/// The bundle's attestation: a DSSE envelope around an in-toto Statement (not listed in `MANIFEST.json`,
+/// which it covers by hash).
+pub const ATTESTATION: &str = "attestation.dsse.json";
+/// The bundle's manifest.
+pub const MANIFEST: &str = "MANIFEST.json";
+
+/// Writes `MANIFEST.json`: hashes of every file in `bundle` (except the manifest and the attestation) and
+/// of both images.
+pub fn write_manifest(
     bundle: &Path,
     images: &[(&str, &Path)],
     claims: Vec<ClaimVerification>,
     command_line: Vec<String>,
-) -> std::io::Result<PathBuf> {
+) -> std::io::Result<BundleManifest> {
     let mut files = Vec::new();
     for rel in walk(bundle)? {
-        if rel == Path::new("MANIFEST.json") {
+        if rel == Path::new(MANIFEST) || rel == Path::new(ATTESTATION) {
             continue;
         }
         let mut h = hash_file(&bundle.join(&rel))?;
@@ -315,7 +321,13 @@ pub fn seal_bundle(
         claims,
     };
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)? + "\n";
-    std::fs::write(bundle.join("MANIFEST.json"), text)?;
+    std::fs::write(bundle.join(MANIFEST), text)?;
+    Ok(manifest)
+}
+
+/// Writes `<bundle>.tar.gz` (sorted entries, fixed times and owners: the same files give the same
+/// archive).
+pub fn archive_bundle(bundle: &Path) -> std::io::Result<PathBuf> {
     let name = bundle
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -333,4 +345,40 @@ pub fn seal_bundle(
     }
     tar.into_inner()?.finish()?;
     Ok(archive)
+}
+
+/// A run's report re-derived from its capture: the capture analysed again with the identity and the
+/// phase spans the report records, and judged again by the scenario's rules and claims. Everything else
+/// (steps, the network's log, times) is the stored report's.
+pub fn rederive(
+    scenario: &Scenario,
+    identity: &crate::Identity,
+    pcap: &Path,
+    stored: &RunReport,
+) -> Result<RunReport, String> {
+    let matcher = std::sync::Arc::new(crate::Matcher::new(identity));
+    let cfg = crate::Config {
+        phases: stored
+            .phases
+            .iter()
+            .map(|p| (p.start_ns, p.name.clone()))
+            .collect(),
+        ..crate::Config::default()
+    };
+    let mut analysis = crate::analyze_file(pcap, matcher, cfg, |_| {})
+        .map_err(|e| format!("cannot analyse {}: {e}", pcap.display()))?;
+    // The file name is where the capture was read from, not evidence.
+    analysis.capture.file = stored.analysis.capture.file.clone();
+    let judgement = super::verdict::judge(scenario, identity, &analysis);
+    let verdict = match stored.verdict {
+        Verdict::Error | Verdict::Interrupted => stored.verdict,
+        Verdict::Pass | Verdict::Fail if judgement.violated() => Verdict::Fail,
+        Verdict::Pass | Verdict::Fail => Verdict::Pass,
+    };
+    Ok(RunReport {
+        verdict,
+        judgement,
+        analysis,
+        ..stored.clone()
+    })
 }

@@ -274,6 +274,7 @@ fn verify_never_says_fixed_over_unread_traffic() {
         &before.dir.join("cap.pcap"),
         &after.dir.join("cap.pcap"),
         &req,
+        None,
         Arc::new(NoProgress),
     )
     .unwrap();

@@ -130,13 +130,19 @@ fn a_capture_is_judged_by_phase_like_a_live_run() {
         .unwrap()
         .ends_with("fw-2.pcap"));
 
-    // Declared after both uploads, the phase holds nothing: the run passes.
+    // Declared after the capture's last frame, the phase never ran: nothing was observed in it, so its
+    // rule and claim are INCONCLUSIVE (exit 4), never "held".
     let s = scenario(&dir, "fw-2.pcap", "1m");
     let o = Command::new(bin())
         .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        text(&o).contains("phase consent_declined never ran"),
+        "{}",
+        text(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -398,13 +398,11 @@ fn conclude(
         completed: c.failure.is_none(),
     };
     let judgement = verdict::judge(scenario, identity, &analysis, &observed);
-    let verdict = match &c.failure {
-        Some(RunError::Interrupted(_)) => Verdict::Interrupted,
-        Some(_) => Verdict::Error,
-        None if judgement.violated() => Verdict::Fail,
-        None if judgement.inconclusive() => Verdict::Inconclusive,
-        None => Verdict::Pass,
-    };
+    let stopped = c.failure.as_ref().map(|e| match e {
+        RunError::Interrupted(_) => Verdict::Interrupted,
+        _ => Verdict::Error,
+    });
+    let verdict = verdict::run_verdict(stopped, &judgement);
     let report = RunReport {
         schema: record::SCHEMA,
         format_version: 1,

@@ -277,6 +277,21 @@ fn forbid_result(
     }
 }
 
+/// A run's verdict: how it stopped when it did not complete, else FAIL when anything was broken,
+/// INCONCLUSIVE when nothing was but something could not be shown, else PASS.
+pub fn run_verdict(
+    stopped: Option<crate::record::Verdict>,
+    j: &Judgement,
+) -> crate::record::Verdict {
+    use crate::record::Verdict;
+    match stopped {
+        Some(v) => v,
+        None if j.violated() => Verdict::Fail,
+        None if j.inconclusive() => Verdict::Inconclusive,
+        None => Verdict::Pass,
+    }
+}
+
 /// Judges a run.
 pub fn judge(
     scenario: &Scenario,

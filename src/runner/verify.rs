@@ -369,12 +369,13 @@ pub fn rederive(
         .map_err(|e| format!("cannot analyse {}: {e}", pcap.display()))?;
     // The file name is where the capture was read from, not evidence.
     analysis.capture.file = stored.analysis.capture.file.clone();
-    let judgement = super::verdict::judge(scenario, identity, &analysis);
-    let verdict = match stored.verdict {
-        Verdict::Error | Verdict::Interrupted => stored.verdict,
-        Verdict::Pass | Verdict::Fail if judgement.violated() => Verdict::Fail,
-        Verdict::Pass | Verdict::Fail => Verdict::Pass,
+    let stopped = matches!(stored.verdict, Verdict::Error | Verdict::Interrupted);
+    let observed = super::verdict::Observed {
+        phases: &stored.phases,
+        completed: !stopped,
     };
+    let judgement = super::verdict::judge(scenario, identity, &analysis, &observed);
+    let verdict = super::verdict::run_verdict(stopped.then_some(stored.verdict), &judgement);
     Ok(RunReport {
         verdict,
         judgement,

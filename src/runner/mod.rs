@@ -530,7 +530,11 @@ async fn start_target(
             let spec = NetnsSpec {
                 command: n.command.clone(),
                 env: n.env.clone(),
-                workdir: n.workdir.clone().unwrap_or_else(|| dir.join("home")),
+                // The scenario checked that `workdir` is relative and does not climb.
+                workdir: match &n.workdir {
+                    Some(w) => dir.join("home").join(w),
+                    None => dir.join("home"),
+                },
             };
             let launched = Launched {
                 launch: match &n.command {

@@ -271,3 +271,79 @@ fn a_netns_program_stays_in_the_run_home_and_root_is_opt_in() {
     assert_eq!(validate(&r, &["--allow-host=root"]).status.code(), Some(0));
     let _ = IMEI;
 }
+
+/// `levels` anchors, each a list of two aliases of the one before: 2^levels nodes expanded.
+fn alias_bomb(levels: usize) -> String {
+    let mut t = String::from("l0: &l0 [abcdefg, abcdefh]\n");
+    for i in 1..levels {
+        t.push_str(&format!("l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
+    }
+    t
+}
+
+#[test]
+fn alias_bombs_and_huge_files_exit_2_at_once() {
+    let (_root, vendor) = folder("bombs");
+    let id = write(&vendor, "ids.yaml", &alias_bomb(60));
+    let started = std::time::Instant::now();
+    let o = bin().arg("identity").arg(&id).output().unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(all.contains("aliases are copied"), "{all}");
+    assert!(!all.contains("error: error:"), "{all}");
+    // The same bomb as a scenario's identity file, and inline in a scenario.
+    let s = write(
+        &vendor,
+        "s.yaml",
+        "target: {kind: capture, file: c.pcap}\nidentity: ids.yaml\n",
+    );
+    small_capture(&vendor.join("c.pcap"));
+    let o = validate(&s, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("aliases are copied"), "{}", text(&o));
+    let inline = write(
+        &vendor,
+        "inline.yaml",
+        &format!(
+            "target: {{kind: capture, file: c.pcap}}\nidentity:\n  values: {{imei: \"{IMEI}\"}}\nx:\n{}",
+            alias_bomb(60)
+                .lines()
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>()
+        ),
+    );
+    let o = validate(&inline, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("aliases are copied"), "{}", text(&o));
+    // A file far larger than any identity: refused without being read whole.
+    let big = vendor.join("big.yaml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(8 << 30).unwrap(); // sparse: 8 GiB of NULs, no disk used
+    let o = bin().arg("identity").arg(&big).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("identity file too large"), "{}", text(&o));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_file(&big);
+}
+
+#[test]
+fn plain_canaries_are_refused_with_their_line() {
+    let (_root, vendor) = folder("plain");
+    let id = write(
+        &vendor,
+        "ids.yaml",
+        "imei: \"356938035643809\"\npin: \"\\0\\0\\0\\0\\0\\0\"\n",
+    );
+    let o = bin().arg("identity").arg(&id).output().unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("identity value too plain") && all.contains("ids.yaml:2:6"),
+        "{all}"
+    );
+    assert!(!all.contains("error: error:"), "{all}");
+}

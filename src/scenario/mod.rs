@@ -712,14 +712,15 @@ impl Scenario {
     /// any) is valid and defines every name the scenario uses.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ScenarioError::whole(
-                ScenarioErrorKind::Io,
-                &name,
-                "cannot read scenario",
-                format!("cannot read {name}: {e}"),
-            )
-        })?;
+        let text =
+            crate::canary::identity::read_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| {
+                ScenarioError::whole(
+                    ScenarioErrorKind::Io,
+                    &name,
+                    "cannot read scenario",
+                    format!("cannot read {name}: {e}"),
+                )
+            })?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -728,7 +729,11 @@ impl Scenario {
         s.check_files()?;
         s.note_linked_files();
         if let IdentitySpec::File(p) = &s.identity {
-            let id_text = std::fs::read_to_string(p).map_err(|e| {
+            let id_text = crate::canary::identity::read_bounded(
+                p,
+                crate::canary::identity::MAX_IDENTITY_BYTES,
+            )
+            .map_err(|e| {
                 s.error_at(
                     ScenarioErrorKind::MissingFile,
                     s.src.identity_pos,

@@ -347,3 +347,20 @@ fn plain_canaries_are_refused_with_their_line() {
     );
     assert!(!all.contains("error: error:"), "{all}");
 }
+
+#[test]
+fn vnet_listen_never_replaces_a_file_that_is_not_a_socket() {
+    let (_root, vendor) = folder("vnet");
+    let precious = write(&vendor, "precious.txt", "keep me");
+    let o = bin()
+        .args(["vnet", "--quiet", "--listen"])
+        .arg(&precious)
+        .arg("--pcap")
+        .arg(vendor.join("c.pcap"))
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(all.contains("is not a socket"), "{all}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+}

@@ -435,14 +435,10 @@ fn conclude(
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
-    let f = std::fs::File::create(path)
+    let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))?;
-    let mut w = std::io::BufWriter::new(f);
-    serde_json::to_writer_pretty(&mut w, value)
-        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))?;
-    use std::io::Write;
-    w.write_all(b"\n")
-        .and_then(|_| w.flush())
+    bytes.push(b'\n');
+    crate::record::write_atomic(path, &bytes)
         .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))
 }
 

@@ -178,6 +178,8 @@ Exit codes: 0 every claim FIXED, 1 a claim is STILL LEAKING, 2 invalid input, 3 
         /// without it the attestation is an unsigned DSSE envelope. `telltale keygen` makes a key pair.
         #[arg(long, value_name = "FILE")]
         sign_key: Option<PathBuf>,
+        #[command(flatten)]
+        host: HostFlags,
     },
     /// Check an evidence bundle of `telltale verify`, offline: hashes, attestation, signature, verdicts.
     #[command(after_help = "\
@@ -230,12 +232,18 @@ Exit codes: 0 run B uploads no canary, 1 run B still (or newly) uploads a canary
     },
     /// Check scenarios without running them.
     #[command(
-        after_help = "Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column)."
+        after_help = "Lists, under each valid scenario, everything it would do on or read from the host beyond its own
+folder (host commands, ssh options, files outside its folder, a netns program keeping root); each needs
+--allow-host (or --allow-host=KIND) here and in run, check and verify.
+
+Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column)."
     )]
     Validate {
         /// Scenario files, or folders of them.
         #[arg(required = true, value_name = "SCENARIO")]
         scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        host: HostFlags,
     },
     /// Serve telltale's isolated network to a QEMU you start yourself (until Ctrl-C).
     #[command(after_help = "\
@@ -283,6 +291,57 @@ pub struct RunFlags {
     /// printed; remove them with `docker rm -f ID`).
     #[arg(long)]
     pub keep: bool,
+    #[command(flatten)]
+    pub host: HostFlags,
+}
+
+/// What a scenario may do on the host (none of it by default).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HostFlags {
+    /// Allow scenarios to reach the host beyond their own folder: `commands` (`host:` steps, ssh
+    /// `options`, `install`), `files` (paths outside the scenario's folder: absolute, climbing with
+    /// `..`, or links out; serial ports), `root` (a `netns` program that keeps root). Without a
+    /// list: all of them. Read `telltale validate --allow-host` first: it lists every such place.
+    #[arg(
+        long,
+        value_name = "KINDS",
+        num_args = 0..=1,
+        require_equals = true,
+        value_delimiter = ',',
+        default_missing_value = "all",
+        value_enum
+    )]
+    pub allow_host: Option<Vec<HostKind>>,
+}
+
+/// A kind of host access (`--allow-host=KIND,…`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HostKind {
+    /// Every kind below.
+    All,
+    /// Commands on the host: `host:` steps, ssh `options`, `install`.
+    Commands,
+    /// Host files outside the scenario's folder.
+    Files,
+    /// `netns` programs that keep root.
+    Root,
+}
+
+impl HostFlags {
+    /// The kinds allowed.
+    pub fn allow(&self) -> telltale::scenario::HostAllow {
+        use telltale::scenario::{HostAccessKind as K, HostAllow};
+        let mut a = HostAllow::default();
+        for k in self.allow_host.iter().flatten() {
+            a = match k {
+                HostKind::All => HostAllow::all(),
+                HostKind::Commands => a.with(K::Commands),
+                HostKind::Files => a.with(K::Files),
+                HostKind::Root => a.with(K::Root),
+            };
+        }
+        a
+    }
 }
 
 /// Report files for CI and people, written after the runs.

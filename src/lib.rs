@@ -105,9 +105,11 @@ pub fn analyze_capture(
 
 /// Reads and validates an identity (canary) file.
 pub fn load_identity(path: &Path) -> Result<Identity, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = canary::identity::read_bounded(path, canary::identity::MAX_IDENTITY_BYTES).map_err(
+        |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    )?;
     Ok(Identity::from_yaml(&text, &path.display().to_string())?)
 }

@@ -103,8 +103,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             write_out(None, out.as_bytes())?;
             Ok(ExitCode::Clean)
         }
-        Command::Validate { scenarios } => {
-            print!("{}", render::validated(&app::validate(&scenarios)?));
+        Command::Validate { scenarios, host } => {
+            let list = app::validate(&scenarios, host.allow())?;
+            print!("{}", render::validated(&list));
+            print!("{}", render::host_access(&list));
             Ok(ExitCode::Clean)
         }
         Command::Run {
@@ -112,7 +114,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             flags,
             reports,
         } => {
-            let scenarios = app::load_scenarios(&scenarios)?;
+            let scenarios = app::load_scenarios(&scenarios, flags.host.allow())?;
             let req = run_request(&flags);
             let plans = app::plan(scenarios, &req.out);
             let batch = app::execute(plans.clone(), &req, progress_for(&plans))?;
@@ -127,7 +129,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             flags,
             reports,
         } => {
-            let scenarios = app::load_scenarios(&scenarios)?;
+            let scenarios = app::load_scenarios(&scenarios, flags.host.allow())?;
             let req = run_request(&flags);
             let names: Vec<String> = app::plan(scenarios.clone(), &req.out)
                 .into_iter()
@@ -161,7 +163,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             out,
             accel,
             sign_key,
+            host,
         } => {
+            app::require_host_access(&[&scenario, &before, &after], host.allow())?;
             let sign_key = sign_key
                 .as_deref()
                 .map(app::bundle::read_signing_key)

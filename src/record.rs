@@ -480,3 +480,45 @@ impl Judgement {
             .count()
     }
 }
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed over
+/// `path`, so a reader (or a full disk, or a crash) never sees a truncated `report.json` or manifest.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod atomic_tests {
+    #[test]
+    fn write_atomic_replaces_whole_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("tt-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("report.json");
+        std::fs::write(&p, "old old old").unwrap();
+        super::write_atomic(&p, b"{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{}\n");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // A folder that does not exist: an error, nothing written.
+        assert!(super::write_atomic(&dir.join("no/such.json"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

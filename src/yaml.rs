@@ -8,7 +8,8 @@
 //! Scalars keep their text as written (`imei: 0356...` keeps the leading zero), so typing
 //! (numbers, booleans) is decided by the converter, not by the YAML schema. Duplicate keys,
 //! non-scalar keys, multi-document files, tags other than `!!str`, nesting deeper than
-//! [`MAX_DEPTH`] and alias expansion past [`MAX_NODES`] are rejected here.
+//! [`MAX_DEPTH`] and alias expansion past [`MAX_NODES`] nodes or [`MAX_BYTES`] bytes of text are rejected
+//! here, before anything is copied ([`TreeErrorKind::Limit`]).
 
 use std::collections::HashMap;
 
@@ -18,6 +19,9 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 pub(crate) const MAX_DEPTH: usize = 64;
 /// Most nodes a document may expand to (aliases are copied), so `*a` bombs stay small.
 pub(crate) const MAX_NODES: usize = 100_000;
+/// Most bytes of scalar text a document may expand to (aliases are copied): a long string
+/// aliased many times is refused before it is copied.
+pub(crate) const MAX_BYTES: usize = 4 << 20;
 
 /// Where a node starts: 1-based line and column (in characters) and the 0-based character index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,11 +91,16 @@ impl Node {
         }
     }
 
-    fn count(&self) -> usize {
+    /// Nodes and bytes of scalar text in this subtree.
+    fn weight(&self) -> (usize, usize) {
         match &self.kind {
-            NodeKind::Null | NodeKind::Scalar { .. } => 1,
-            NodeKind::Seq(v) => 1 + v.iter().map(Node::count).sum::<usize>(),
-            NodeKind::Map(m) => 1 + m.iter().map(|(k, v)| k.count() + v.count()).sum::<usize>(),
+            NodeKind::Null => (1, 0),
+            NodeKind::Scalar { text, .. } => (1, text.len()),
+            NodeKind::Seq(v) => v.iter().map(Node::weight).fold((1, 0), add),
+            NodeKind::Map(m) => m
+                .iter()
+                .flat_map(|(k, v)| [k.weight(), v.weight()])
+                .fold((1, 0), add),
         }
     }
 }
@@ -133,6 +142,8 @@ pub(crate) enum TreeErrorKind {
     Key { map: Pos },
     /// A key already set in the same mapping, first on line `first_line`.
     Duplicate { key: String, first_line: usize },
+    /// A bound of the tree: alias expansion past [`MAX_NODES`] or [`MAX_BYTES`].
+    Limit,
 }
 
 /// A problem found while building the tree.
@@ -141,6 +152,10 @@ pub(crate) struct TreeError {
     pub pos: Pos,
     pub kind: TreeErrorKind,
     pub message: String,
+}
+
+fn add(a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+    (a.0.saturating_add(b.0), a.1.saturating_add(b.1))
 }
 
 impl TreeError {
@@ -176,6 +191,7 @@ pub(crate) fn parse(text: &str, file: FileKind) -> Result<Option<Node>, TreeErro
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     let mut nodes = 0usize;
+    let mut bytes = 0usize;
     while let Some(next) = parser.next_event() {
         let (ev, span) = next.map_err(|e| {
             TreeError::syntax(
@@ -204,7 +220,16 @@ pub(crate) fn parse(text: &str, file: FileKind) -> Result<Option<Node>, TreeErro
                 let Some(n) = anchors.get(&id) else {
                     return Err(TreeError::syntax(pos, "unknown alias".to_string()));
                 };
-                nodes = nodes.saturating_add(n.count());
+                let (c, b) = n.weight();
+                nodes = nodes.saturating_add(c);
+                bytes = bytes.saturating_add(b);
+                if nodes > MAX_NODES || bytes > MAX_BYTES {
+                    return Err(TreeError {
+                        pos,
+                        kind: TreeErrorKind::Limit,
+                        message: format!("the document expands to more than {MAX_NODES} nodes or {MAX_BYTES} bytes of text (aliases are copied)"),
+                    });
+                }
                 let mut n = n.clone();
                 n.pos = pos;
                 n.end = span.end.index();
@@ -222,6 +247,7 @@ pub(crate) fn parse(text: &str, file: FileKind) -> Result<Option<Node>, TreeErro
                         ));
                     }
                 }
+                bytes = bytes.saturating_add(value.len());
                 let kind = if plain && matches!(&*value, "" | "~" | "null" | "Null" | "NULL") {
                     NodeKind::Null
                 } else {
@@ -303,11 +329,12 @@ pub(crate) fn parse(text: &str, file: FileKind) -> Result<Option<Node>, TreeErro
                 n
             }
         };
-        if nodes > MAX_NODES {
-            return Err(TreeError::syntax(
+        if nodes > MAX_NODES || bytes > MAX_BYTES {
+            return Err(TreeError {
                 pos,
-                format!("the document expands to more than {MAX_NODES} nodes (aliases are copied)"),
-            ));
+                kind: TreeErrorKind::Limit,
+                message: format!("the document expands to more than {MAX_NODES} nodes or {MAX_BYTES} bytes of text (aliases are copied)"),
+            });
         }
         push(&mut stack, &mut root, node)?;
     }
@@ -502,6 +529,16 @@ mod tests {
         }
         let e = parse(&t).unwrap_err();
         assert!(e.message.contains("nodes"), "{}", e.message);
+        assert_eq!(e.kind, TreeErrorKind::Limit);
+        // Few nodes, many bytes: a 64 KiB string aliased 100 times.
+        let t = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(64 << 10),
+            vec!["*a"; 100].join(", ")
+        );
+        let e = parse(&t).unwrap_err();
+        assert_eq!(e.kind, TreeErrorKind::Limit);
+        assert_eq!(e.pos.line, 2);
     }
 
     #[test]

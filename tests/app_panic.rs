@@ -52,7 +52,7 @@ fn scenarios(dir: &Path) -> Vec<telltale::scenario::Scenario> {
         .unwrap();
         paths.push(p);
     }
-    app::load_scenarios(&paths).expect("the scenarios are valid")
+    app::load_scenarios(&paths, Default::default()).expect("the scenarios are valid")
 }
 
 fn request(dir: &Path) -> RunRequest {

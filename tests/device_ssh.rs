@@ -823,7 +823,7 @@ policy:
     let _ = identity;
     let out = dir.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_telltale"))
-        .args(["run"])
+        .args(["run", "--allow-host=commands"])
         .arg(&scenario)
         .arg("--out")
         .arg(&out)

@@ -137,7 +137,7 @@ impl Case {
         let p = self.dir.join(format!("{name}.yaml"));
         std::fs::write(
             &p,
-            format!("name: {name}\ntarget:\n  kind: capture\n  file: {}\n{rest}identity:\n  values: {{imei: \"{IMEI}\"}}\n", self.dir.join("cap.pcap").display()),
+            format!("name: {name}\ntarget:\n  kind: capture\n  file: cap.pcap\n{rest}identity:\n  values: {{imei: \"{IMEI}\"}}\n"),
         )
         .unwrap();
         p
@@ -151,7 +151,7 @@ impl Case {
             keep: false,
             command_line: vec![],
         };
-        let scenarios = app::load_scenarios(&[scenario.to_path_buf()]).unwrap();
+        let scenarios = app::load_scenarios(&[scenario.to_path_buf()], Default::default()).unwrap();
         app::execute(app::plan(scenarios, &req.out), &req, Arc::new(NoProgress)).unwrap()
     }
 }

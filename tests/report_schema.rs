@@ -62,7 +62,7 @@ fn real_report(tag: &str) -> Value {
         keep: false,
         command_line: vec![],
     };
-    let scenarios = app::load_scenarios(&[scenario]).unwrap();
+    let scenarios = app::load_scenarios(&[scenario], Default::default()).unwrap();
     let batch = app::execute(app::plan(scenarios, &req.out), &req, Arc::new(NoProgress)).unwrap();
     assert_eq!(batch.runs.len(), 1);
     let text = std::fs::read_to_string(dir.join("out/audit/report.json")).unwrap();

@@ -384,7 +384,8 @@ fn every_target_kind_parses_into_the_model() {
         Target::Netns(NetnsTarget {
             command: HostCommand::Argv(vec!["busybox".into(), "httpd".into(), "-f".into()]),
             env: vec![],
-            workdir: Some(PathBuf::from("/scenarios/home")),
+            workdir: Some(PathBuf::from("home")),
+            root: false,
             boot_timeout: Duration::from_secs(5),
         })
     );

@@ -50,10 +50,13 @@ pub fn plan(scenarios: Vec<Scenario>, out: &Path) -> Vec<Planned> {
     let mut plans = Vec::new();
     let mut used = std::collections::HashSet::new();
     for scenario in scenarios {
-        let mut name = scenario.name.clone();
+        // Parsed scenarios have plain names; a scenario built in code is made one here, so that the
+        // run's folder is always a child of `out`.
+        let base = crate::scenario::plain_name(&scenario.name);
+        let mut name = base.clone();
         let mut n = 2;
         while !used.insert(name.clone()) {
-            name = format!("{}-{n}", scenario.name);
+            name = format!("{base}-{n}");
             n += 1;
         }
         plans.push(Planned {

@@ -17,7 +17,7 @@ pub mod vnet;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::scenario::Scenario;
+use crate::scenario::{HostAllow, Scenario};
 
 pub use batch::{execute, plan, Batch, Planned, RunFailure, RunRequest, RunResult};
 pub use check::{check, gate_snapshot, CheckOutcome, SnapshotOutcome, SnapshotStatus};
@@ -58,13 +58,14 @@ pub fn collect_scenarios(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     Ok(out)
 }
 
-/// Loads every scenario named; every invalid one is reported ([`Error::Scenarios`]), not only the first.
-pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
+/// Loads every scenario named; every invalid one is reported ([`Error::Scenarios`]), not only the first. A
+/// scenario that needs host access `allow` does not grant is invalid ([`Scenario::check_host_access`]).
+pub fn load_scenarios(paths: &[PathBuf], allow: HostAllow) -> Result<Vec<Scenario>, Error> {
     let files = collect_scenarios(paths)?;
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for f in &files {
-        match Scenario::load(f) {
+        match Scenario::load(f).and_then(|s| s.check_host_access(allow).map(|()| s)) {
             Ok(s) => ok.push(s),
             Err(e) => errors.push(e),
         }
@@ -79,9 +80,21 @@ pub fn load_scenarios(paths: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
     }
 }
 
-/// `telltale validate`: the scenarios, loaded and checked, or every error.
-pub fn validate(paths: &[PathBuf]) -> Result<Vec<Scenario>, Error> {
-    load_scenarios(paths)
+/// `telltale validate`: the scenarios, loaded and checked (host access included), or every error. Each
+/// scenario's [`Scenario::host_access`] lists what it would do on the host.
+pub fn validate(paths: &[PathBuf], allow: HostAllow) -> Result<Vec<Scenario>, Error> {
+    load_scenarios(paths, allow)
+}
+
+/// The scenario files among `paths` (by their `.yaml`/`.yml` name; `verify`'s `--before`/`--after` may
+/// also be images), loaded and checked against `allow`.
+pub fn require_host_access(paths: &[&Path], allow: HostAllow) -> Result<(), Error> {
+    for p in paths {
+        if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+            Scenario::load(p)?.check_host_access(allow)?;
+        }
+    }
+    Ok(())
 }
 
 /// `telltale compare`: the canary uploads of two stored runs, side by side.
@@ -120,7 +133,7 @@ pub fn accept(paths: &[PathBuf], snapshots: &Path) -> Result<AcceptOutcome, Erro
             .map(|p| p.with_extension(""))
             .collect()
     } else {
-        load_scenarios(paths)?
+        load_scenarios(paths, HostAllow::all())?
             .iter()
             .map(|s| snapshot_path(snapshots, &crate::record::ScenarioInfo::of(s)))
             .collect()

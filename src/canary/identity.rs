@@ -16,6 +16,11 @@ use crate::yaml::{self, FileKind, Node, NodeKind, Pos, TreeErrorKind};
 /// Canary values shorter than this (in bytes, after trimming) are rejected by
 /// [`Identity::from_yaml`]: they would match far too much traffic.
 pub const MIN_VALUE_LEN: usize = 6;
+/// Fewest distinct bytes (ASCII case ignored) a canary value must have: `000000` or `ababab`
+/// would match runs of padding and counters, not the planted value.
+pub const MIN_DISTINCT_BYTES: usize = 3;
+/// Largest identity file accepted, in bytes (checked before any YAML is read).
+pub const MAX_IDENTITY_BYTES: usize = 1 << 20;
 
 /// One planted value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +61,10 @@ pub enum IdentityErrorKind {
     TooShort,
     /// The same value (ignoring ASCII case) is used by two canaries.
     DuplicateValue,
+    /// A value holds control bytes, or fewer than [`MIN_DISTINCT_BYTES`] distinct bytes.
+    TooPlain,
+    /// The file is larger than [`MAX_IDENTITY_BYTES`], or its aliases expand too far.
+    TooLarge,
 }
 
 /// Error for an unusable identity file: a [`Diagnostic`] (file, line, column, the offending line,
@@ -83,9 +92,25 @@ impl Deref for IdentityError {
 pub(crate) enum Refusal {
     /// Shorter than [`MIN_VALUE_LEN`] bytes after trimming.
     TooShort,
+    /// Control bytes, or fewer than [`MIN_DISTINCT_BYTES`] distinct bytes.
+    TooPlain,
     /// The same value (ASCII case ignored) as the canary at this index.
     SameAs(usize),
 }
+
+/// Reads at most `max + 1` bytes of a file as text: a larger file is never read whole (its text is
+/// then longer than `max`, and the caller refuses it), so a huge or endless file costs no memory.
+pub fn read_bounded(path: &std::path::Path, max: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(max as u64 + 1)
+        .read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Why a value is too plain to be a canary, in words.
+pub(crate) const TOO_PLAIN: &str = "canary values need at least 3 different characters and no control characters (NUL, escapes), or they match padding and counters everywhere; use a realistic fake value";
 
 /// The file's text and name, to build located errors.
 struct Src<'a> {
@@ -161,11 +186,30 @@ impl Identity {
                     .to_string(),
             )
         };
+        if text.len() > MAX_IDENTITY_BYTES {
+            return Err(src.err(
+                K::TooLarge,
+                None,
+                "identity file too large",
+                format!(
+                    "the identity file is {} bytes; identity files are at most {MAX_IDENTITY_BYTES} bytes",
+                    text.len()
+                ),
+            ));
+        }
         let root = match yaml::parse(text, FileKind::Identity) {
             Ok(Some(root)) => root,
             Ok(None) => return Err(empty(None)),
             Err(e) => {
                 return Err(match e.kind {
+                    // A bound of the tree (alias expansion, nesting): never handed to serde_yaml,
+                    // which would expand the aliases itself.
+                    TreeErrorKind::Limit => src.err(
+                        K::TooLarge,
+                        Some(e.pos),
+                        "identity file too large",
+                        e.message,
+                    ),
                     TreeErrorKind::Duplicate { key, first_line } => src.err(
                         K::DuplicateKey,
                         Some(e.pos),
@@ -179,7 +223,7 @@ impl Identity {
                         "canary names must be plain strings like `imei`".to_string(),
                     ),
                     TreeErrorKind::Syntax => src.syntax(e.pos, e.message),
-                })
+                });
             }
         };
         let entries: &[(Node, Node)] = match &root.kind {
@@ -225,6 +269,14 @@ impl Identity {
                             ),
                         ))
                     }
+                    Err(Refusal::TooPlain) => {
+                        return Err(src.err(
+                            K::TooPlain,
+                            Some(pos),
+                            "identity value too plain",
+                            TOO_PLAIN.to_string(),
+                        ))
+                    }
                     Err(Refusal::SameAs(j)) => {
                         let prev = &id.canaries[j];
                         return Err(src.err(
@@ -249,6 +301,15 @@ impl Identity {
         let value = value.trim();
         if value.len() < MIN_VALUE_LEN {
             return Err(Refusal::TooShort);
+        }
+        let mut seen = [false; 256];
+        for b in value.bytes() {
+            seen[usize::from(b.to_ascii_lowercase())] = true;
+        }
+        if value.bytes().any(|b| b < 0x20 || b == 0x7f)
+            || seen.iter().filter(|s| **s).count() < MIN_DISTINCT_BYTES
+        {
+            return Err(Refusal::TooPlain);
         }
         if let Some(j) = self
             .canaries
@@ -340,6 +401,38 @@ mod tests {
 
     fn e(text: &str) -> IdentityError {
         Identity::from_yaml(text, "ids.yaml").expect_err("should fail")
+    }
+
+    #[test]
+    fn plain_values_are_refused_with_their_line() {
+        for v in [
+            "\"\\0\\0\\0\\0\\0\\0\"",
+            "\"000000000\"",
+            "ababababab",
+            "\"abc\\tdefgh\"",
+        ] {
+            let err = e(&format!("imei: \"356938035643809\"\npin: {v}\n"));
+            assert_eq!(err.kind, IdentityErrorKind::TooPlain, "{v}");
+            assert_eq!((err.line, err.column), (2, 6), "{v}");
+            assert!(err.to_string().contains("3 different characters"), "{err}");
+        }
+        // Three distinct characters are enough.
+        Identity::from_yaml("flt: 1.100000\n", "x").unwrap();
+    }
+
+    #[test]
+    fn oversized_files_and_alias_bombs_are_refused_without_serde_yaml() {
+        let big = format!("a: \"{}\"\n", "x".repeat(MAX_IDENTITY_BYTES));
+        assert_eq!(e(&big).kind, IdentityErrorKind::TooLarge);
+        let mut t = String::from("l0: &l0 [abcdefg, abcdefh]\n");
+        for i in 1..40 {
+            t.push_str(&format!("l{i}: &l{i} [*l{}, *l{}]\n", i - 1, i - 1));
+        }
+        let started = std::time::Instant::now();
+        let err = e(&t);
+        assert_eq!(err.kind, IdentityErrorKind::TooLarge);
+        assert!(err.to_string().contains("aliases are copied"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -149,6 +149,10 @@ struct AtomicStats {
     run_truncated: AtomicU64,
 }
 
+/// Largest total length of the automaton's patterns for which it is built as a DFA (fastest, but
+/// memory per state); above it, a contiguous NFA.
+const DFA_MAX_PATTERN_BYTES: usize = 64 << 10;
+
 /// The compiled canary searcher. Built once per identity; `Send + Sync`.
 #[derive(Debug)]
 pub struct Matcher {
@@ -236,7 +240,16 @@ impl Matcher {
                 .kind(kind)
                 .build(ac_patterns)
         };
-        let ac = build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None))?;
+        // A DFA costs a full transition table per state (about 0.75 MB per canary with its ~30 forms), so it is
+        // used only for identities of a few dozen canaries; larger ones get the contiguous NFA, whose memory
+        // grows with the pattern bytes (the prefilter still skips most of the haystack).
+        let pattern_bytes: usize = ac_patterns.iter().map(|p| p.len()).sum();
+        let kind = if pattern_bytes <= DFA_MAX_PATTERN_BYTES {
+            AhoCorasickKind::DFA
+        } else {
+            AhoCorasickKind::ContiguousNFA
+        };
+        let ac = build(Some(kind)).or_else(|_| build(None))?;
         let prefilter = if separate_trigger {
             QGram::new(ac_patterns)
         } else {

@@ -103,7 +103,9 @@ impl ShellCall {
         ShellCall {
             begin,
             end,
-            line: format!("echo __TT_B{n}__; {cmd}\necho __TT_E{n}_$?__\n"),
+            // The status is kept before the newline that ends whatever the command printed last
+            // (output without a trailing newline would put the end marker mid-line).
+            line: format!("echo __TT_B{n}__; {cmd}\n__tt=$?; echo; echo __TT_E{n}_${{__tt}}__\n"),
         }
     }
 
@@ -119,7 +121,11 @@ impl ShellCall {
             .parse()
             .unwrap_or(-1);
         let raw = &after[..whole.start()];
-        let text = String::from_utf8_lossy(raw).replace('\r', "");
+        let mut text = String::from_utf8_lossy(raw).replace('\r', "");
+        // The newline telltale's `echo` adds before the end marker.
+        if text.ends_with('\n') {
+            text.pop();
+        }
         // The console echoes our second line ("echo __TT_E…") before its output: drop it.
         let output: Vec<&str> = text
             .lines()
@@ -184,6 +190,26 @@ mod tests {
         assert_eq!(out.output, "356938035643809\n[  12.3] random kernel line");
         // Consumed: polling again finds nothing.
         assert!(call.poll(&mut c).is_none());
+    }
+
+    #[test]
+    fn output_without_a_trailing_newline_still_ends() {
+        let call = ShellCall::new("cat /data/imei", 9);
+        assert!(
+            call.line.contains("echo; echo __TT_E9_${__tt}__"),
+            "{}",
+            call.line
+        );
+        let mut c = ConsoleBuffer::default();
+        // `cat` of a file with no newline: the marker comes after telltale's own newline.
+        c.push(b"__TT_B9__\r\n356938035643809\r\n__TT_E9_0__\r\n");
+        let out = call.poll(&mut c).expect("the call ended");
+        assert_eq!((out.status, out.output.as_str()), (0, "356938035643809"));
+        // With a trailing newline of its own: one newline only is removed.
+        let call = ShellCall::new("echo hi", 10);
+        c.push(b"__TT_B10__\r\nhi\r\n\r\n__TT_E10_3__\r\n");
+        let out = call.poll(&mut c).expect("the call ended");
+        assert_eq!((out.status, out.output.as_str()), (3, "hi"));
     }
 
     #[test]

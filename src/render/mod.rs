@@ -34,6 +34,27 @@ pub fn validated(list: &[Scenario]) -> String {
     out
 }
 
+/// `telltale validate`: what each scenario would do on or read from the host beyond its own folder, one
+/// line each under the scenario's name, so a reviewer reads it in one place (nothing when none does).
+pub fn host_access(list: &[Scenario]) -> String {
+    let mut out = String::new();
+    for s in list.iter().filter(|s| !s.host_access().is_empty()) {
+        let _ = writeln!(out, "\n{} reaches the host:", s.source_name);
+        for h in s.host_access() {
+            let _ = writeln!(
+                out,
+                "  {}:{}:{}  [{}] {}",
+                s.source_name,
+                h.line,
+                h.column,
+                h.kind.name(),
+                h.what
+            );
+        }
+    }
+    out
+}
+
 /// Every run's summary (or why it has none), as `run` and `check` print them.
 pub fn batch(batch: &Batch) -> String {
     let mut out = String::from("\n");

@@ -438,14 +438,10 @@ fn conclude(
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
-    let f = std::fs::File::create(path)
+    let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))?;
-    let mut w = std::io::BufWriter::new(f);
-    serde_json::to_writer_pretty(&mut w, value)
-        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))?;
-    use std::io::Write;
-    w.write_all(b"\n")
-        .and_then(|_| w.flush())
+    bytes.push(b'\n');
+    crate::record::write_atomic(path, &bytes)
         .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", path.display())))
 }
 
@@ -533,7 +529,11 @@ async fn start_target(
             let spec = NetnsSpec {
                 command: n.command.clone(),
                 env: n.env.clone(),
-                workdir: n.workdir.clone().unwrap_or_else(|| dir.join("home")),
+                // The scenario checked that `workdir` is relative and does not climb.
+                workdir: match &n.workdir {
+                    Some(w) => dir.join("home").join(w),
+                    None => dir.join("home"),
+                },
             };
             let launched = Launched {
                 launch: match &n.command {

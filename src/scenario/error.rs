@@ -48,6 +48,10 @@ pub enum ScenarioErrorKind {
     MissingFile,
     /// The identity (inline values, generated values or the identity file) breaks the identity rules.
     Identity,
+    /// The scenario runs something on or reads something from the host beyond its own folder
+    /// (`host:` steps, ssh `options`, `install`, paths outside its folder, a `netns` program that
+    /// keeps root) and the command line did not allow it (`--allow-host`).
+    HostAccess,
 }
 
 /// Error for an unusable scenario: a [`Diagnostic`] (file, line, column, the offending line,

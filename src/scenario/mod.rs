@@ -82,6 +82,7 @@ struct Source {
     identity_pos: yaml::Pos,
     files: Vec<FileRef>,
     refs: Vec<NameRef>,
+    host: Vec<HostAccess>,
 }
 
 impl fmt::Debug for Source {
@@ -102,6 +103,116 @@ struct FileRef {
 enum NameRef {
     Template(VarRef, yaml::Pos),
     Canary(String, yaml::Pos),
+}
+
+/// `s` as a plain name for a run folder: letters, digits, `.`, `_` and `-` (anything else becomes
+/// `_`), never empty, `.` or `..` (those become `scenario`).
+pub fn plain_name(s: &str) -> String {
+    let n: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if n.is_empty() || n == "." || n == ".." {
+        "scenario".to_string()
+    } else {
+        n
+    }
+}
+
+/// A kind of access to the host that a scenario may need, each allowed by `--allow-host=KIND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostAccessKind {
+    /// Commands run on the host: `host:` steps, ssh `options` (`ProxyCommand=…`), `install`.
+    Commands,
+    /// Host files outside the scenario's folder (absolute paths or paths climbing with `..`):
+    /// kernel, initrd, disk, identity file, capture, ssh key, files copied into a container,
+    /// app packages, serial ports.
+    Files,
+    /// A `netns` program that keeps root (`root: true`) instead of running unprivileged.
+    Root,
+}
+
+impl HostAccessKind {
+    /// Every kind, in the order `--allow-host` lists them.
+    pub const ALL: [HostAccessKind; 3] = [
+        HostAccessKind::Commands,
+        HostAccessKind::Files,
+        HostAccessKind::Root,
+    ];
+
+    /// The name used by `--allow-host=NAME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostAccessKind::Commands => "commands",
+            HostAccessKind::Files => "files",
+            HostAccessKind::Root => "root",
+        }
+    }
+
+    /// The kind named `name` (as in `--allow-host=NAME`).
+    pub fn from_name(name: &str) -> Option<HostAccessKind> {
+        HostAccessKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// One thing a scenario would do on (or read from) the host, where the scenario says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAccess {
+    /// Which permission it needs.
+    pub kind: HostAccessKind,
+    /// 1-based line in the scenario file.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What it does, in words (`runs \`rm -rf /tmp/x\` on the host`).
+    pub what: String,
+}
+
+/// The kinds of host access the command line allows (`--allow-host`); none by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostAllow {
+    /// `host:` steps, ssh `options`, `install`.
+    pub commands: bool,
+    /// Files outside the scenario's folder.
+    pub files: bool,
+    /// `netns` programs that keep root.
+    pub root: bool,
+}
+
+impl HostAllow {
+    /// Everything allowed (`--allow-host` without a list).
+    pub fn all() -> HostAllow {
+        HostAllow {
+            commands: true,
+            files: true,
+            root: true,
+        }
+    }
+
+    /// Is `kind` allowed?
+    pub fn allows(&self, kind: HostAccessKind) -> bool {
+        match kind {
+            HostAccessKind::Commands => self.commands,
+            HostAccessKind::Files => self.files,
+            HostAccessKind::Root => self.root,
+        }
+    }
+
+    /// Allow `kind` too.
+    pub fn with(mut self, kind: HostAccessKind) -> HostAllow {
+        match kind {
+            HostAccessKind::Commands => self.commands = true,
+            HostAccessKind::Files => self.files = true,
+            HostAccessKind::Root => self.root = true,
+        }
+        self
+    }
 }
 
 /// The kind of target: what runs the firmware, and how telltale drives it. Every kind's
@@ -188,8 +299,12 @@ pub struct NetnsTarget {
     pub command: HostCommand,
     /// Environment variables added to telltale's, in file order.
     pub env: Vec<(String, String)>,
-    /// Working directory (default: the run folder's `home/`, made fresh per run).
+    /// Working directory, relative to the run folder's `home/` (made fresh per run) and never
+    /// leaving it; default: `home/` itself.
     pub workdir: Option<PathBuf>,
+    /// `root: true`: the program keeps root and its capabilities (needs `--allow-host=root`);
+    /// by default it runs as an unprivileged user without capabilities.
+    pub root: bool,
     /// How long the first `wait_for` may take (default 60 s).
     pub boot_timeout: Duration,
 }
@@ -631,22 +746,28 @@ impl Scenario {
     /// any) is valid and defines every name the scenario uses.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ScenarioError::whole(
-                ScenarioErrorKind::Io,
-                &name,
-                "cannot read scenario",
-                format!("cannot read {name}: {e}"),
-            )
-        })?;
+        let text =
+            crate::canary::identity::read_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| {
+                ScenarioError::whole(
+                    ScenarioErrorKind::Io,
+                    &name,
+                    "cannot read scenario",
+                    format!("cannot read {name}: {e}"),
+                )
+            })?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         let mut s = Scenario::parse(&text, &name, base)?;
         s.check_files()?;
+        s.note_linked_files();
         if let IdentitySpec::File(p) = &s.identity {
-            let id_text = std::fs::read_to_string(p).map_err(|e| {
+            let id_text = crate::canary::identity::read_bounded(
+                p,
+                crate::canary::identity::MAX_IDENTITY_BYTES,
+            )
+            .map_err(|e| {
                 s.error_at(
                     ScenarioErrorKind::MissingFile,
                     s.src.identity_pos,
@@ -657,6 +778,78 @@ impl Scenario {
             s.attach_identity(&id_text)?;
         }
         Ok(s)
+    }
+
+    /// Everything the scenario would do on or read from the host beyond its own folder, in file
+    /// order (what `telltale validate` lists).
+    pub fn host_access(&self) -> &[HostAccess] {
+        &self.src.host
+    }
+
+    /// Refuse the scenario if it needs a kind of host access that `allow` does not grant: the
+    /// error points at the first such place and names the `--allow-host` flag that allows it.
+    pub fn check_host_access(&self, allow: HostAllow) -> Result<(), ScenarioError> {
+        let denied: Vec<&HostAccess> = self
+            .src
+            .host
+            .iter()
+            .filter(|h| !allow.allows(h.kind))
+            .collect();
+        let Some(first) = denied.first() else {
+            return Ok(());
+        };
+        let more = match denied.len() - 1 {
+            0 => String::new(),
+            n => format!(
+                " ({n} more place{} need{} host access; `telltale validate --allow-host` lists them all)",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "s" } else { "" }
+            ),
+        };
+        Err(ScenarioError::at(
+            ScenarioErrorKind::HostAccess,
+            &self.source_name,
+            &self.src.text,
+            first.line,
+            first.column,
+            "host access not allowed",
+            format!(
+                "{}; telltale does this only with `--allow-host={}` (or `--allow-host` for every kind){more}",
+                first.what,
+                first.kind.name()
+            ),
+        ))
+    }
+
+    /// A path written inside the scenario's folder that is a link out of it reaches the host
+    /// just the same: note it as host access (files that do not resolve were refused before).
+    fn note_linked_files(&mut self) {
+        let Ok(base) = std::fs::canonicalize(&self.base_dir) else {
+            return;
+        };
+        for f in &self.src.files {
+            let noted = self.src.host.iter().any(|h| {
+                h.kind == HostAccessKind::Files && (h.line, h.column) == (f.pos.line, f.pos.col)
+            });
+            if noted {
+                continue;
+            }
+            if let Ok(real) = std::fs::canonicalize(&f.path) {
+                if !real.starts_with(&base) {
+                    self.src.host.push(HostAccess {
+                        kind: HostAccessKind::Files,
+                        line: f.pos.line,
+                        column: f.pos.col,
+                        what: format!(
+                            "{} {} is a link to the host file {}, outside the scenario's folder",
+                            f.what,
+                            f.path.display(),
+                            real.display()
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     /// Check that every file the scenario names (kernel, initrd, disk, identity file) exists

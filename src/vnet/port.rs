@@ -208,8 +208,17 @@ impl StreamPort {
     /// runtime. QEMU then connects with
     /// `-netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH`.
     pub fn listen(path: &Path) -> io::Result<UnixListener> {
-        if path.exists() {
-            std::fs::remove_file(path)?;
+        use std::os::unix::fs::FileTypeExt;
+        // A socket left by an earlier run is replaced; any other file is never removed.
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the path exists and is not a socket; telltale does not replace it (choose another path)",
+                ))
+            }
+            Err(_) => {}
         }
         UnixListener::bind(path)
     }

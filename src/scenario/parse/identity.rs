@@ -264,6 +264,12 @@ impl Cx<'_> {
                         "identity value too short",
                         format!("`{name}`{origin}: canary values must be at least {MIN_VALUE_LEN} bytes long, or every packet would match; use a longer fake value"),
                     )),
+                    Err(Refusal::TooPlain) => return Err(self.err(
+                        K::Identity,
+                        *pos,
+                        "identity value too plain",
+                        format!("`{name}`{origin}: {}", crate::canary::identity::TOO_PLAIN),
+                    )),
                     Err(Refusal::SameAs(j)) => return Err(self.err(
                         K::Identity,
                         *pos,

@@ -46,6 +46,8 @@ struct Cx<'a> {
     relative_plant: bool,
     /// The target is a device controlled over adb (`install` steps apply).
     adb_target: bool,
+    /// What the scenario would do on or read from the host (see [`HostAccess`]).
+    host: Vec<HostAccess>,
 }
 
 pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario> {
@@ -60,6 +62,7 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
         target_phases: Vec::new(),
         relative_plant: false,
         adb_target: false,
+        host: Vec::new(),
     };
     if text.len() > MAX_SCENARIO_BYTES {
         return Err(ScenarioError::whole(
@@ -105,11 +108,7 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if stem.is_empty() {
-                "scenario".to_string()
-            } else {
-                stem
-            }
+            plain_name(&stem)
         }
     };
     let release = top
@@ -174,6 +173,7 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
             identity_pos: id_pos,
             files: cx.files,
             refs: cx.refs,
+            host: cx.host,
         },
     };
     s.check_names()?;
@@ -182,6 +182,16 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
 }
 
 impl Cx<'_> {
+    /// Note a place where the scenario reaches the host (checked against `--allow-host` later).
+    fn host_access(&mut self, kind: HostAccessKind, pos: Pos, what: String) {
+        self.host.push(HostAccess {
+            kind,
+            line: pos.line,
+            column: pos.col,
+            what,
+        });
+    }
+
     fn err(&self, kind: K, pos: Pos, title: &'static str, message: String) -> ScenarioError {
         ScenarioError::at(
             kind,
@@ -193,4 +203,24 @@ impl Cx<'_> {
             message,
         )
     }
+}
+
+/// Does `p` leave the folder it is relative to (absolute, or climbing above it with `..`)?
+pub(super) fn escapes(p: &Path) -> bool {
+    use std::path::Component;
+    let mut depth: isize = 0;
+    for c in p.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => return true,
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+        }
+    }
+    false
 }

@@ -135,6 +135,14 @@ impl Cx<'_> {
     /// A name used in file names and reports: letters, digits, `.`, `_`, `-`.
     pub(super) fn label(&self, n: &Node, key: &str) -> R<String> {
         let s = self.nonempty(n, key)?;
+        if s == "." || s == ".." {
+            return Err(self.err(
+                K::InvalidValue,
+                n.pos,
+                "invalid name",
+                format!("`{key}` names a folder of the run; `{s}` is not a name"),
+            ));
+        }
         if let Some(c) = s
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
@@ -270,6 +278,13 @@ impl Cx<'_> {
     pub(super) fn path(&mut self, n: &Node, key: &str, what: &'static str) -> R<PathBuf> {
         let s = self.nonempty(n, key)?;
         let p = Path::new(&s);
+        if super::escapes(p) {
+            self.host_access(
+                HostAccessKind::Files,
+                n.pos,
+                format!("`{key}` reads the host file {s}, outside the scenario's folder"),
+            );
+        }
         let path = if p.is_absolute() {
             p.to_path_buf()
         } else {

@@ -61,6 +61,29 @@ impl Cx<'_> {
         Ok(out)
     }
 
+    /// A `host:` step's command: `"shell line"` or `[program, arg, …]`.
+    fn host_step(&self, n: &Node) -> R<HostCommand> {
+        match &n.kind {
+            NodeKind::Seq(items) => {
+                if items.is_empty() {
+                    return Err(self.err(
+                        K::InvalidValue,
+                        n.pos,
+                        "empty value",
+                        "`host` needs a command: `[program, arg, …]`".to_string(),
+                    ));
+                }
+                Ok(HostCommand::Argv(
+                    items
+                        .iter()
+                        .map(|i| self.string(i, "host"))
+                        .collect::<R<_>>()?,
+                ))
+            }
+            _ => Ok(HostCommand::Shell(self.nonempty(n, "host")?)),
+        }
+    }
+
     fn step(&mut self, n: &Node, index: usize) -> R<Step> {
         let entries = match &n.kind {
             NodeKind::Map(m) => m,
@@ -180,7 +203,18 @@ impl Cx<'_> {
                 let pf = self.fields(kind_val, kind_pos, "`plant`", &PLANT_KEYS)?;
                 let pn = self.req(&pf, "path", "`path: /data/imei` (absolute guest path)")?;
                 let path = self.nonempty(pn, "path")?;
-                // A host program's relative paths are under its working directory.
+                // A host program's relative paths are under its working directory, inside
+                // the run's home: anywhere else would write a file of the host.
+                if self.relative_plant && super::escapes(std::path::Path::new(&path)) {
+                    return Err(self.err(
+                        K::InvalidValue,
+                        pn.pos,
+                        "path outside the run's home",
+                        format!(
+                            "a `netns` program's `plant` writes under its working directory in the run's home: `path` must be relative and must not climb with `..`, not `{path}`"
+                        ),
+                    ));
+                }
                 if !path.starts_with('/') && !self.relative_plant {
                     return Err(self.err(
                         K::InvalidValue,
@@ -245,27 +279,30 @@ impl Cx<'_> {
                         "`install` puts an app package on a `device` target controlled over adb (`control: {adb: SERIAL}`); on other targets use `shell` or `plant`".to_string(),
                     ));
                 }
-                StepKind::Install(self.path(kind_val, "install", "app package")?)
+                let package = self.path(kind_val, "install", "app package")?;
+                self.host_access(
+                    HostAccessKind::Commands,
+                    kind_pos,
+                    format!(
+                        "`install` runs `adb install` on the host with {}",
+                        package.display()
+                    ),
+                );
+                StepKind::Install(package)
             }
-            "host" => match &kind_val.kind {
-                NodeKind::Seq(items) => {
-                    if items.is_empty() {
-                        return Err(self.err(
-                            K::InvalidValue,
-                            kind_val.pos,
-                            "empty value",
-                            "`host` needs a command: `[program, arg, …]`".to_string(),
-                        ));
-                    }
-                    StepKind::Host(HostCommand::Argv(
-                        items
-                            .iter()
-                            .map(|i| self.string(i, "host"))
-                            .collect::<R<_>>()?,
-                    ))
-                }
-                _ => StepKind::Host(HostCommand::Shell(self.nonempty(kind_val, "host")?)),
-            },
+            "host" => {
+                let command = self.host_step(kind_val)?;
+                let shown = match &command {
+                    HostCommand::Shell(c) => c.clone(),
+                    HostCommand::Argv(v) => v.join(" "),
+                };
+                self.host_access(
+                    HostAccessKind::Commands,
+                    kind_pos,
+                    format!("`host` step runs `{shown}` on the host, as telltale's user"),
+                );
+                StepKind::Host(command)
+            }
             _ => {
                 let cf =
                     self.fields(kind_val, kind_pos, "`expect_no_upload`", &UPLOAD_CHECK_KEYS)?;

@@ -25,7 +25,7 @@ const QEMU_KEYS: [&str; 9] = [
 ];
 const CONTAINER_KEYS: [&str; 7] = ["kind", "image", "tag", "cmd", "env", "copy", "boot_timeout"];
 const COPY_KEYS: [&str; 2] = ["from", "to"];
-const NETNS_KEYS: [&str; 5] = ["kind", "command", "env", "workdir", "boot_timeout"];
+const NETNS_KEYS: [&str; 6] = ["kind", "command", "env", "workdir", "root", "boot_timeout"];
 const DEVICE_KEYS: [&str; 5] = ["kind", "control", "traffic", "log", "boot_timeout"];
 const CONTROL_KINDS: [&str; 3] = ["ssh", "adb", "serial"];
 const SSH_KEYS: [&str; 5] = ["host", "port", "user", "identity", "options"];
@@ -257,20 +257,36 @@ impl Cx<'_> {
         let workdir = match f.get("workdir") {
             Some(w) => {
                 let s = self.nonempty(w, "workdir")?;
-                let p = Path::new(&s);
-                Some(if p.is_absolute() {
-                    p.to_path_buf()
-                } else {
-                    self.base_dir.join(p)
-                })
+                if super::escapes(Path::new(&s)) {
+                    return Err(self.err(
+                        K::InvalidValue,
+                        w.pos,
+                        "working directory outside the run's home",
+                        format!("`workdir` is a folder inside the run's `home/` (made fresh per run): it must be relative and must not climb with `..`, not `{s}`"),
+                    ));
+                }
+                Some(PathBuf::from(s))
             }
             None => None,
         };
+        let root = match f.get("root") {
+            Some(r) => self.boolean(r, "root")?,
+            None => false,
+        };
+        if root {
+            self.host_access(
+                HostAccessKind::Root,
+                f.key_pos("root").unwrap_or(at),
+                "`netns` program keeps root and its capabilities (it could leave its namespace)"
+                    .to_string(),
+            );
+        }
         self.relative_plant = true;
         Ok(Target::Netns(NetnsTarget {
             command,
             env,
             workdir,
+            root,
             boot_timeout: self.boot_timeout(&f)?,
         }))
     }
@@ -348,6 +364,11 @@ impl Cx<'_> {
                                         format!("ssh options are `Name=value` (as `ssh -o`), e.g. `UserKnownHostsFile=lab_known_hosts`, not `{opt}`"),
                                     ));
                                 }
+                                self.host_access(
+                                    HostAccessKind::Commands,
+                                    item.pos,
+                                    format!("ssh option `{opt}` is given to the host's ssh (options such as `ProxyCommand` run host commands)"),
+                                );
                                 options.push(opt);
                             }
                         }
@@ -366,15 +387,20 @@ impl Cx<'_> {
                 serial: self.nonempty(cv, "adb")?,
             },
             _ => match &cv.kind {
-                NodeKind::Scalar { .. } => DeviceControl::Serial {
-                    path: PathBuf::from(self.nonempty(cv, "serial")?),
-                    baud: 115_200,
-                },
+                NodeKind::Scalar { .. } => {
+                    let path = PathBuf::from(self.nonempty(cv, "serial")?);
+                    self.serial_access(&path, cv.pos);
+                    DeviceControl::Serial {
+                        path,
+                        baud: 115_200,
+                    }
+                }
                 _ => {
                     let sf = self.fields(cv, cv.pos, "`serial`", &SERIAL_KEYS)?;
                     let path = PathBuf::from(
                         self.nonempty(self.req(&sf, "path", "`path: /dev/ttyUSB0`")?, "path")?,
                     );
+                    self.serial_access(&path, sf.get("path").map_or(cv.pos, |p| p.pos));
                     let baud = match sf.get("baud") {
                         Some(b) => self.uint(b, "baud", 50, 4_000_000)? as u32,
                         None => 115_200,
@@ -437,6 +463,14 @@ impl Cx<'_> {
             log,
             boot_timeout: self.boot_timeout(&f)?,
         }))
+    }
+
+    fn serial_access(&mut self, path: &Path, pos: Pos) {
+        self.host_access(
+            HostAccessKind::Files,
+            pos,
+            format!("`serial` opens the host device {}", path.display()),
+        );
     }
 
     fn capture_target(&mut self, n: &Node, at: Pos) -> R<Target> {

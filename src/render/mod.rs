@@ -10,7 +10,9 @@ pub mod summary;
 
 use std::fmt::Write as _;
 
-use crate::app::{AcceptOutcome, Batch, CheckOutcome, SnapshotStatus, VerifyOutcome};
+use crate::app::{AcceptOutcome, Batch, CheckOutcome, RunFailure, SnapshotStatus, VerifyOutcome};
+use crate::error::ExitCode;
+use crate::record::Verdict;
 use crate::runner::verify::{ClaimVerdict, ComparedFinding};
 use crate::scenario::Scenario;
 
@@ -20,17 +22,167 @@ pub fn validated(list: &[Scenario]) -> String {
     for s in list {
         let _ = writeln!(
             out,
-            "ok  {} ({}: {} steps, {} policy rules, {} claims)",
+            "ok  {} ({}: {}, {}, {})",
             s.source_name,
             s.name,
-            s.steps.len(),
-            s.policy.forbid.len()
-                + usize::from(s.policy.allow_destinations.is_some())
-                + s.policy.max_upload_bytes.len(),
-            s.claims.len()
+            plural(s.steps.len(), "step", "steps"),
+            plural(
+                s.policy.forbid.len()
+                    + usize::from(s.policy.allow_destinations.is_some())
+                    + s.policy.max_upload_bytes.len(),
+                "policy rule",
+                "policy rules"
+            ),
+            plural(s.claims.len(), "claim", "claims")
         );
     }
     out
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The run's verdict as the summaries say it, or why it has none.
+fn verdict_word(outcome: &Result<crate::runner::RunOutcome, RunFailure>) -> &'static str {
+    match outcome {
+        Ok(o) => match o.report.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERROR",
+            Verdict::Interrupted => "INTERRUPTED",
+        },
+        Err(RunFailure::NotStarted) => "NOT STARTED",
+        Err(RunFailure::Failed(_) | RunFailure::Panicked(_)) => "ERROR",
+    }
+}
+
+/// `label (a, b)` groups in first-seen order: `2 FAIL (v1, v2-fix), 1 PASS (v3)`.
+fn grouped<'a>(
+    items: impl Iterator<Item = (&'static str, &'a str)>,
+) -> Vec<(&'static str, Vec<&'a str>)> {
+    let mut groups: Vec<(&'static str, Vec<&'a str>)> = Vec::new();
+    for (label, name) in items {
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((label, vec![name])),
+        }
+    }
+    groups
+}
+
+fn groups_text(groups: &[(&'static str, Vec<&str>)]) -> String {
+    groups
+        .iter()
+        .map(|(label, names)| format!("{} {label} ({})", names.len(), names.join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a batch ends with `code`, in words.
+fn exit_reason(code: ExitCode, batch: &Batch, gated: bool, snapshot_failures: &[&str]) -> String {
+    let named = |want: &[&str]| -> Vec<&str> {
+        batch
+            .runs
+            .iter()
+            .filter(|r| want.contains(&verdict_word(&r.outcome)))
+            .map(|r| r.name.as_str())
+            .collect()
+    };
+    match code {
+        ExitCode::Clean => {
+            if batch.runs.is_empty() {
+                "nothing was run".to_string()
+            } else if gated {
+                "every policy rule and claim held, and the snapshot gate passed".to_string()
+            } else {
+                "every policy rule and claim held".to_string()
+            }
+        }
+        ExitCode::Found => {
+            let mut why = Vec::new();
+            let failed = named(&["FAIL"]);
+            if !failed.is_empty() {
+                why.push(format!(
+                    "{} broke a policy rule or claim",
+                    failed.join(", ")
+                ));
+            }
+            if !snapshot_failures.is_empty() {
+                why.push(format!(
+                    "the snapshot gate failed for {}",
+                    snapshot_failures.join(", ")
+                ));
+            }
+            why.join("; ")
+        }
+        ExitCode::Internal => format!(
+            "{} could not be carried out (infrastructure failure; see its message above)",
+            named(&["ERROR"]).join(", ")
+        ),
+        ExitCode::Interrupted => "interrupted (Ctrl-C)".to_string(),
+        ExitCode::BadInput => "bad input".to_string(),
+        ExitCode::Inconclusive => "inconclusive".to_string(),
+    }
+}
+
+/// `run`'s last line, over every run: how many, their verdicts, the exit code and why.
+pub fn batch_total(batch: &Batch) -> String {
+    let groups = grouped(
+        batch
+            .runs
+            .iter()
+            .map(|r| (verdict_word(&r.outcome), r.name.as_str())),
+    );
+    let code = batch.exit_code();
+    format!(
+        "{}: {} → exit {}: {}\n",
+        plural(batch.runs.len(), "run", "runs"),
+        groups_text(&groups),
+        code as u8,
+        exit_reason(code, batch, false, &[])
+    )
+}
+
+/// `check`'s last line, over everything: runs and verdicts, the snapshot gate, the exit code and why.
+pub fn check_total(outcome: &CheckOutcome) -> String {
+    let runs = grouped(
+        outcome
+            .batch
+            .runs
+            .iter()
+            .map(|r| (verdict_word(&r.outcome), r.name.as_str())),
+    );
+    let snaps = grouped(outcome.snapshots.iter().map(|(name, s)| {
+        let label = match s.status {
+            SnapshotStatus::Unchanged => "unchanged",
+            SnapshotStatus::Regression => "REGRESSION",
+            SnapshotStatus::RemovedOnly if s.fails => "LESS BEHAVIOUR (--strict)",
+            SnapshotStatus::RemovedOnly => "less behaviour (a note)",
+            SnapshotStatus::New => "MISSING",
+        };
+        (label, name.as_str())
+    }));
+    let snapshot_failures: Vec<&str> = outcome
+        .snapshots
+        .iter()
+        .filter(|(_, s)| s.fails)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let code = outcome.exit_code();
+    format!(
+        "{}: {}; snapshots: {} → exit {}: {}\n",
+        plural(outcome.batch.runs.len(), "run", "runs"),
+        groups_text(&runs),
+        if snaps.is_empty() {
+            "none gated (no run produced a report)".to_string()
+        } else {
+            groups_text(&snaps)
+        },
+        code as u8,
+        exit_reason(code, &outcome.batch, true, &snapshot_failures)
+    )
 }
 
 /// Every run's summary (or why it has none), as `run` and `check` print them.

@@ -64,7 +64,13 @@ pub struct ScenarioError {
     pub diag: Diagnostic,
     /// The identity file's own error, when the problem is inside the identity file.
     pub identity: Option<Box<IdentityError>>,
+    /// Further problems found in the same file (at most [`MAX_ERRORS_PER_FILE`] in all), in file order;
+    /// shown after this one, so that one `validate` shows every typo.
+    pub also: Vec<ScenarioError>,
 }
+
+/// Errors reported per scenario file, the first included.
+pub const MAX_ERRORS_PER_FILE: usize = 20;
 
 impl ScenarioError {
     /// An error located in `text` (the scenario source) at 1-based `line`/`column`.
@@ -81,6 +87,7 @@ impl ScenarioError {
             kind,
             diag: Diagnostic::at(source_name, text, line, column, title, message),
             identity: None,
+            also: Vec::new(),
         }
     }
 
@@ -95,7 +102,29 @@ impl ScenarioError {
             kind,
             diag: Diagnostic::whole(source_name, title, message),
             identity: None,
+            also: Vec::new(),
         }
+    }
+
+    /// The first of `errors` carrying the others in [`ScenarioError::also`] (flattened, at most
+    /// [`MAX_ERRORS_PER_FILE`] in all); `None` when there is none.
+    pub(crate) fn combine(errors: Vec<ScenarioError>) -> Option<ScenarioError> {
+        let mut all = Vec::new();
+        for mut e in errors {
+            let more = std::mem::take(&mut e.also);
+            all.push(e);
+            all.extend(more);
+        }
+        all.truncate(MAX_ERRORS_PER_FILE);
+        let mut all = all.into_iter();
+        let mut first = all.next()?;
+        first.also = all.collect();
+        Some(first)
+    }
+
+    /// Every problem in the file: this one and [`ScenarioError::also`].
+    pub fn count(&self) -> usize {
+        1 + self.also.len()
     }
 
     /// The process exit code for this error: always [`crate::ExitCode::BadInput`] (2).
@@ -112,10 +141,22 @@ impl Deref for ScenarioError {
 }
 
 fn render_error(e: &ScenarioError) -> String {
-    match &e.identity {
+    let one = |e: &ScenarioError| match &e.identity {
         Some(id) => id.diag.render_with_origin("identity file", &e.diag),
         None => e.diag.to_string(),
+    };
+    let mut out = one(e);
+    for more in &e.also {
+        out.push_str("\n\n");
+        out.push_str(&one(more));
     }
+    if e.count() >= MAX_ERRORS_PER_FILE {
+        out.push_str(&format!(
+            "\n\n(the first {MAX_ERRORS_PER_FILE} errors of {} are shown; fix them and validate again)",
+            e.diag.source_name
+        ));
+    }
+    out
 }
 
 impl fmt::Display for ScenarioErrorKind {

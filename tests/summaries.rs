@@ -130,3 +130,34 @@ fn check_names_the_snapshot_regression_even_when_every_run_passes() {
     );
     insta::assert_snapshot!(line);
 }
+
+#[test]
+fn accept_names_each_path_once_and_the_command_for_another_folder() {
+    use telltale::app::{accept_command, AcceptOutcome};
+    let pending = PathBuf::from("snaps/cloudsync-v3@v3.snap.new");
+    let outcome = AcceptOutcome {
+        failed: vec![(
+            pending.clone(),
+            format!(
+                "{}: no pending snapshot to accept or reject",
+                pending.display()
+            ),
+        )],
+        ..AcceptOutcome::default()
+    };
+    let (_, err) = render::accepted(&outcome);
+    assert_eq!(
+        err.matches("snaps/cloudsync-v3@v3.snap.new").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("--snapshots DIR"), "{err}");
+    assert_eq!(
+        accept_command(std::path::Path::new("snapshots")),
+        "telltale accept"
+    );
+    assert_eq!(
+        accept_command(std::path::Path::new("snaps")),
+        "telltale accept --snapshots snaps"
+    );
+}

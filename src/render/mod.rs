@@ -211,8 +211,9 @@ pub fn check(outcome: &CheckOutcome) -> String {
             SnapshotStatus::New => writeln!(out, "{name}: SNAPSHOT MISSING  {}", s.diff),
             SnapshotStatus::Regression => writeln!(
                 out,
-                "{name}: SNAPSHOT REGRESSION  new privacy behaviour against {} (pending: .snap.new)\n{}",
+                "{name}: SNAPSHOT REGRESSION  new privacy behaviour against {} (pending: .snap.new; after review: `{}`)\n{}",
                 s.path.display(),
+                crate::app::accept_command(s.path.parent().unwrap_or(std::path::Path::new("."))),
                 s.diff
             ),
             SnapshotStatus::RemovedOnly => writeln!(
@@ -240,13 +241,24 @@ pub fn check(outcome: &CheckOutcome) -> String {
 pub fn accepted(outcome: &AcceptOutcome) -> (String, String) {
     let (mut out, mut err) = (String::new(), String::new());
     if let Some(dir) = &outcome.nothing_pending_in {
-        let _ = writeln!(out, "no pending snapshot in {}", dir.display());
+        let _ = writeln!(
+            out,
+            "no pending snapshot in {} (after `telltale check --snapshots DIR`, run `telltale accept --snapshots DIR`)",
+            dir.display()
+        );
     }
     for p in &outcome.accepted {
         let _ = writeln!(out, "accepted {}", p.display());
     }
-    for (p, e) in &outcome.failed {
-        let _ = writeln!(err, "error: {} : {e}", p.display());
+    // The error names its file already.
+    for (_, e) in &outcome.failed {
+        let _ = writeln!(err, "error: {e}");
+    }
+    if !outcome.failed.is_empty() {
+        let _ = writeln!(
+            err,
+            "hint: pending snapshots are where `telltale check` wrote them; give `accept` the same `--snapshots DIR`"
+        );
     }
     (out, err)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use telltale::scenario::generate::luhn_valid;
 use telltale::scenario::*;
 
+#[allow(clippy::result_large_err)] // the error carries every problem of the file
 fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     Scenario::parse(text, "s.yaml", Path::new("/scenarios"))
 }
@@ -662,7 +663,7 @@ fn every_error_of_a_file_is_reported_at_once() {
     let e = err(text);
     assert_eq!(e.count(), 4, "{e}");
     let lines: Vec<usize> = std::iter::once(e.line)
-        .chain(e.also.iter().map(|a| a.line))
+        .chain(e.more().iter().map(|a| a.line))
         .collect();
     assert_eq!(lines, vec![4, 9, 11, 13], "{e}");
     insta::assert_snapshot!(e.to_string());

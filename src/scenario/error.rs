@@ -65,8 +65,10 @@ pub struct ScenarioError {
     /// The identity file's own error, when the problem is inside the identity file.
     pub identity: Option<Box<IdentityError>>,
     /// Further problems found in the same file (at most [`MAX_ERRORS_PER_FILE`] in all), in file order;
-    /// shown after this one, so that one `validate` shows every typo.
-    pub also: Vec<ScenarioError>,
+    /// shown after this one, so that one `validate` shows every typo. Boxed: the error stays small on the
+    /// usual path of a single problem.
+    #[allow(clippy::box_collection)]
+    pub also: Option<Box<Vec<ScenarioError>>>,
 }
 
 /// Errors reported per scenario file, the first included.
@@ -87,7 +89,7 @@ impl ScenarioError {
             kind,
             diag: Diagnostic::at(source_name, text, line, column, title, message),
             identity: None,
-            also: Vec::new(),
+            also: None,
         }
     }
 
@@ -102,7 +104,7 @@ impl ScenarioError {
             kind,
             diag: Diagnostic::whole(source_name, title, message),
             identity: None,
-            also: Vec::new(),
+            also: None,
         }
     }
 
@@ -111,20 +113,26 @@ impl ScenarioError {
     pub(crate) fn combine(errors: Vec<ScenarioError>) -> Option<ScenarioError> {
         let mut all = Vec::new();
         for mut e in errors {
-            let more = std::mem::take(&mut e.also);
+            let more = e.also.take().map(|b| *b).unwrap_or_default();
             all.push(e);
             all.extend(more);
         }
         all.truncate(MAX_ERRORS_PER_FILE);
         let mut all = all.into_iter();
         let mut first = all.next()?;
-        first.also = all.collect();
+        let rest: Vec<ScenarioError> = all.collect();
+        first.also = (!rest.is_empty()).then(|| Box::new(rest));
         Some(first)
+    }
+
+    /// The further problems of the file (see [`ScenarioError::also`]).
+    pub fn more(&self) -> &[ScenarioError] {
+        self.also.as_deref().map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// Every problem in the file: this one and [`ScenarioError::also`].
     pub fn count(&self) -> usize {
-        1 + self.also.len()
+        1 + self.more().len()
     }
 
     /// The process exit code for this error: always [`crate::ExitCode::BadInput`] (2).
@@ -146,7 +154,7 @@ fn render_error(e: &ScenarioError) -> String {
         None => e.diag.to_string(),
     };
     let mut out = one(e);
-    for more in &e.also {
+    for more in e.more() {
         out.push_str("\n\n");
         out.push_str(&one(more));
     }

@@ -161,3 +161,31 @@ fn accept_names_each_path_once_and_the_command_for_another_folder() {
         "telltale accept --snapshots snaps"
     );
 }
+
+/// v1 → v2-fix: the requests all changed, but the IMEI is still sent, re-encoded, to another host; compare
+/// says that first.
+#[test]
+fn compare_is_canary_first() {
+    use telltale::runner::verify::ComparedFinding;
+    let row = |status, canary: &str, enc: &str, dest: &str, a, b| ComparedFinding {
+        status,
+        canary: canary.into(),
+        encoding: enc.into(),
+        destination: dest.into(),
+        request: "POST /sync".into(),
+        phase: "consent_declined".into(),
+        count_a: a,
+        count_b: b,
+    };
+    let rows = vec![
+        row("DISAPPEARED", "imei", "raw", "api.kestrel.example", 2, 0),
+        row("APPEARED", "imei", "base64", "sync.kestrel.example", 0, 2),
+        row("DISAPPEARED", "phone", "raw", "api.kestrel.example", 2, 0),
+    ];
+    let text = render::compared(&rows, "v1", "v2-fix");
+    assert!(
+        text.find("STILL SENT").unwrap() < text.find("requests:").unwrap(),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}

@@ -292,7 +292,55 @@ pub fn verified(outcome: &VerifyOutcome, before: &str, after: &str) -> String {
     out
 }
 
-/// `telltale compare`: the comparison of two runs as a text table.
+/// `compare`'s first part, canary by canary: is it still sent in B, to where, in which encodings — what
+/// persisted is the canary, whatever request carries it.
+fn canaries_compared(rows: &[ComparedFinding]) -> String {
+    let mut canaries: Vec<&str> = Vec::new();
+    for r in rows {
+        if !canaries.contains(&r.canary.as_str()) {
+            canaries.push(&r.canary);
+        }
+    }
+    let where_ = |c: &str, b: bool| -> (Vec<String>, Vec<String>) {
+        let (mut dests, mut encs) = (Vec::new(), Vec::new());
+        for r in rows.iter().filter(|r| r.canary == c) {
+            let n = if b { r.count_b } else { r.count_a };
+            if n > 0 {
+                if !dests.contains(&r.destination) {
+                    dests.push(r.destination.clone());
+                }
+                if !encs.contains(&r.encoding) {
+                    encs.push(r.encoding.clone());
+                }
+            }
+        }
+        (dests, encs)
+    };
+    let mut out = String::from("canaries:\n");
+    for c in canaries {
+        let (da, ea) = where_(c, false);
+        let (db, eb) = where_(c, true);
+        let line = match (da.is_empty(), db.is_empty()) {
+            (_, true) => format!(
+                "no longer sent in B (A: to {} as {})",
+                da.join(", "),
+                ea.join(", ")
+            ),
+            (true, false) => format!("NEWLY SENT in B: to {} as {}", db.join(", "), eb.join(", ")),
+            (false, false) => format!(
+                "STILL SENT in B: to {} as {} (A: to {} as {})",
+                db.join(", "),
+                eb.join(", "),
+                da.join(", "),
+                ea.join(", ")
+            ),
+        };
+        let _ = writeln!(out, "  {c:<14} {line}");
+    }
+    out
+}
+
+/// `telltale compare`: canary by canary first, then the comparison of the two runs' requests as a table.
 pub fn compared(rows: &[ComparedFinding], a: &str, b: &str) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -301,6 +349,8 @@ pub fn compared(rows: &[ComparedFinding], a: &str, b: &str) -> String {
         let _ = writeln!(s, "no canary was uploaded in either run");
         return s;
     }
+    s.push_str(&canaries_compared(rows));
+    let _ = writeln!(s, "\nrequests:");
     let head = [
         "status",
         "canary",
@@ -348,7 +398,7 @@ pub fn compared(rows: &[ComparedFinding], a: &str, b: &str) -> String {
     let n = |st: &str| rows.iter().filter(|r| r.status == st).count();
     let _ = writeln!(
         s,
-        "{} persisted, {} appeared, {} disappeared",
+        "requests: {} persisted, {} appeared, {} disappeared",
         n("PERSISTED"),
         n("APPEARED"),
         n("DISAPPEARED")

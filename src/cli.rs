@@ -34,8 +34,8 @@ The identity file is YAML mapping names to the fake personal values planted on t
   imei: \"356938035643809\"
   phone: \"+15555550123\"
   contacts: [\"Alice Canary\", \"+15555550199\"]
-Each value is searched raw, case-insensitively, URL-, base64-, hex-, JSON- and UTF-16-encoded, as md5/sha1/
-sha256/sha512 digests (hex or base64), and inside base64-encoded gzip, in every TCP stream (both directions),
+Each value is searched raw, case-insensitively, URL-, base64-, hex-, JSON- and UTF-16-encoded, as md5/sha1/\
+sha256/sha512 digests (hex or base64), and inside base64-encoded gzip, in every TCP stream (both directions), \
 UDP payload, decoded HTTP body (chunked, gzip, deflate, br, zstd), query parameter and DNS name.
 
 Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure.")]
@@ -60,7 +60,7 @@ Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure."
     },
     /// Check an identity file and show what will be searched for.
     #[command(
-        after_help = "With --patterns, prints every searched byte string (escaped) one per line, e.g. for
+        after_help = "With --patterns, prints every searched byte string (escaped) one per line, e.g. for \
 `grep -F -f` comparisons. Exit codes: 0 valid, 2 invalid."
     )]
     Identity {
@@ -76,12 +76,13 @@ Examples:
   telltale run scenarios/cloudsync-v1.yaml
   telltale run scenarios/ --jobs 2 --out results/
 
-Each scenario gets an artifacts folder OUT/<name>/ with capture.pcap, console.log, report.json
-(analysis, steps, phases, network log, policy and claim results) and manifest.json (hashes of the
-scenario and images, telltale's version, timings). See scenarios/README.md for the language.
+Each scenario gets an artifacts folder OUT/<name>/ with capture.pcap, console.log, report.json \
+(analysis, steps, phases, network log, policy and claim results) and manifest.json (hashes of the \
+scenario and images, telltale's version, timings). See scenarios/README.md for the language. The last \
+line sums up every run: verdicts, the exit code and why.
 
-Exit codes: 0 all policies and claims held, 1 a policy or claim was violated, 2 invalid scenario,
-3 infrastructure failure (target did not boot, hung, crashed; the step is named, the console log
+Exit codes: 0 all policies and claims held, 1 a policy or claim was violated, 2 invalid scenario, \
+3 infrastructure failure (target did not boot, hung, crashed; the step is named, the console log \
 kept), 130 interrupted.")]
     Run {
         /// Scenario files, or folders of them (*.yaml, *.yml).
@@ -94,18 +95,19 @@ kept), 130 interrupted.")]
     },
     /// Run scenarios and compare each run's privacy behaviour with its accepted snapshot: the CI gate.
     #[command(after_help = "\
-For each scenario: run it (as `telltale run`), derive its privacy snapshot (per phase: destinations,
-requests, canaries and their encodings, upload size buckets; normalised so that the same firmware gives
-the same snapshot every run) and compare it with snapshots/<name>[@<release>].snap.
+For each scenario: run it (as `telltale run`), derive its privacy snapshot (per phase: destinations, \
+requests, canaries and their encodings, upload size buckets; normalised so that the same firmware gives \
+the same snapshot every run) and compare it with DIR/<name>[@<release>].snap (DIR: --snapshots).
 
-  fails   a new destination, request, DNS lookup, canary, encoding of a canary, or a larger upload bucket;
-          a policy rule or claim violated; no accepted snapshot yet
-  passes  unchanged, or only things gone (a note; --strict fails on that too, so the snapshot is updated)
+Fails on a new destination, request, DNS lookup, canary, encoding of a canary, or a larger upload bucket; \
+a policy rule or claim violated; no accepted snapshot yet. Passes when unchanged, or when only things are \
+gone (a note; --strict fails on that too, so the snapshot is updated).
 
-A differing or missing snapshot is written as .snap.new beside it (insta's format: `cargo insta review`
-works on it, or `telltale accept`). check never writes accepted snapshots, in CI (CI set) or anywhere.
+A differing or missing snapshot is written as .snap.new beside it (insta's format: `cargo insta review` \
+works on it, or `telltale accept --snapshots DIR`). check never writes accepted snapshots, in CI (CI set) \
+or anywhere. The last line sums up every run and snapshot: verdicts, the exit code and why.
 
-Exit codes: 0 pass, 1 privacy regression (policy, claim or snapshot), 2 invalid input, 3 infrastructure
+Exit codes: 0 pass, 1 privacy regression (policy, claim or snapshot), 2 invalid input, 3 infrastructure \
 failure, 130 interrupted.")]
     Check {
         /// Scenario files, or folders of them.
@@ -127,6 +129,7 @@ failure, 130 interrupted.")]
 Examples:
   telltale accept                                  # every pending snapshot in snapshots/
   telltale accept scenarios/cloudsync-v3.yaml      # that scenario's
+  telltale accept --snapshots snaps                # after `telltale check --snapshots snaps`
 
 Exit codes: 0 accepted, 2 nothing pending for a named scenario or an invalid scenario.")]
     Accept {
@@ -145,19 +148,20 @@ Each of the scenario's `claims:` gets a verdict:
   NOT REPRODUCED  the leak was not seen before the fix either, so the run does not show the fix
   INCONCLUSIVE    a run could not observe it (failed, never reached the phase, traffic encrypted)
 
---before/--after take a firmware image (it replaces the scenario's initrd, or its disk when it has no
+--before/--after take a firmware image (it replaces the scenario's initrd, or its disk when it has no \
 initrd) or another scenario file of the same firmware (its target is used).
 
-Writes an evidence bundle OUT/verify-<scenario>/ and OUT/verify-<scenario>.tar.gz: both runs' captures,
-reports, console logs and manifests, the scenario, the verdicts, and MANIFEST.json with the SHA-256 of
-every file and of both images, telltale's version and the command line, and attestation.dsse.json: an in-toto
+Writes an evidence bundle OUT/verify-<scenario>/ and OUT/verify-<scenario>.tar.gz: both runs' captures, \
+reports, console logs and manifests, the scenario, the verdicts, MANIFEST.json with the SHA-256 of every \
+file and of both images, telltale's version and the command line, and attestation.dsse.json: an in-toto \
 Statement in a DSSE envelope (signed with --sign-key). `telltale verify-bundle` checks it all offline.
 
 Example:
-  telltale verify scenarios/cloudsync-v1.yaml --before target/demo-images/cloudsync-v1.cpio.gz \\
+  telltale verify scenarios/cloudsync-v1.yaml \\
+      --before target/demo-images/cloudsync-v1.cpio.gz \\
       --after target/demo-images/cloudsync-v2-fix.cpio.gz
 
-Exit codes: 0 every claim FIXED, 1 a claim is STILL LEAKING, 2 invalid input, 3 a run failed to start,
+Exit codes: 0 every claim FIXED, 1 a claim is STILL LEAKING, 2 invalid input, 3 a run failed to start, \
 4 a claim is INCONCLUSIVE or NOT REPRODUCED.")]
     Verify {
         /// The scenario whose claims are checked.
@@ -184,19 +188,20 @@ Exit codes: 0 every claim FIXED, 1 a claim is STILL LEAKING, 2 invalid input, 3 
     /// Check an evidence bundle of `telltale verify`, offline: hashes, attestation, signature, verdicts.
     #[command(after_help = "\
 BUNDLE is the folder OUT/verify-<scenario>/ or its .tar.gz. Checked, in order:
-  every file against MANIFEST.json (SHA-256 and size; a file that is not listed is reported too),
-  attestation.dsse.json: a DSSE envelope around an in-toto Statement v1 whose subjects are every file of
-    the bundle, MANIFEST.json and both images, and whose predicate carries the verdicts,
-  its Ed25519 signature over DSSE's PAE, with --key (without --key the signature is not checked),
-  the verdicts: each run's capture analysed again with the bundled scenario, identity and the phase
-    times in its report.json, judged again, and compared with report.json and verdicts.json.
+  1. every file against MANIFEST.json (SHA-256 and size; an unlisted file is reported too)
+  2. attestation.dsse.json: an in-toto Statement v1 in a DSSE envelope, whose subjects are \
+every file, MANIFEST.json and both images, and whose predicate carries the verdicts
+  3. its Ed25519 signature over DSSE's PAE, with --key (without --key it is not checked)
+  4. the verdicts: each capture analysed again with the bundled scenario, identity and \
+phase times, judged again, and compared with report.json and verdicts.json
+
 Prints the verdicts, or every difference with the file it is in.
 
 Example:
-  telltale verify-bundle telltale-out/verify-cloudsync-v1.tar.gz --key vendor.pub
+  telltale verify-bundle verify-cloudsync-v1.tar.gz --key vendor.pub
 
-Exit codes: 0 the bundle holds, 1 it does not (a file changed, the signature does not verify with the key,
-or the verdicts re-derived differ), 2 bad input (not a bundle, unreadable key).")]
+Exit codes: 0 the bundle holds, 1 it does not (a file changed, the signature does not verify \
+with the key, or the re-derived verdicts differ), 2 bad input (not a bundle, unreadable key).")]
     VerifyBundle {
         /// The bundle: a folder or a .tar.gz.
         bundle: PathBuf,
@@ -220,7 +225,8 @@ Exit codes: 0 written, 2 a file exists already or cannot be written.")]
     #[command(after_help = "\
 RUN_A and RUN_B are artifacts folders of `telltale run` (or their report.json files).
 
-Exit codes: 0 run B uploads no canary, 1 run B still (or newly) uploads a canary, 2 unreadable report.")]
+Exit codes: 0 run B uploads no canary, 1 run B still (or newly) uploads a canary, 2 unreadable \
+report.")]
     Compare {
         /// The earlier run.
         run_a: PathBuf,
@@ -247,8 +253,8 @@ Exit codes: 0 every scenario is valid, 2 at least one is not (each error is show
     },
     /// Serve telltale's isolated network to a QEMU you start yourself (until Ctrl-C).
     #[command(after_help = "\
-The network gives DHCP (10.77.0.10 and up, gateway and DNS 10.77.0.1), answers every DNS name with
-its own address from 198.18.0.0/15, accepts TCP to any address and port (HTTP gets `200 {}`), refuses
+The network gives DHCP (10.77.0.10 and up, gateway and DNS 10.77.0.1), answers every DNS name with \
+its own address from 198.18.0.0/15, accepts TCP to any address and port (HTTP gets `200 {}`), refuses \
 other UDP with ICMP port unreachable, and forwards nothing anywhere. Every frame goes to the capture.
 
 Example:
@@ -379,8 +385,11 @@ pub enum Format {
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
 pub enum Color {
+    /// When writing to a terminal and NO_COLOR is not set.
     Auto,
+    /// Always.
     Always,
+    /// Never.
     Never,
 }
 
@@ -392,5 +401,68 @@ impl Accel {
             Accel::Tcg => vec!["tcg".to_string()],
             Accel::Kvm => vec!["kvm".to_string()],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The long help of `telltale` and of every subcommand, wrapped by clap at `width` columns.
+    fn help_at(width: usize) -> String {
+        let mut cmd = Cli::command().term_width(width);
+        let mut out = cmd.render_long_help().to_string();
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        for name in names {
+            if let Some(sub) = cmd.find_subcommand_mut(&name) {
+                let mut sub = sub.clone().term_width(width);
+                out.push_str(&format!("\n===== telltale {name} --help\n"));
+                out.push_str(&sub.render_long_help().to_string());
+            }
+        }
+        out
+    }
+
+    /// Help text is written for clap's wrapping: at every width no line is longer than the terminal, and no
+    /// paragraph was wrapped by hand (a hand-wrapped line re-wrapped leaves a short line in mid-paragraph).
+    fn check(width: usize) -> String {
+        let help = help_at(width);
+        // clap does not wrap the usage line.
+        for line in help.lines().filter(|l| !l.starts_with("Usage:")) {
+            assert!(
+                line.chars().count() <= width,
+                "longer than {width} columns: {line:?}"
+            );
+        }
+        let lines: Vec<&str> = help.lines().collect();
+        for pair in lines.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            // A single word on its own line that would have fit on the line before: a break clap did not make.
+            let orphan = !a.trim().is_empty()
+                && !a.ends_with(':')
+                && !b.trim().is_empty()
+                && !b.trim().contains(' ')
+                && !b.starts_with(' ')
+                && !b.ends_with(':')
+                && a.chars().count() + 1 + b.chars().count() <= width;
+            assert!(!orphan, "a word left on its own line: {a:?} / {b:?}");
+        }
+        help
+    }
+
+    #[test]
+    fn help_at_80_columns() {
+        insta::assert_snapshot!(check(80));
+    }
+
+    #[test]
+    fn help_at_120_columns() {
+        insta::assert_snapshot!(check(120));
     }
 }

@@ -49,9 +49,10 @@ pub enum Error {
     /// The identity (canary) file is invalid.
     #[error("{0}")]
     Identity(#[from] crate::canary::IdentityError),
-    /// A scenario file is invalid (or names files that do not exist).
+    /// A scenario file is invalid (or names files that do not exist); boxed, as it carries every error of
+    /// the file.
     #[error("{0}")]
-    Scenario(#[from] crate::scenario::ScenarioError),
+    Scenario(Box<crate::scenario::ScenarioError>),
     /// Writing the report failed.
     #[error("cannot write the report: {0}")]
     Output(#[source] std::io::Error),
@@ -91,6 +92,12 @@ impl Error {
             self,
             Error::Identity(_) | Error::Scenario(_) | Error::Scenarios { .. }
         )
+    }
+}
+
+impl From<crate::scenario::ScenarioError> for Error {
+    fn from(e: crate::scenario::ScenarioError) -> Error {
+        Error::Scenario(Box::new(e))
     }
 }
 

@@ -120,6 +120,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             let batch = app::execute(plans.clone(), &req, progress_for(&plans))?;
             print!("{}", render::batch(&batch));
             write_reports(&reports, &batch, |_| None)?;
+            print!("{}", render::batch_total(&batch));
             Ok(batch.exit_code())
         }
         Command::Check {
@@ -140,6 +141,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             print!("{}", render::batch(&outcome.batch));
             print!("{}", render::check(&outcome));
             write_reports(&reports, &outcome.batch, |name| outcome.snapshot_of(name))?;
+            print!("{}", render::check_total(&outcome));
             Ok(outcome.exit_code())
         }
         Command::Accept {

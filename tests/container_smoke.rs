@@ -3,6 +3,8 @@
 //! namespace. Needs root, an engine (`ci/docker-engine start`) and the image; elsewhere the
 //! test says why it is skipped (and fails instead when TELLTALE_REQUIRE_ALL_TESTS is set).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -32,7 +34,7 @@ fn skip_or_fail(why: &str) {
         std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
         "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
     );
-    eprintln!("SKIPPED {}: {why}", module_path!());
+    common::harness::skipped(why);
 }
 
 /// Containers with telltale's label made by this process.
@@ -85,7 +87,6 @@ fn uploads_with_imei(events: &[VnetEvent]) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-#[test]
 fn demo_v1_container_uploads_the_planted_imei_through_the_vnet_and_leaves_nothing_behind() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !is_root() {
@@ -223,7 +224,6 @@ fn demo_v1_container_uploads_the_planted_imei_through_the_vnet_and_leaves_nothin
     });
 }
 
-#[test]
 fn a_missing_image_fails_cleanly_and_a_dropped_container_is_removed() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !is_root() {
@@ -300,3 +300,8 @@ fn a_missing_image_fails_cleanly_and_a_dropped_container_is_removed() {
         assert!(our_taps().is_empty(), "TAP left behind: {:?}", our_taps());
     });
 }
+
+tests!(
+    demo_v1_container_uploads_the_planted_imei_through_the_vnet_and_leaves_nothing_behind,
+    a_missing_image_fails_cleanly_and_a_dropped_container_is_removed,
+);

@@ -57,7 +57,7 @@ macro_rules! skip_unless_lab {
                 std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
                 "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
             );
-            eprintln!("SKIPPED {}: {}", module_path!(), why);
+            common::harness::skipped(why);
             return;
         }
     };
@@ -321,7 +321,6 @@ impl Drop for Lab {
 
 const IMEI: &str = common::IMEI;
 
-#[test]
 fn device_over_ssh_with_telltale_as_gateway_plants_and_the_upload_is_caught() {
     skip_unless_lab!();
     let dir = workdir("ssh");
@@ -545,7 +544,6 @@ fn device_over_ssh_with_telltale_as_gateway_plants_and_the_upload_is_caught() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn a_device_that_does_not_answer_fails_clearly_and_leaves_nothing() {
     skip_unless_lab!();
     let dir = workdir("down");
@@ -591,7 +589,6 @@ impl Drop for AdbServer {
     }
 }
 
-#[test]
 fn adb_without_the_device_names_the_serial() {
     let dir = workdir("adb");
     let rt = runtime();
@@ -701,7 +698,6 @@ impl Drop for SerialLine {
     }
 }
 
-#[test]
 fn serial_console_shell_plant_pull_and_end() {
     if which("python3").is_none() || which("stty").is_none() {
         assert!(
@@ -769,7 +765,6 @@ fn serial_console_shell_plant_pull_and_end() {
 /// The same lab through the scenario language and `telltale run`: the scenario gets the
 /// device an address from telltale, plants the IMEI over ssh, the device uploads it, and the
 /// run fails on its policy with the finding in the right phase.
-#[test]
 fn a_device_scenario_over_ssh_is_judged_like_any_run() {
     skip_unless_lab!();
     let dir = workdir("scenario");
@@ -872,3 +867,11 @@ policy:
     assert!(left.is_empty(), "left behind: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+tests!(
+    device_over_ssh_with_telltale_as_gateway_plants_and_the_upload_is_caught,
+    a_device_that_does_not_answer_fails_clearly_and_leaves_nothing,
+    adb_without_the_device_names_the_serial,
+    serial_console_shell_plant_pull_and_end,
+    a_device_scenario_over_ssh_is_judged_like_any_run,
+);

@@ -175,11 +175,13 @@ fn write_page() -> (PathBuf, String) {
         HtmlRun {
             run: &a,
             snapshot_diff: Some(diff()),
+            snapshot_gate: Some("FAILS: new privacy behaviour against snapshots/cloudsync-v2-fix.snap".into()),
             title: "cloudsync-v2-fix (v2-fix)".into(),
         },
         HtmlRun {
             run: &b,
             snapshot_diff: Some(String::new()),
+            snapshot_gate: Some("PASSES: the same privacy behaviour as the accepted snapshot snapshots/cloudsync-v3.snap".into()),
             title: "cloudsync-v3 (v3)".into(),
         },
     ]);
@@ -206,6 +208,11 @@ fn page_from_report_json() {
     assert_eq!(html.matches("class=\"m-leak\"").count(), 2);
     assert_eq!(html.matches("class=\"m-plain\"").count(), 4 + 6);
     assert!(html.contains("<span class=\"reg\">REGRESSION:"));
+    // The snapshot gate is shown for every gated run, the unchanged one included.
+    assert_eq!(html.matches("<h3>Snapshot gate</h3>").count(), 2);
+    assert!(html
+        .contains("<p class=\"ok\">PASSES: the same privacy behaviour as the accepted snapshot"));
+    assert!(html.contains("<p class=\"bad\">FAILS: new privacy behaviour against"));
     assert!(html.contains("│+  to sync.kestrel.example  upload &lt;1KiB</span>"));
     assert_eq!(
         html,
@@ -213,11 +220,13 @@ fn page_from_report_json() {
             HtmlRun {
                 run: &v2_fix(),
                 snapshot_diff: Some(diff()),
+                snapshot_gate: Some("FAILS: new privacy behaviour against snapshots/cloudsync-v2-fix.snap".into()),
                 title: "cloudsync-v2-fix (v2-fix)".into(),
             },
             HtmlRun {
                 run: &v3(),
                 snapshot_diff: Some(String::new()),
+                snapshot_gate: Some("PASSES: the same privacy behaviour as the accepted snapshot snapshots/cloudsync-v3.snap".into()),
                 title: "cloudsync-v3 (v3)".into(),
             },
         ]),
@@ -296,6 +305,7 @@ fn render_reports() {
         .map(|r| HtmlRun {
             run: r,
             snapshot_diff: None,
+            snapshot_gate: None,
             title: match &r.scenario.release {
                 Some(rel) => format!("{} ({rel})", r.scenario.name),
                 None => r.scenario.name.clone(),

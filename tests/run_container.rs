@@ -86,7 +86,6 @@ fn snap_body(path: &Path) -> String {
     parts.next().unwrap_or("").to_string()
 }
 
-#[test]
 fn demo_container_releases_behave_as_under_qemu() {
     if skip(unsupported()) {
         return;
@@ -218,7 +217,6 @@ fn scenario(dir: &Path, name: &str, image: &str, steps: &str) -> PathBuf {
     p
 }
 
-#[test]
 fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
     if skip(unsupported()) {
         return;
@@ -334,3 +332,8 @@ fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
     assert_clean("after removing the kept container");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+tests!(
+    demo_container_releases_behave_as_under_qemu,
+    failures_are_reported_and_leave_nothing_and_keep_keeps,
+);

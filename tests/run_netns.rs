@@ -89,7 +89,6 @@ fn run_clean(scenario: &Path, out: &Path, marker: &str) -> Output {
     o
 }
 
-#[test]
 fn busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries() {
     if skip(unsupported(&[])) {
         return;
@@ -172,7 +171,6 @@ policy:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn chromium_phones_home_on_its_own_from_about_blank() {
     if skip(unsupported(&["chromium"])) {
         return;
@@ -217,7 +215,6 @@ steps:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing() {
     if skip(unsupported(&[])) {
         return;
@@ -247,7 +244,6 @@ fn a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn without_root_nothing_starts_and_the_message_says_why() {
     if skip(unsupported(&["setpriv"])) {
         return;
@@ -291,3 +287,10 @@ fn without_root_nothing_starts_and_the_message_says_why() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+tests!(
+    busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries,
+    chromium_phones_home_on_its_own_from_about_blank,
+    a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing,
+    without_root_nothing_starts_and_the_message_says_why,
+);

@@ -49,7 +49,6 @@ fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
 }
 
-#[test]
 fn demo_releases_v1_and_v2_fix_fail_with_what_persisted() {
     if skip(unsupported()) {
         return;
@@ -242,7 +241,6 @@ fn replay_scenario(out: &Path, name: &str, live: &Value) -> PathBuf {
     path
 }
 
-#[test]
 fn demo_release_v3_passes() {
     if skip(unsupported()) {
         return;
@@ -283,7 +281,6 @@ fn scenario_file(dir: &Path, name: &str, kernel: &Path, steps: &str) -> PathBuf 
     p
 }
 
-#[test]
 fn a_kernel_that_does_not_exist_is_invalid_input_with_its_line() {
     let dir = workdir("nokernel");
     std::fs::write(dir.join("fake.cpio.gz"), b"x").unwrap();
@@ -307,7 +304,6 @@ fn a_kernel_that_does_not_exist_is_invalid_input_with_its_line() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn a_guest_that_never_prints_the_awaited_line_is_an_infrastructure_failure() {
     if skip(unsupported()) {
         return;
@@ -370,7 +366,6 @@ fn start_until_ready(dir: &Path, name: &str) -> (Child, PathBuf) {
     (child, out)
 }
 
-#[test]
 fn qemu_killed_mid_run_ends_the_run_with_a_clear_message() {
     if skip(unsupported()) {
         return;
@@ -395,7 +390,6 @@ fn qemu_killed_mid_run_ends_the_run_with_a_clear_message() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn ctrl_c_stops_qemu_keeps_the_artifacts_and_exits_130() {
     if skip(unsupported()) {
         return;
@@ -494,7 +488,6 @@ fn check_bundle(bundle: &Path, image_before: &Path, image_after: &Path) -> Value
     m
 }
 
-#[test]
 fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle() {
     if skip(unsupported()) {
         return;
@@ -561,7 +554,6 @@ fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle
     let _ = std::fs::remove_dir_all(&out);
 }
 
-#[test]
 fn check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci() {
     if skip(unsupported()) {
         return;
@@ -671,3 +663,14 @@ fn check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+tests!(
+    demo_releases_v1_and_v2_fix_fail_with_what_persisted,
+    demo_release_v3_passes,
+    a_kernel_that_does_not_exist_is_invalid_input_with_its_line,
+    a_guest_that_never_prints_the_awaited_line_is_an_infrastructure_failure,
+    qemu_killed_mid_run_ends_the_run_with_a_clear_message,
+    ctrl_c_stops_qemu_keeps_the_artifacts_and_exits_130,
+    verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle,
+    check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci,
+);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use telltale::scenario::generate::luhn_valid;
 use telltale::scenario::*;
 
+#[allow(clippy::result_large_err)] // the error carries every problem of the file
 fn parse(text: &str) -> Result<Scenario, ScenarioError> {
     Scenario::parse(text, "s.yaml", Path::new("/scenarios"))
 }
@@ -653,4 +654,18 @@ fn damaged_input_never_panics() {
     ] {
         assert!(parse(&t).is_err());
     }
+}
+
+/// Four typos in one file, in four places: one `validate` shows all four, each with its line and column, in
+/// file order (the first is the error, the others ride along in `also`).
+#[test]
+fn every_error_of_a_file_is_reported_at_once() {
+    let text = "target:\n  kind: qemu\n  kernel: vmlinuz\n  memroy: 256M\nidentity:\n  seed: 1\n  values: {serial: KST-000123}\nsteps:\n  - idel: 30s\n  - phase: declined\n  - idle: soon\npolicy:\n  forbidd: [imei]\n";
+    let e = err(text);
+    assert_eq!(e.count(), 4, "{e}");
+    let lines: Vec<usize> = std::iter::once(e.line)
+        .chain(e.more().iter().map(|a| a.line))
+        .collect();
+    assert_eq!(lines, vec![4, 9, 11, 13], "{e}");
+    insta::assert_snapshot!(e.to_string());
 }

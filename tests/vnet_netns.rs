@@ -48,7 +48,6 @@ fn http_events(events: &[VnetEvent]) -> Vec<(String, Option<String>, SocketAddrV
         .collect()
 }
 
-#[test]
 fn busybox_clients_get_a_lease_names_and_a_sink_and_the_capture_shows_the_canaries() {
     skip_unless_netns!();
     let dir = workdir("clients");
@@ -253,7 +252,6 @@ fn busybox_clients_get_a_lease_names_and_a_sink_and_the_capture_shows_the_canari
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
 fn nothing_a_target_sends_reaches_the_host() {
     skip_unless_netns!();
     let dir = workdir("isolation");
@@ -366,7 +364,6 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
 fn load_1000_concurrent_connections_and_a_100_mb_upload_lose_nothing() {
     skip_unless_netns!();
     let dir = workdir("load");
@@ -486,3 +483,9 @@ fn load_1000_concurrent_connections_and_a_100_mb_upload_lose_nothing() {
     assert!(grew_mib < 160, "peak RSS grew by {grew_mib} MiB");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+tests!(
+    busybox_clients_get_a_lease_names_and_a_sink_and_the_capture_shows_the_canaries,
+    nothing_a_target_sends_reaches_the_host,
+    load_1000_concurrent_connections_and_a_100_mb_upload_lose_nothing,
+);

@@ -40,6 +40,15 @@ pub struct SnapshotOutcome {
     pub diff: String,
 }
 
+/// The command that accepts the pending snapshots of `dir` (`--snapshots DIR` unless it is the default).
+pub fn accept_command(dir: &Path) -> String {
+    if dir == Path::new("snapshots") {
+        "telltale accept".to_string()
+    } else {
+        format!("telltale accept --snapshots {}", dir.display())
+    }
+}
+
 /// Gates one run on its accepted snapshot in `dir`; writes `.snap.new` when they differ or none is accepted,
 /// removes a stale `.snap.new` when they agree.
 pub fn gate_snapshot(
@@ -69,8 +78,9 @@ pub fn gate_snapshot(
             status: SnapshotStatus::New,
             fails: true,
             diff: format!(
-                "no accepted snapshot yet; the run's snapshot is in {}: review it, then `telltale accept`",
-                pending.display()
+                "no accepted snapshot yet; the run's snapshot is in {}: review it, then `{}`",
+                pending.display(),
+                accept_command(dir)
             ),
         });
     };

@@ -20,7 +20,9 @@ use crate::error::Error;
 use crate::scenario::{HostAllow, Scenario};
 
 pub use batch::{execute, plan, Batch, Planned, RunFailure, RunRequest, RunResult};
-pub use check::{check, gate_snapshot, CheckOutcome, SnapshotOutcome, SnapshotStatus};
+pub use check::{
+    accept_command, check, gate_snapshot, CheckOutcome, SnapshotOutcome, SnapshotStatus,
+};
 pub use verify::{verify, VerifyOutcome};
 
 /// Scenario files named on the command line: files as given, folders expanded to their `*.yaml` / `*.yml`

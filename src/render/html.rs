@@ -48,6 +48,9 @@ pub struct HtmlRun<'a> {
     pub run: &'a StoredRun,
     /// The snapshot comparison as diff text (`+`/`-` lines), when there was one.
     pub snapshot_diff: Option<String>,
+    /// The snapshot gate's result in words (`check`: every run, unchanged ones included), e.g. "PASSES: the
+    /// same privacy behaviour as the accepted snapshot snapshots/x.snap".
+    pub snapshot_gate: Option<String>,
     /// Heading of the run's section (e.g. the scenario name and release).
     pub title: String,
 }
@@ -437,8 +440,8 @@ fn run_section(index: usize, hr: &HtmlRun<'_>) -> Markup {
             (timeline(run))
             (findings_table(run))
             (rules(j))
-            @if let Some(diff) = &hr.snapshot_diff {
-                (snapshot(diff))
+            @if hr.snapshot_gate.is_some() || hr.snapshot_diff.is_some() {
+                (snapshot(hr.snapshot_gate.as_deref(), hr.snapshot_diff.as_deref().unwrap_or("")))
             }
         } "\n"
     }
@@ -1149,10 +1152,14 @@ pub fn diff_line_text(line: &str) -> &str {
     rest.strip_prefix(['+', '-']).unwrap_or(rest).trim()
 }
 
-fn snapshot(diff: &str) -> Markup {
+fn snapshot(gate: Option<&str>, diff: &str) -> Markup {
     let total = diff.lines().count();
     html! {
-        h3 { "Snapshot comparison" } "\n"
+        h3 { "Snapshot gate" } "\n"
+        @if let Some(gate) = gate {
+            @let class = if gate.starts_with("PASSES") { "ok" } else { "bad" };
+            p class=(class) { (text(gate)) } "\n"
+        }
         @if diff.trim().is_empty() {
             p class="ok" { "Same privacy behaviour as the accepted snapshot." } "\n"
         } @else {
@@ -1346,6 +1353,7 @@ mod tests {
         render(&[HtmlRun {
             run,
             snapshot_diff: diff.map(str::to_string),
+            snapshot_gate: None,
             title: "cloudsync-v2-fix (v2-fix)".into(),
         }])
     }
@@ -1415,6 +1423,7 @@ mod tests {
         let html = render(&[HtmlRun {
             run: &run,
             snapshot_diff: Some(format!("+{evil}\n-{evil}")),
+            snapshot_gate: Some(format!("FAILS: {evil}")),
             title: evil.into(),
         }]);
         assert!(!html.contains("<script"), "raw script tag in the page");
@@ -1446,11 +1455,13 @@ mod tests {
             HtmlRun {
                 run: &run,
                 snapshot_diff: None,
+                snapshot_gate: None,
                 title: "a".into(),
             },
             HtmlRun {
                 run: &run,
                 snapshot_diff: None,
+                snapshot_gate: None,
                 title: "b".into(),
             },
         ];

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{html, junit};
-use crate::app::SnapshotOutcome;
+use crate::app::{SnapshotOutcome, SnapshotStatus};
 use crate::error::Error;
 use crate::record::RunReport;
 
@@ -34,6 +34,31 @@ pub struct Entry<'a> {
     pub report: &'a RunReport,
 }
 
+/// The snapshot gate's result in words, as the HTML page shows it for every run `check` gated.
+pub fn gate_words(s: &SnapshotOutcome) -> String {
+    let verdict = if s.fails { "FAILS" } else { "PASSES" };
+    let path = s.path.display();
+    match s.status {
+        SnapshotStatus::Unchanged => {
+            format!("{verdict}: the same privacy behaviour as the accepted snapshot {path}")
+        }
+        SnapshotStatus::Regression => {
+            format!("{verdict}: new privacy behaviour against {path} (pending: {path}.new)")
+        }
+        SnapshotStatus::RemovedOnly => format!(
+            "{verdict}: less behaviour than accepted in {path}{}",
+            if s.fails {
+                " (--strict)"
+            } else {
+                " (a note; --strict fails on it)"
+            }
+        ),
+        SnapshotStatus::New => {
+            format!("{verdict}: no accepted snapshot {path} yet (pending: {path}.new)")
+        }
+    }
+}
+
 fn write_file(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|source| Error::Io {
         path: path.to_path_buf(),
@@ -59,10 +84,8 @@ pub fn write(files: &ReportFiles, entries: &[Entry<'_>]) -> Result<(), Error> {
             .iter()
             .map(|e| html::HtmlRun {
                 run: e.report,
-                snapshot_diff: e
-                    .snapshot
-                    .filter(|s| !s.diff.is_empty())
-                    .map(|s| s.diff.clone()),
+                snapshot_diff: e.snapshot.map(|s| s.diff.clone()),
+                snapshot_gate: e.snapshot.map(gate_words),
                 title: e.scenario.to_string(),
             })
             .collect();

@@ -68,7 +68,15 @@ pub struct ScenarioError {
     pub diag: Diagnostic,
     /// The identity file's own error, when the problem is inside the identity file.
     pub identity: Option<Box<IdentityError>>,
+    /// Further problems found in the same file (at most [`MAX_ERRORS_PER_FILE`] in all), in file order;
+    /// shown after this one, so that one `validate` shows every typo. Boxed: the error stays small on the
+    /// usual path of a single problem.
+    #[allow(clippy::box_collection)]
+    pub also: Option<Box<Vec<ScenarioError>>>,
 }
+
+/// Errors reported per scenario file, the first included.
+pub const MAX_ERRORS_PER_FILE: usize = 20;
 
 impl ScenarioError {
     /// An error located in `text` (the scenario source) at 1-based `line`/`column`.
@@ -85,6 +93,7 @@ impl ScenarioError {
             kind,
             diag: Diagnostic::at(source_name, text, line, column, title, message),
             identity: None,
+            also: None,
         }
     }
 
@@ -99,7 +108,35 @@ impl ScenarioError {
             kind,
             diag: Diagnostic::whole(source_name, title, message),
             identity: None,
+            also: None,
         }
+    }
+
+    /// The first of `errors` carrying the others in [`ScenarioError::also`] (flattened, at most
+    /// [`MAX_ERRORS_PER_FILE`] in all); `None` when there is none.
+    pub(crate) fn combine(errors: Vec<ScenarioError>) -> Option<ScenarioError> {
+        let mut all = Vec::new();
+        for mut e in errors {
+            let more = e.also.take().map(|b| *b).unwrap_or_default();
+            all.push(e);
+            all.extend(more);
+        }
+        all.truncate(MAX_ERRORS_PER_FILE);
+        let mut all = all.into_iter();
+        let mut first = all.next()?;
+        let rest: Vec<ScenarioError> = all.collect();
+        first.also = (!rest.is_empty()).then(|| Box::new(rest));
+        Some(first)
+    }
+
+    /// The further problems of the file (see [`ScenarioError::also`]).
+    pub fn more(&self) -> &[ScenarioError] {
+        self.also.as_deref().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every problem in the file: this one and [`ScenarioError::also`].
+    pub fn count(&self) -> usize {
+        1 + self.more().len()
     }
 
     /// The process exit code for this error: always [`crate::ExitCode::BadInput`] (2).
@@ -116,10 +153,22 @@ impl Deref for ScenarioError {
 }
 
 fn render_error(e: &ScenarioError) -> String {
-    match &e.identity {
+    let one = |e: &ScenarioError| match &e.identity {
         Some(id) => id.diag.render_with_origin("identity file", &e.diag),
         None => e.diag.to_string(),
+    };
+    let mut out = one(e);
+    for more in e.more() {
+        out.push_str("\n\n");
+        out.push_str(&one(more));
     }
+    if e.count() >= MAX_ERRORS_PER_FILE {
+        out.push_str(&format!(
+            "\n\n(the first {MAX_ERRORS_PER_FILE} errors of {} are shown; fix them and validate again)",
+            e.diag.source_name
+        ));
+    }
+    out
 }
 
 impl fmt::Display for ScenarioErrorKind {

@@ -116,5 +116,6 @@ pub fn url_encode(s: &str) -> String {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+pub mod harness;
 pub mod netns;
 pub mod runs;

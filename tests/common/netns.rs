@@ -46,7 +46,7 @@ pub fn which(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Prints why a test is skipped (to stderr, visible with `--nocapture` and in CI logs).
+/// Stops the test when it cannot run here; the harness (`common::harness`) lists it as ignored with the reason.
 #[macro_export]
 macro_rules! skip_unless_netns {
     () => {
@@ -56,7 +56,7 @@ macro_rules! skip_unless_netns {
                 std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
                 "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
             );
-            eprintln!("SKIPPED {}: {}", module_path!(), why);
+            common::harness::skipped(why);
             return;
         }
     };

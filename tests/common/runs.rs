@@ -26,7 +26,8 @@ pub fn on_path(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// `true` when the calling test must stop here because `why` says it cannot run; in CI
+/// `true` when the calling test must stop here because `why` says it cannot run (the harness then lists it as
+/// ignored with `why`); in CI
 /// (`TELLTALE_REQUIRE_ALL_TESTS`) that is a failure instead, since a skip would hide a broken
 /// setup.
 #[track_caller]
@@ -36,7 +37,7 @@ pub fn skip(why: Option<String>) -> bool {
         std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
         "TELLTALE_REQUIRE_ALL_TESTS is set but this test cannot run: {why}"
     );
-    eprintln!("SKIPPED {}: {why}", std::panic::Location::caller());
+    super::harness::skipped(why);
     true
 }
 

@@ -116,40 +116,105 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
         .map(|n| cx.label(n, "release"))
         .transpose()?;
 
-    let target = cx.target(
+    // Each section is read even when an earlier one is wrong, so that one `validate` shows every problem
+    // (the steps only with a valid target: what a step may do depends on it).
+    let mut errors = Vec::new();
+    let target = keep_err(
+        &mut errors,
         cx.req(
             &top,
             "target",
             "a `target:` mapping with `kind: qemu`, `kernel:` …",
-        )?,
-        top.key_pos("target").unwrap_or(root.pos),
-    )?;
-    let id_node = cx.req(
-        &top,
-        "identity",
-        "an `identity:` (a file path, or `seed:` / `values:`)",
-    )?;
-    let id_pos = id_node.pos;
-    let (identity, inline) = cx.identity(id_node, top.key_pos("identity").unwrap_or(root.pos))?;
+        )
+        .and_then(|n| cx.target(n, top.key_pos("target").unwrap_or(root.pos))),
+    );
+    let id = cx
+        .req(
+            &top,
+            "identity",
+            "an `identity:` (a file path, or `seed:` / `values:`)",
+        )
+        .map(|n| (n.pos, n))
+        .and_then(|(pos, n)| {
+            cx.identity(n, top.key_pos("identity").unwrap_or(root.pos))
+                .map(|r| (pos, r))
+        });
+    let id = keep_err(&mut errors, id);
     let network = match top.get("network") {
-        Some(n) => cx.network(n, top.key_pos("network").unwrap_or(root.pos))?,
-        None => NetworkSpec::default(),
+        Some(n) => keep_err(
+            &mut errors,
+            cx.network(n, top.key_pos("network").unwrap_or(root.pos)),
+        ),
+        None => Some(NetworkSpec::default()),
     };
-    let steps = match (&target, top.get("steps")) {
-        (Target::Capture(_), None) => Vec::new(),
-        (Target::Capture(_), Some(n)) => cx.capture_steps(n)?,
-        _ => {
-            let steps_node = cx.req(&top, "steps", "a `steps:` list, e.g. `- idle: 30s`")?;
-            cx.steps(steps_node)?
+    // With a wrong target, its kind still says which steps apply; what a step may do that depends on the
+    // rest of the target (relative plant paths, adb installs) is allowed, so as to report no false error.
+    let capture = match &target {
+        Some(t) => matches!(t, Target::Capture(_)),
+        None => {
+            cx.relative_plant = true;
+            cx.adb_target = true;
+            top.get("target").and_then(|t| match &t.kind {
+                NodeKind::Map(m) => m
+                    .iter()
+                    .find(|(k, _)| k.scalar() == Some("kind"))
+                    .and_then(|(_, v)| v.scalar()),
+                _ => None,
+            }) == Some("capture")
         }
     };
+    let steps = match (capture, top.get("steps")) {
+        (true, None) => Some(Vec::new()),
+        (true, Some(n)) => keep_err(&mut errors, cx.capture_steps(n)),
+        _ => {
+            let r = cx
+                .req(&top, "steps", "a `steps:` list, e.g. `- idle: 30s`")
+                .and_then(|n| cx.steps(n));
+            keep_err(&mut errors, r)
+        }
+    };
+    // A capture target declares its phases itself: when it is wrong, the phases the policy and claims name
+    // cannot be checked, so they are left until the target is fixed.
+    let judged = !(capture && target.is_none());
+    if steps.is_none() {
+        // Phases of steps that could not be read are still declared for the policy and claims.
+        for p in std::mem::take(&mut cx.all_phases) {
+            if !cx.phases.iter().any(|(q, _)| *q == p) {
+                cx.phases.push((p.clone(), 0));
+            }
+            cx.all_phases.push(p);
+        }
+    }
     let policy = match top.get("policy") {
-        Some(n) => cx.policy(n, top.key_pos("policy").unwrap_or(root.pos))?,
-        None => Policy::default(),
+        Some(_) if !judged => None,
+        Some(n) => keep_err(
+            &mut errors,
+            cx.policy(n, top.key_pos("policy").unwrap_or(root.pos)),
+        ),
+        None => Some(Policy::default()),
     };
     let claims = match top.get("claims") {
-        Some(n) => cx.claims(n)?,
-        None => Vec::new(),
+        Some(_) if !judged => None,
+        Some(n) => keep_err(&mut errors, cx.claims(n)),
+        None => Some(Vec::new()),
+    };
+    let (
+        Some(target),
+        Some((id_pos, (identity, inline))),
+        Some(network),
+        Some(steps),
+        Some(policy),
+        Some(claims),
+    ) = (target, id, network, steps, policy, claims)
+    else {
+        return Err(ScenarioError::combine(errors).unwrap_or_else(|| {
+            cx.err(
+                K::Syntax,
+                root.pos,
+                "invalid scenario",
+                "the scenario could not be read".to_string(),
+            )
+        }));
     };
     let canaries = match inline {
         Some(parts) => Some(cx.build_identity(parts)?),
@@ -179,6 +244,11 @@ pub(super) fn scenario(text: &str, source: &str, base_dir: &Path) -> R<Scenario>
     s.check_names()?;
     s.fill_target_templates()?;
     Ok(s)
+}
+
+/// `Some(value)`, or `None` with the error kept for the report of every problem in the file.
+fn keep_err<T>(errors: &mut Vec<ScenarioError>, r: R<T>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
 }
 
 impl Cx<'_> {

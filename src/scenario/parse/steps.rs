@@ -54,11 +54,19 @@ impl Cx<'_> {
                 }
             }
         }
+        // Every step is read, so that one `validate` shows every wrong step.
         let mut out = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            out.push(self.step(item, i)?);
+            match self.step(item, i) {
+                Ok(s) => out.push(s),
+                Err(e) => errors.push(e),
+            }
         }
-        Ok(out)
+        match ScenarioError::combine(errors) {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// A `host:` step's command: `"shell line"` or `[program, arg, …]`.

@@ -275,12 +275,7 @@ impl Collector {
                 }
                 FlowRecord {
                     id: i,
-                    protocol: if f.proto == crate::flow::TCP {
-                        "tcp"
-                    } else {
-                        "udp"
-                    }
-                    .into(),
+                    protocol: super::proto_name(f.proto),
                     app: f.app.into(),
                     client: super::sockaddr(f.client),
                     server: super::sockaddr(f.server),

@@ -333,3 +333,99 @@ fn cleartext_before_starttls_is_still_searched() {
     let f = expect(&r, "imei", &["raw"]);
     assert_eq!(f.direction, Direction::Up);
 }
+
+fn udp_leak(s: &Synth, canary: &str) -> Vec<u8> {
+    s.udp_frame(
+        SocketAddr::new(dev(), 5000),
+        SocketAddr::new(remote(), 9000),
+        &payload_with(canary),
+    )
+}
+
+#[test]
+fn damaged_pcap_record_does_not_end_reading() {
+    let mut s = Synth::ethernet();
+    let f = udp_leak(&s, PHONE);
+    s.frame(&f);
+    let damaged_at = s.writer().len();
+    let f = udp_leak(&s, CONTACT);
+    s.frame(&f); // this record's header is corrupted below
+    let f = udp_leak(&s, IMEI);
+    s.frame(&f);
+    let mut bytes = s.finish();
+    // A corrupt captured length in the middle record, then junk is what the reader meets.
+    bytes[damaged_at + 8..damaged_at + 12].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    let r = analyze(bytes.clone());
+    expect(&r, "phone", &["raw"]);
+    let f = expect(&r, "imei", &["raw"]);
+    assert_eq!(f.protocol, "udp");
+    assert_eq!(r.capture.damaged_at, Some(damaged_at as u64));
+    let w = r
+        .warnings
+        .iter()
+        .find(|w| w.kind == "damaged-capture")
+        .expect("warning");
+    assert!(w.message.contains("skipped"), "{}", w.message);
+
+    // Junk bytes inserted between two records.
+    let mut s = Synth::ethernet();
+    let f = udp_leak(&s, PHONE);
+    s.frame(&f);
+    let at = s.writer().len();
+    let f = udp_leak(&s, EMAIL);
+    s.frame(&f);
+    let mut bytes = s.finish();
+    let junk: Vec<u8> = (0..300u32).map(|i| (i * 97 % 251) as u8 | 0x80).collect();
+    bytes.splice(at..at, junk);
+    let r = analyze(bytes);
+    expect(&r, "phone", &["raw"]);
+    expect(&r, "email", &["raw"]);
+    assert_eq!(r.capture.damaged_at, Some(at as u64));
+}
+
+fn pcapng_block(kind: u32, body: &[u8]) -> Vec<u8> {
+    let mut body = body.to_vec();
+    while body.len() % 4 != 0 {
+        body.push(0);
+    }
+    let len = (12 + body.len()) as u32;
+    let mut v = kind.to_le_bytes().to_vec();
+    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&body);
+    v.extend_from_slice(&len.to_le_bytes());
+    v
+}
+
+fn epb(frame: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 4]; // interface 0
+    b.extend_from_slice(&[0, 0, 0, 0, 0x40, 0x42, 0x0f, 0]); // timestamp
+    b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    b.extend_from_slice(frame);
+    pcapng_block(6, &b)
+}
+
+#[test]
+fn damaged_pcapng_block_does_not_end_reading() {
+    let s = Synth::ethernet();
+    let mut file = pcapng_block(
+        0x0A0D_0D0A,
+        &[
+            0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
+    file.extend(pcapng_block(1, &[1, 0, 0, 0, 0, 0, 4, 0]));
+    file.extend(epb(&udp_leak(&s, PHONE)));
+    let at = file.len();
+    let mut bad = epb(&udp_leak(&s, CONTACT));
+    let n = bad.len();
+    bad[n - 4..].copy_from_slice(&7u32.to_le_bytes()); // trailer does not repeat the length
+    bad[4..8].copy_from_slice(&0x00ff_fff1u32.to_le_bytes()); // nor does the header hold a valid one
+    file.extend(bad);
+    file.extend(epb(&udp_leak(&s, IMEI)));
+    let r = analyze(file);
+    expect(&r, "phone", &["raw"]);
+    expect(&r, "imei", &["raw"]);
+    assert_eq!(r.capture.format, "pcapng");
+    assert_eq!(r.capture.damaged_at, Some(at as u64));
+}

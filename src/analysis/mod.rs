@@ -150,6 +150,8 @@ pub struct Analyzer {
     defrag: flow::defrag::Defragmenter,
     /// Pseudo-conversations of non-IP frames, by link label.
     link_flows: FxHashMap<String, usize>,
+    /// Capture damage: (offset, bytes skipped, time of the last packet read before it).
+    damaged: Vec<(u64, u64, u64)>,
 }
 
 impl Analyzer {
@@ -173,6 +175,7 @@ impl Analyzer {
             next_sweep: 1 << 16,
             defrag: flow::defrag::Defragmenter::default(),
             link_flows: FxHashMap::default(),
+            damaged: Vec::new(),
         }
     }
 
@@ -183,9 +186,11 @@ impl Analyzer {
         self.out.capture.gzip = gzip;
     }
 
-    /// Records damage that ended reading.
+    /// Records damage in the capture (reading may have resumed after it: [`Damage::resumed`]).
     pub fn damage(&mut self, d: &Damage) {
-        self.out.capture.damaged_at = Some(d.offset);
+        self.out.capture.damaged_at.get_or_insert(d.offset);
+        self.damaged
+            .push((d.offset, d.skipped, self.out.capture.last_ns));
         self.out
             .warn("damaged-capture", d.message.clone(), Some(d.offset));
     }

@@ -429,3 +429,129 @@ fn damaged_pcapng_block_does_not_end_reading() {
     assert_eq!(r.capture.format, "pcapng");
     assert_eq!(r.capture.damaged_at, Some(at as u64));
 }
+
+mod unread {
+    use super::*;
+    use std::sync::Arc;
+    use telltale::report::UnreadReason;
+    use telltale::{Config, Matcher};
+
+    const T0: u64 = 1_704_067_200_000_000_000;
+
+    fn analyze_phases(bytes: Vec<u8>, phases: Vec<(u64, String)>) -> Report {
+        let m = Arc::new(Matcher::new(&identity()));
+        let cfg = Config {
+            phases,
+            ..Config::default()
+        };
+        telltale::analyze_bytes(bytes, "t.pcap", m, cfg).unwrap()
+    }
+
+    fn spans(r: &Report, reason: UnreadReason) -> Vec<&telltale::report::UnreadSpan> {
+        r.unread.iter().filter(|u| u.reason == reason).collect()
+    }
+
+    /// A TLS connection opened before the judged phase and used in it: its ciphertext is unread in that phase.
+    #[test]
+    fn keep_alive_tls_ciphertext_is_unread_in_the_phase_it_was_sent() {
+        let mut s = Synth::ethernet();
+        let server = SocketAddr::new(remote(), 443);
+        let mut t = Tcp::new(client(), server, 100, 200);
+        t.open(&mut s);
+        t.send(
+            &mut s,
+            Side::Client,
+            &client_hello("upload.vendor.example"),
+            1460,
+        );
+        t.send(&mut s, Side::Client, &app_data(&[7u8; 300]), 1460);
+        let judged = T0 + (s.frames() + 1) * 1_000_000 - 1;
+        t.send(&mut s, Side::Client, &app_data(&[9u8; 1000]), 1460);
+        t.close(&mut s);
+        let r = analyze_phases(
+            s.finish(),
+            vec![(T0, "before".into()), (judged, "judged".into())],
+        );
+        let tls = spans(&r, UnreadReason::TlsCiphertext);
+        let in_judged: Vec<_> = tls
+            .iter()
+            .filter(|u| u.phase.as_deref() == Some("judged"))
+            .collect();
+        assert_eq!(in_judged.len(), 1, "{:?}", r.unread);
+        let u = in_judged[0];
+        assert_eq!(u.bytes, 1005);
+        assert_eq!(u.direction, Direction::Up);
+        assert_eq!(u.destination, "upload.vendor.example");
+        assert!(u.first_ns >= judged);
+        assert!(tls
+            .iter()
+            .any(|u| u.phase.as_deref() == Some("before") && u.bytes == 305));
+    }
+
+    #[test]
+    fn tcp_gap_is_unread() {
+        let mut s = Synth::ethernet();
+        let mut t = Tcp::new(client(), server(), 1, 1);
+        t.open(&mut s);
+        let req = post("/u", "", &[b'a'; 3000]);
+        let segs = t.plan(Side::Client, &req, 1000);
+        let kept: Vec<_> = segs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, s)| s.clone())
+            .collect();
+        t.write(&mut s, Side::Client, &kept, req.len());
+        t.close(&mut s);
+        let r = analyze(s.finish());
+        let g = spans(&r, UnreadReason::TcpGap);
+        assert_eq!(
+            g.iter().map(|u| u.bytes).sum::<u64>(),
+            1000,
+            "{:?}",
+            r.unread
+        );
+        assert_eq!(g[0].direction, Direction::Up);
+        assert_eq!(g[0].destination, "api.vendor.example");
+    }
+
+    #[test]
+    fn capture_damage_snap_length_and_tunnel_depth_are_unread() {
+        let mut s = Synth::raw_ip();
+        let f = s.udp_frame(
+            SocketAddr::new(dev(), 5000),
+            SocketAddr::new(remote(), 9000),
+            &[b'x'; 500],
+        );
+        s.truncated_frame(&f, 100);
+        // IP-in-IP nested deeper than the decapsulation bound.
+        let mut pkt = s.udp_frame(
+            SocketAddr::new(dev(), 5000),
+            SocketAddr::new(remote(), 9001),
+            b"deep",
+        );
+        for _ in 0..12 {
+            pkt = s.ip_frame(dev(), remote(), 4, &pkt);
+        }
+        s.frame(&pkt);
+        let at = s.writer().len();
+        s.frame(&f);
+        let mut bytes = s.finish();
+        bytes[at + 8..at + 12].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        let r = analyze(bytes);
+        let snap = spans(&r, UnreadReason::SnapLength);
+        assert_eq!(snap.len(), 1, "{:?}", r.unread);
+        assert_eq!(snap[0].bytes, 500 - (100 - 28)); // 100 bytes kept: IP and UDP headers and 72 of payload
+        assert_eq!(snap[0].destination, "198.18.0.10");
+        assert_eq!(
+            spans(&r, UnreadReason::TunnelDepth).len(),
+            1,
+            "{:?}",
+            r.unread
+        );
+        let d = spans(&r, UnreadReason::CaptureDamage);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].capture_offset, Some(at as u64));
+        assert!(d[0].bytes > 0);
+    }
+}

@@ -28,7 +28,7 @@ use crate::canary::Matcher;
 use crate::capture::{Damage, Packet};
 use crate::decode::{self, Outcome, Transport};
 use crate::flow::{self, FlowKey};
-use crate::report::{Direction, Report};
+use crate::report::{Direction, Report, UnreadReason};
 
 use collect::Collector;
 use tcp::TcpConn;
@@ -277,6 +277,9 @@ impl Analyzer {
     }
 
     fn ip(&mut self, d: decode::Decoded<'_>, at: At) {
+        if d.depth_exceeded || (d.missing > 0 && !matches!(d.transport, Transport::Tcp(..))) {
+            self.account_unread_ip(&d, at);
+        }
         match d.transport {
             Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
             Transport::Udp(sp, dp, payload) => self.udp((d.src, sp), (d.dst, dp), payload, at),
@@ -304,6 +307,24 @@ impl Analyzer {
                 at,
                 &[],
             );
+        }
+    }
+
+    /// Unread bytes of a non-TCP packet: cut by the snap length, or nested beyond the decapsulation bound.
+    fn account_unread_ip(&mut self, d: &decode::Decoded<'_>, at: At) {
+        let (proto, sp, dp, len) = match d.transport {
+            Transport::Tcp(t, p) => (flow::TCP, t.src_port, t.dst_port, p.len()),
+            Transport::Udp(sp, dp, p) => (flow::UDP, sp, dp, p.len()),
+            Transport::Other(n, p) => (n, 0, 0, p.len()),
+        };
+        let (fi, dir) = self.flow_for(proto, (d.src, sp), (d.dst, dp), false, false, at);
+        if d.missing > 0 && proto != flow::TCP {
+            let n = u64::from(d.missing);
+            self.out.unread(fi, dir, UnreadReason::SnapLength, n, at.ts);
+        }
+        if d.depth_exceeded {
+            self.out
+                .unread(fi, dir, UnreadReason::TunnelDepth, len as u64, at.ts);
         }
     }
 
@@ -344,6 +365,15 @@ impl Analyzer {
         f.packets[0] += 1;
         f.bytes[0] += p.data.len() as u64;
         let protocol = if name == "ARP" { "arp" } else { "link" };
+        if name == "802.11 protected" {
+            self.out.unread(
+                fi,
+                0,
+                UnreadReason::EncryptedLink,
+                p.data.len() as u64,
+                at.ts,
+            );
+        }
         for h in &hits {
             self.out.finding(collect::Raw {
                 flow: fi,
@@ -458,6 +488,14 @@ impl Analyzer {
                 self.quic_datagram(fi, payload, at);
             }
             let protocol = if self.flows[fi].app == "quic" {
+                // Searched raw as well, but without keys its packets are not read.
+                self.out.unread(
+                    fi,
+                    dir,
+                    UnreadReason::QuicCiphertext,
+                    payload.len() as u64,
+                    at.ts,
+                );
                 "quic"
             } else {
                 "udp"
@@ -701,6 +739,9 @@ impl Analyzer {
                 self.defrag.dropped
             );
             self.out.warn("ip-fragments-dropped", msg, None);
+        }
+        for &(offset, bytes, ts) in &self.damaged {
+            self.out.unread_damage(offset, bytes, ts);
         }
         let flows = std::mem::take(&mut self.flows);
         self.out.finish(&flows)

@@ -235,6 +235,9 @@ pub(super) fn flush(an: &mut Analyzer, fi: usize) {
 }
 
 fn gap(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, n: u64) {
+    let ts = an.flows[fi].last_ns;
+    an.out
+        .unread(fi, dir, crate::report::UnreadReason::TcpGap, n, ts);
     let d = &mut conn.dirs[dir];
     d.scanner.gap(n);
     d.offset += n;
@@ -440,6 +443,14 @@ fn scan(
     d.offset = start + bytes.len() as u64;
     if opaque_before {
         an.flows[fi].opaque_bytes += bytes.len() as u64;
+        // Attributed to the time these bytes were sent, not to the flow's start.
+        an.out.unread(
+            fi,
+            dir,
+            crate::report::UnreadReason::TlsCiphertext,
+            bytes.len() as u64,
+            at.ts,
+        );
         d.scanner.gap(bytes.len() as u64);
         return;
     }

@@ -93,8 +93,9 @@ pub enum Transport<'a> {
     Tcp(TcpInfo, &'a [u8]),
     /// UDP datagram: source port, destination port, payload.
     Udp(u16, u16, &'a [u8]),
-    /// Anything else carried by IP (ICMP, fragments, other protocols); the IP protocol number.
-    Other(u8),
+    /// Anything else carried by IP (ICMP, ICMPv6, SCTP, IPv6 fragments, unknown protocols): the IP protocol
+    /// number and the IP payload as captured, to be searched as raw bytes.
+    Other(u8, &'a [u8]),
 }
 
 /// An IP packet decoded from a frame.
@@ -115,6 +116,39 @@ pub struct Decoded<'a> {
     pub fragment_ip: Option<Fragment<'a>>,
     /// The packet was decapsulated from this tunnel (the outermost one when nested), e.g. `"GRE"`, `"VXLAN"`.
     pub tunnel: Option<&'static str>,
+    /// IPv4 options or IPv6 extension headers (with their options) of the packet, as captured.
+    pub ip_options: IpOptions<'a>,
+    /// The IP header's payload was not decapsulated because [`MAX_DEPTH`] encapsulations were already undone.
+    pub depth_exceeded: bool,
+}
+
+/// IPv4 options (copied: at most 40 bytes) or IPv6 extension headers (borrowed).
+#[derive(Debug, Clone, Copy)]
+pub struct IpOptions<'a> {
+    v4: [u8; 40],
+    v4_len: u8,
+    v6: &'a [u8],
+}
+
+impl Default for IpOptions<'_> {
+    fn default() -> Self {
+        IpOptions {
+            v4: [0; 40],
+            v4_len: 0,
+            v6: &[],
+        }
+    }
+}
+
+impl IpOptions<'_> {
+    /// The option / extension header bytes; empty when the packet has none.
+    pub fn bytes(&self) -> &[u8] {
+        if self.v4_len > 0 {
+            &self.v4[..usize::from(self.v4_len).min(40)]
+        } else {
+            self.v6
+        }
+    }
 }
 
 /// An IPv4 fragment: a copy of its header (options included) and its captured payload.
@@ -135,6 +169,9 @@ impl Fragment<'_> {
 
 /// What a frame turned out to be.
 #[derive(Debug, Clone, Copy)]
+// `Ip` carries copies of the IPv4 header and options (so the analysis needs no borrow of the parser's slices); it is
+// returned by value once per frame, never stored.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome<'a> {
     /// An IPv4/IPv6 packet.
     Ip(Decoded<'a>),
@@ -493,6 +530,7 @@ fn le32(data: &[u8], at: usize) -> Option<u32> {
 
 fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
     let mut fragment_ip = None;
+    let mut ip_options = IpOptions::default();
     let (src, dst, payload, expected, first_fragment) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
@@ -507,6 +545,10 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
                     payload: v4.payload().payload,
                 });
             }
+            let o = h.options();
+            let n = o.len().min(40);
+            ip_options.v4[..n].copy_from_slice(&o[..n]);
+            ip_options.v4_len = n as u8;
             let hdr_len = h.slice().len() + v4.extensions().auth.map_or(0, |a| a.slice().len());
             let expected = usize::from(h.total_len()).saturating_sub(hdr_len);
             (
@@ -519,6 +561,7 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
             let h = v6.header();
+            ip_options.v6 = v6.extensions().slice();
             let expected =
                 usize::from(h.payload_length()).saturating_sub(v6.extensions().slice().len());
             (
@@ -560,9 +603,9 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
         Some(TransportSlice::Udp(u)) => {
             Transport::Udp(u.source_port(), u.destination_port(), u.payload())
         }
-        _ => Transport::Other(payload.ip_number.0),
+        _ => Transport::Other(payload.ip_number.0, payload.payload),
     };
-    let outer = Decoded {
+    let mut outer = Decoded {
         src,
         dst,
         transport,
@@ -570,23 +613,29 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
         fragment: payload.fragmented,
         fragment_ip,
         tunnel: None,
+        ip_options,
+        depth_exceeded: false,
     };
     if depth < MAX_DEPTH {
         let inner = match transport {
             Transport::Tcp(..) => None,
             Transport::Udp(sp, dp, data) => udp_tunnel(sp, dp, data, depth + 1),
-            Transport::Other(n) if !payload.fragmented => ip_tunnel(n, payload.payload, depth + 1),
+            Transport::Other(n, _) if !payload.fragmented => {
+                ip_tunnel(n, payload.payload, depth + 1)
+            }
             // The first fragment of a UDP datagram carries the tunnel header and usually most of the inner
             // packet; what follows in later fragments is reported as missing by the inner packet's lengths.
-            Transport::Other(17) if first_fragment => payload.payload.get(8..).and_then(|data| {
-                udp_tunnel(
-                    be16(payload.payload, 0)?,
-                    be16(payload.payload, 2)?,
-                    data,
-                    depth + 1,
-                )
-            }),
-            Transport::Other(_) => None,
+            Transport::Other(17, _) if first_fragment => {
+                payload.payload.get(8..).and_then(|data| {
+                    udp_tunnel(
+                        be16(payload.payload, 0)?,
+                        be16(payload.payload, 2)?,
+                        data,
+                        depth + 1,
+                    )
+                })
+            }
+            Transport::Other(..) => None,
         };
         if let Some((name, Outcome::Ip(mut d))) = inner {
             d.tunnel = Some(name);
@@ -596,6 +645,12 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Outcome<'a> {
             }
             return Outcome::Ip(d);
         }
+    } else {
+        outer.depth_exceeded = match transport {
+            Transport::Udp(sp, dp, data) => udp_tunnel(sp, dp, data, depth).is_some(),
+            Transport::Other(n, _) => matches!(n, 4 | 41 | 47),
+            Transport::Tcp(..) => false,
+        };
     }
     Outcome::Ip(outer)
 }
@@ -1148,7 +1203,7 @@ mod tests {
         let bad = [0x00, 0x05, 0x08, 0x00, 0x45];
         let f = outer_ip(47, &bad);
         let d = expect_ip(decode(link::ETHERNET, &f));
-        assert!(matches!(d.transport, Transport::Other(47)));
+        assert!(matches!(d.transport, Transport::Other(47, _)));
         assert_eq!(d.tunnel, None);
     }
 
@@ -1326,7 +1381,7 @@ mod tests {
         }
         let d = expect_ip(decode(link::IPV4, &pkt));
         assert_eq!(d.tunnel, Some("IP-in-IP"));
-        assert!(matches!(d.transport, Transport::Other(4)));
+        assert!(matches!(d.transport, Transport::Other(4, _)));
         assert_eq!(d.src, IpAddr::from([9, 9, 9, 9]));
     }
 

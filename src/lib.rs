@@ -86,7 +86,9 @@ pub fn analyze_capture(
             Ok(None) => break,
             Err(d) => {
                 an.damage(&d);
-                break;
+                if !d.resumed {
+                    break;
+                }
             }
         }
         n = n.wrapping_add(1);

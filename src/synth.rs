@@ -134,6 +134,54 @@ impl<W: Write> Synth<W> {
         self.frame(&f);
     }
 
+    /// Builds (without appending) an IP packet of protocol `proto` carrying `payload` (e.g. SCTP = 132, or a
+    /// protocol number nothing parses).
+    pub fn ip_frame(&self, src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) -> Vec<u8> {
+        let b = self.builder(src, dst);
+        let mut v = Vec::with_capacity(b.size(payload.len()));
+        let _ = b.write(&mut v, etherparse::IpNumber(proto), payload);
+        v
+    }
+
+    /// Appends an IP packet of protocol `proto`.
+    pub fn ip(&mut self, src: IpAddr, dst: IpAddr, proto: u8, payload: &[u8]) {
+        let f = self.ip_frame(src, dst, proto, payload);
+        self.frame(&f);
+    }
+
+    /// Appends an ICMP (IPv4) or ICMPv6 (IPv6) echo request carrying `data`.
+    pub fn icmp_echo(&mut self, src: IpAddr, dst: IpAddr, data: &[u8]) {
+        let b = self.builder(src, dst);
+        let mut v = Vec::new();
+        if src.is_ipv4() {
+            let _ = b.icmpv4_echo_request(1, 1).write(&mut v, data);
+        } else {
+            let _ = b.icmpv6_echo_request(1, 1).write(&mut v, data);
+        }
+        self.frame(&v);
+    }
+
+    /// Appends an ICMP destination-unreachable (port unreachable) message quoting `quoted` (an IP packet).
+    pub fn icmp_unreachable(&mut self, src: IpAddr, dst: IpAddr, quoted: &[u8]) {
+        let b = self
+            .builder(src, dst)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ));
+        let mut v = Vec::with_capacity(b.size(quoted.len()));
+        let _ = b.write(&mut v, quoted);
+        self.frame(&v);
+    }
+
+    /// Appends an Ethernet frame of the given EtherType (not IP: ARP, LLDP, a vendor type) carrying `payload`.
+    /// Only for Ethernet captures.
+    pub fn ether(&mut self, ether_type: u16, payload: &[u8]) {
+        let mut v = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+        v.extend_from_slice(&ether_type.to_be_bytes());
+        v.extend_from_slice(payload);
+        self.frame(&v);
+    }
+
     /// Builds (without appending) a TCP frame. `flags` is a string of `S`, `A`, `F`, `R`, `P`.
     pub fn tcp_frame(
         &self,
@@ -256,6 +304,48 @@ impl Tcp {
         let f = s.tcp_frame(self.client, self.server, self.cseq, self.sseq, "A", b"");
         s.frame(&f);
     }
+}
+
+/// An SCTP packet (common header and one DATA chunk carrying `data`). The checksum is not computed: nothing in
+/// telltale checks it.
+pub fn sctp_data(src_port: u16, dst_port: u16, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(28 + data.len());
+    v.extend_from_slice(&src_port.to_be_bytes());
+    v.extend_from_slice(&dst_port.to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]); // verification tag, checksum
+    let len = 16 + data.len();
+    v.extend_from_slice(&[0, 0x03]); // DATA, flags B|E
+    v.extend_from_slice(&(len as u16).to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]); // TSN, stream id/seq, PPID
+    v.extend_from_slice(data);
+    while v.len() % 4 != 0 {
+        v.push(0);
+    }
+    v
+}
+
+/// Inserts an IPv6 hop-by-hop options header carrying `option` (one option of type 0x1e, skipped by routers
+/// that do not know it) into the IPv6 packet that starts at `ip_at` in `frame`. Upper-layer checksums stay
+/// valid (their pseudo-header does not cover extension headers).
+pub fn ipv6_with_hop_by_hop(frame: &[u8], ip_at: usize, option: &[u8]) -> Vec<u8> {
+    let opt_len = option.len().min(255);
+    let mut ext = vec![0u8, 0, 0x1e, opt_len as u8];
+    ext.extend_from_slice(&option[..opt_len]);
+    while ext.len() % 8 != 0 {
+        ext.push(0); // Pad1
+    }
+    let Some(header) = frame.get(ip_at..ip_at + 40) else {
+        return frame.to_vec();
+    };
+    ext[0] = header[6]; // next header
+    ext[1] = (ext.len() / 8 - 1) as u8;
+    let mut out = frame[..ip_at + 40].to_vec();
+    out[ip_at + 6] = 0; // hop-by-hop
+    let plen = u16::from_be_bytes([header[4], header[5]]) as usize + ext.len();
+    out[ip_at + 4..ip_at + 6].copy_from_slice(&(plen as u16).to_be_bytes());
+    out.extend_from_slice(&ext);
+    out.extend_from_slice(&frame[ip_at + 40..]);
+    out
 }
 
 /// A DNS query for `name` (type A) with the given id.

@@ -8,7 +8,7 @@ use super::{direction, Flow};
 use crate::proto::dns::{DnsData, DnsMessage};
 use crate::report::{
     CaptureSummary, DhcpMessage, DnsQuery, Finding, FlowRecord, HttpRequest, Report, TlsHello,
-    Warning,
+    UnreadReason, UnreadSpan, Warning,
 };
 
 /// A single canary hit before aggregation.
@@ -45,6 +45,20 @@ pub(super) struct Collector {
     warning_counts: FxHashMap<String, u64>,
     links: FxHashMap<u32, u64>,
     phases: Vec<(u64, String)>,
+    /// Unread spans: (flow, dir, reason, bytes, first ns, last ns, capture offset).
+    unread: Vec<RawUnread>,
+    /// The open (mergeable) span of each (flow, dir, reason, phase).
+    unread_index: FxHashMap<(usize, usize, UnreadReason, usize), usize>,
+}
+
+struct RawUnread {
+    flow: Option<usize>,
+    dir: usize,
+    reason: UnreadReason,
+    bytes: u64,
+    first_ns: u64,
+    last_ns: u64,
+    offset: Option<u64>,
 }
 
 impl Collector {
@@ -63,7 +77,50 @@ impl Collector {
             warnings: Vec::new(),
             warning_counts: FxHashMap::default(),
             links: FxHashMap::default(),
+            unread: Vec::new(),
+            unread_index: FxHashMap::default(),
         }
+    }
+
+    /// Accounts `bytes` of flow `flow`, direction `dir`, sent at `ts`, as unread for `reason` (merged with the
+    /// span of the same flow, direction, reason and phase).
+    pub fn unread(&mut self, flow: usize, dir: usize, reason: UnreadReason, bytes: u64, ts: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let phase = self.phase_index(ts).map_or(0, |i| i + 1);
+        let key = (flow, dir, reason, phase);
+        if let Some(&i) = self.unread_index.get(&key) {
+            if let Some(u) = self.unread.get_mut(i) {
+                u.bytes += bytes;
+                u.first_ns = u.first_ns.min(ts);
+                u.last_ns = u.last_ns.max(ts);
+                return;
+            }
+        }
+        self.unread_index.insert(key, self.unread.len());
+        self.unread.push(RawUnread {
+            flow: Some(flow),
+            dir,
+            reason,
+            bytes,
+            first_ns: ts,
+            last_ns: ts,
+            offset: None,
+        });
+    }
+
+    /// Accounts bytes of the capture file skipped after damage at `offset`.
+    pub fn unread_damage(&mut self, offset: u64, bytes: u64, ts: u64) {
+        self.unread.push(RawUnread {
+            flow: None,
+            dir: 0,
+            reason: UnreadReason::CaptureDamage,
+            bytes,
+            first_ns: ts,
+            last_ns: ts,
+            offset: Some(offset),
+        });
     }
 
     pub fn count_link(&mut self, link: u32) {
@@ -275,12 +332,7 @@ impl Collector {
                 }
                 FlowRecord {
                     id: i,
-                    protocol: if f.proto == crate::flow::TCP {
-                        "tcp"
-                    } else {
-                        "udp"
-                    }
-                    .into(),
+                    protocol: super::proto_name(f.proto),
                     app: f.app.into(),
                     client: super::sockaddr(f.client),
                     server: super::sockaddr(f.server),
@@ -306,7 +358,23 @@ impl Collector {
                 offset: None,
             });
         }
+        let unread: Vec<UnreadSpan> = self
+            .unread
+            .iter()
+            .map(|u| UnreadSpan {
+                reason: u.reason,
+                flow: u.flow,
+                direction: direction(u.dir),
+                destination: u.flow.map(dest).unwrap_or_default(),
+                bytes: u.bytes,
+                first_ns: u.first_ns,
+                last_ns: u.last_ns,
+                phase: phase_of(u.first_ns),
+                capture_offset: u.offset,
+            })
+            .collect();
         Report {
+            unread,
             format_version: crate::report::FORMAT_VERSION,
             telltale_version: env!("CARGO_PKG_VERSION").to_string(),
             capture: self.capture,

@@ -9,7 +9,12 @@
 //! Canary search is one multi-pattern pass ([`crate::canary::Matcher`]) over: every reassembled TCP stream in both
 //! directions (except TLS application data, which is ciphertext and only counted as opaque), every UDP payload,
 //! every decoded HTTP body (chunked / gzip / deflate / br / zstd undone), percent-decoded query parameters and DNS
-//! query names (dotted, and with the labels joined, for data split across labels).
+//! query names (dotted, and with the labels joined, for data split across labels). Every other channel is searched
+//! as raw bytes: the payload of IP protocols other than TCP and UDP (ICMP/ICMPv6 echo data and quoted datagrams,
+//! SCTP chunks, unknown protocol numbers, IPv6 fragments, tunnels nested beyond the decapsulation depth), IPv4
+//! options and IPv6 extension headers, and every non-IP, undecodable or malformed frame whole (ARP, vendor
+//! EtherTypes, 802.11 frames), in pseudo-conversations named by destination MAC address. TLS that starts inside a
+//! cleartext TCP protocol (STARTTLS and the like) is read as TLS from its first handshake record on.
 
 mod collect;
 mod tcp;
@@ -23,7 +28,7 @@ use crate::canary::Matcher;
 use crate::capture::{Damage, Packet};
 use crate::decode::{self, Outcome, Transport};
 use crate::flow::{self, FlowKey};
-use crate::report::{Direction, Report};
+use crate::report::{Direction, Report, UnreadReason};
 
 use collect::Collector;
 use tcp::TcpConn;
@@ -143,6 +148,10 @@ pub struct Analyzer {
     live_tcp: usize,
     next_sweep: u64,
     defrag: flow::defrag::Defragmenter,
+    /// Pseudo-conversations of non-IP frames, by link label.
+    link_flows: FxHashMap<String, usize>,
+    /// Capture damage: (offset, bytes skipped, time of the last packet read before it).
+    damaged: Vec<(u64, u64, u64)>,
 }
 
 impl Analyzer {
@@ -165,6 +174,8 @@ impl Analyzer {
             live_tcp: 0,
             next_sweep: 1 << 16,
             defrag: flow::defrag::Defragmenter::default(),
+            link_flows: FxHashMap::default(),
+            damaged: Vec::new(),
         }
     }
 
@@ -175,9 +186,11 @@ impl Analyzer {
         self.out.capture.gzip = gzip;
     }
 
-    /// Records damage that ended reading.
+    /// Records damage in the capture (reading may have resumed after it: [`Damage::resumed`]).
     pub fn damage(&mut self, d: &Damage) {
-        self.out.capture.damaged_at = Some(d.offset);
+        self.out.capture.damaged_at.get_or_insert(d.offset);
+        self.damaged
+            .push((d.offset, d.skipped, self.out.capture.last_ns));
         self.out
             .warn("damaged-capture", d.message.clone(), Some(d.offset));
     }
@@ -219,9 +232,15 @@ impl Analyzer {
                     self.ip(d, at);
                 }
             }
-            Outcome::NonIp(_) => self.out.capture.non_ip_packets += 1,
-            Outcome::UnsupportedLink => {}
-            Outcome::Malformed => self.out.capture.malformed_packets += 1,
+            Outcome::NonIp(name) => {
+                self.out.capture.non_ip_packets += 1;
+                self.link_frame(p, name, at);
+            }
+            Outcome::UnsupportedLink => self.link_frame(p, "unsupported link type", at),
+            Outcome::Malformed => {
+                self.out.capture.malformed_packets += 1;
+                self.link_frame(p, "malformed frame", at);
+            }
         }
         if p.number >= self.next_sweep {
             self.next_sweep = p.number + (1 << 16);
@@ -258,10 +277,118 @@ impl Analyzer {
     }
 
     fn ip(&mut self, d: decode::Decoded<'_>, at: At) {
+        if d.depth_exceeded || (d.missing > 0 && !matches!(d.transport, Transport::Tcp(..))) {
+            self.account_unread_ip(&d, at);
+        }
         match d.transport {
             Transport::Tcp(t, payload) => self.tcp(d.src, d.dst, t, payload, d.missing, at),
             Transport::Udp(sp, dp, payload) => self.udp((d.src, sp), (d.dst, dp), payload, at),
-            Transport::Other(_) => {}
+            Transport::Other(n, payload) => self.other_ip(&d, n, payload, at),
+        }
+        if !d.ip_options.bytes().is_empty() {
+            // IPv4 options / IPv6 extension headers: searched as raw bytes in the packet's conversation.
+            let (proto, sp, dp, syn, ack) = match d.transport {
+                Transport::Tcp(t, _) => (flow::TCP, t.src_port, t.dst_port, t.syn, t.ack_flag),
+                Transport::Udp(sp, dp, _) => (flow::UDP, sp, dp, false, false),
+                Transport::Other(n, _) => (n, 0, 0, false, false),
+            };
+            let (fi, dir) = self.flow_for(proto, (d.src, sp), (d.dst, dp), syn, ack, at);
+            let (protocol, field) = if d.src.is_ipv4() {
+                ("ipv4", "options")
+            } else {
+                ("ipv6", "extension headers")
+            };
+            self.scan_bytes(
+                fi,
+                dir,
+                protocol,
+                Some(field),
+                d.ip_options.bytes(),
+                at,
+                &[],
+            );
+        }
+    }
+
+    /// Unread bytes of a non-TCP packet: cut by the snap length, or nested beyond the decapsulation bound.
+    fn account_unread_ip(&mut self, d: &decode::Decoded<'_>, at: At) {
+        let (proto, sp, dp, len) = match d.transport {
+            Transport::Tcp(t, p) => (flow::TCP, t.src_port, t.dst_port, p.len()),
+            Transport::Udp(sp, dp, p) => (flow::UDP, sp, dp, p.len()),
+            Transport::Other(n, p) => (n, 0, 0, p.len()),
+        };
+        let (fi, dir) = self.flow_for(proto, (d.src, sp), (d.dst, dp), false, false, at);
+        if d.missing > 0 && proto != flow::TCP {
+            let n = u64::from(d.missing);
+            self.out.unread(fi, dir, UnreadReason::SnapLength, n, at.ts);
+        }
+        if d.depth_exceeded {
+            self.out
+                .unread(fi, dir, UnreadReason::TunnelDepth, len as u64, at.ts);
+        }
+    }
+
+    /// An IP packet of a protocol other than TCP and UDP (ICMP, ICMPv6, SCTP, unknown numbers, IPv6 fragments):
+    /// its payload is searched as raw bytes, in a conversation per protocol and address pair.
+    fn other_ip(&mut self, d: &decode::Decoded<'_>, proto: u8, payload: &[u8], at: At) {
+        let (fi, dir) = self.flow_for(proto, (d.src, 0), (d.dst, 0), false, false, at);
+        let f = &mut self.flows[fi];
+        f.last_ns = f.last_ns.max(at.ts);
+        f.packets[dir] += 1;
+        f.bytes[dir] += payload.len() as u64 + u64::from(d.missing);
+        let (protocol, field) = other_ip_field(proto, payload, d.fragment);
+        if f.app.is_empty() {
+            f.app = protocol;
+        }
+        self.scan_bytes(fi, dir, protocol, Some(field), payload, at, &[]);
+    }
+
+    /// A frame that is not IP (ARP, a vendor EtherType, 802.11 management, an undecodable link type or a
+    /// malformed frame): all its captured bytes are searched, in a pseudo-conversation per link label.
+    fn link_frame(&mut self, p: &Packet<'_>, name: &'static str, at: At) {
+        let mut hits = Vec::new();
+        self.matcher.find_all(p.data, &mut hits);
+        let (label, field) = link_label(p, name);
+        let fi = match self.link_flows.get(&label) {
+            Some(&i) => i,
+            None => {
+                let unspec = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+                let i = self.push_flow(LINK_PROTO, (unspec, 0), (unspec, 0), at);
+                self.flows[i].host = Some(label.clone());
+                self.flows[i].app = "link";
+                self.link_flows.insert(label, i);
+                i
+            }
+        };
+        let f = &mut self.flows[fi];
+        f.last_ns = f.last_ns.max(at.ts);
+        f.packets[0] += 1;
+        f.bytes[0] += p.data.len() as u64;
+        let protocol = if name == "ARP" { "arp" } else { "link" };
+        if name == "802.11 protected" {
+            self.out.unread(
+                fi,
+                0,
+                UnreadReason::EncryptedLink,
+                p.data.len() as u64,
+                at.ts,
+            );
+        }
+        for h in &hits {
+            self.out.finding(collect::Raw {
+                flow: fi,
+                canary: h.canary,
+                encoding: h.encoding.to_string(),
+                dir: 0,
+                protocol,
+                field: Some(field.clone()),
+                decoded_from: None,
+                http: None,
+                packet: at.packet,
+                ts: at.ts,
+                offset: h.start as u64,
+                excerpt: collect::excerpt(p.data, h.start, h.end),
+            });
         }
     }
 
@@ -289,6 +416,18 @@ impl Analyzer {
         } else {
             (src, dst)
         };
+        let i = self.push_flow(proto, client, server, at);
+        self.index.insert(key, i);
+        (i, if sender_is_server { 1 } else { 0 })
+    }
+
+    fn push_flow(
+        &mut self,
+        proto: u8,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        at: At,
+    ) -> usize {
         let i = self.flows.len();
         self.flows.push(Flow {
             proto,
@@ -309,8 +448,7 @@ impl Analyzer {
             tcp_stats: None,
             closed: false,
         });
-        self.index.insert(key, i);
-        (i, if sender_is_server { 1 } else { 0 })
+        i
     }
 
     fn udp(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8], at: At) {
@@ -350,6 +488,14 @@ impl Analyzer {
                 self.quic_datagram(fi, payload, at);
             }
             let protocol = if self.flows[fi].app == "quic" {
+                // Searched raw as well, but without keys its packets are not read.
+                self.out.unread(
+                    fi,
+                    dir,
+                    UnreadReason::QuicCiphertext,
+                    payload.len() as u64,
+                    at.ts,
+                );
                 "quic"
             } else {
                 "udp"
@@ -470,6 +616,21 @@ impl Analyzer {
         at: At,
         skip: &[usize],
     ) {
+        self.scan_bytes(fi, dir, protocol, None, payload, at, skip);
+    }
+
+    /// Searches bytes of a packet as raw bytes, naming the protocol and field of the hits.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_bytes(
+        &mut self,
+        fi: usize,
+        dir: usize,
+        protocol: &'static str,
+        field: Option<&str>,
+        payload: &[u8],
+        at: At,
+        skip: &[usize],
+    ) {
         let mut hits = Vec::new();
         self.matcher.find_all(payload, &mut hits);
         for h in hits.iter().filter(|h| !skip.contains(&h.canary)) {
@@ -479,7 +640,7 @@ impl Analyzer {
                 encoding: h.encoding.to_string(),
                 dir,
                 protocol,
-                field: None,
+                field: field.map(str::to_string),
                 decoded_from: None,
                 http: None,
                 packet: at.packet,
@@ -579,9 +740,81 @@ impl Analyzer {
             );
             self.out.warn("ip-fragments-dropped", msg, None);
         }
+        for &(offset, bytes, ts) in &self.damaged {
+            self.out.unread_damage(offset, bytes, ts);
+        }
         let flows = std::mem::take(&mut self.flows);
         self.out.finish(&flows)
     }
+}
+
+/// The protocol number of the pseudo-conversations of non-IP frames (255 is reserved by IANA).
+pub(crate) const LINK_PROTO: u8 = 255;
+
+/// Report name of an IP protocol number.
+pub(crate) fn proto_name(proto: u8) -> String {
+    match proto {
+        flow::TCP => "tcp".into(),
+        flow::UDP => "udp".into(),
+        1 => "icmp".into(),
+        58 => "icmpv6".into(),
+        132 => "sctp".into(),
+        LINK_PROTO => "link".into(),
+        n => format!("ip-{n}"),
+    }
+}
+
+/// Protocol and field names of the payload of a non-TCP/UDP IP packet.
+fn other_ip_field(proto: u8, payload: &[u8], fragment: bool) -> (&'static str, &'static str) {
+    if fragment {
+        return ("ip", "fragment");
+    }
+    let kind = payload.first().copied();
+    match proto {
+        1 => (
+            "icmp",
+            match kind {
+                Some(0 | 8) => "echo data",
+                Some(3 | 4 | 5 | 11 | 12) => "quoted datagram",
+                _ => "message",
+            },
+        ),
+        58 => (
+            "icmpv6",
+            match kind {
+                Some(128 | 129) => "echo data",
+                Some(1..=4) => "quoted datagram",
+                _ => "message",
+            },
+        ),
+        132 => ("sctp", "chunks"),
+        4 | 41 | 47 => ("ip", "tunnel beyond the decapsulation depth"),
+        _ => ("ip", "payload"),
+    }
+}
+
+/// Label (destination name) and field of a non-IP frame: on Ethernet, the destination MAC and EtherType.
+fn link_label(p: &Packet<'_>, name: &str) -> (String, String) {
+    if p.link_type == decode::link::ETHERNET && p.data.len() >= 14 {
+        let d = &p.data[..6];
+        let mut et = u16::from_be_bytes([p.data[12], p.data[13]]);
+        let mut at = 14;
+        while matches!(et, 0x8100 | 0x88a8 | 0x9100) && p.data.len() >= at + 4 {
+            et = u16::from_be_bytes([p.data[at + 2], p.data[at + 3]]);
+            at += 4;
+        }
+        let mac = format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            d[0], d[1], d[2], d[3], d[4], d[5]
+        );
+        let field = if et < 0x600 {
+            format!("802.3 frame ({name})")
+        } else {
+            format!("ethertype 0x{et:04x} ({name})")
+        };
+        return (mac, field);
+    }
+    (format!("linktype {}", p.link_type), name.to_string())
 }
 
 /// Direction index to report direction.

@@ -235,6 +235,9 @@ pub(super) fn flush(an: &mut Analyzer, fi: usize) {
 }
 
 fn gap(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, n: u64) {
+    let ts = an.flows[fi].last_ns;
+    an.out
+        .unread(fi, dir, crate::report::UnreadReason::TcpGap, n, ts);
     let d = &mut conn.dirs[dir];
     d.scanner.gap(n);
     d.offset += n;
@@ -312,9 +315,12 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
 fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u8], at: At) {
     let start = conn.dirs[dir].offset;
     let opaque_before = matches!(conn.dirs[dir].parser, Parser::Opaque);
+    let tls_before = matches!(conn.dirs[dir].parser, Parser::Tls(_));
     // 1. The protocol parser.
     parse(an, fi, dir, conn, bytes, start, at);
-    scan(an, fi, dir, conn, bytes, start, opaque_before, at);
+    // A delivery that ended the TLS handshake reader (records after the hellos) is ciphertext too.
+    let opaque = opaque_before || (tls_before && matches!(conn.dirs[dir].parser, Parser::Opaque));
+    scan(an, fi, dir, conn, bytes, start, opaque, at);
 }
 
 /// Hands `bytes` (at stream offset `start`) to the direction's protocol parser, choosing it first if needed.
@@ -396,7 +402,28 @@ fn parse(
                 }
             }
         },
+        Parser::Plain if starts_tls_handshake(bytes) => {
+            // TLS started inside a cleartext protocol (STARTTLS in SMTP/IMAP/POP3/XMPP, FTP's AUTH TLS, LDAP's
+            // StartTLS, PostgreSQL's SSLRequest, after an unrecognised proxy handshake): read as TLS from here on.
+            conn.dirs[dir].parser = Parser::Tls(Box::default());
+            conn.dirs[dir].base = start;
+            if an.flows[fi].app.is_empty() {
+                an.flows[fi].app = "tls";
+            }
+            parse(an, fi, dir, conn, bytes, start, at);
+        }
         Parser::Opaque | Parser::Plain | Parser::Undecided => {}
+    }
+}
+
+/// A delivery that starts with a TLS handshake record carrying a ClientHello or a ServerHello.
+fn starts_tls_handshake(b: &[u8]) -> bool {
+    match b {
+        [0x16, 0x03, minor, hi, lo, kind, ..] if *minor <= 4 && matches!(kind, 1 | 2) => {
+            let len = u16::from_be_bytes([*hi, *lo]);
+            (4..=18432).contains(&len)
+        }
+        _ => false,
     }
 }
 
@@ -416,6 +443,14 @@ fn scan(
     d.offset = start + bytes.len() as u64;
     if opaque_before {
         an.flows[fi].opaque_bytes += bytes.len() as u64;
+        // Attributed to the time these bytes were sent, not to the flow's start.
+        an.out.unread(
+            fi,
+            dir,
+            crate::report::UnreadReason::TlsCiphertext,
+            bytes.len() as u64,
+            at.ts,
+        );
         d.scanner.gap(bytes.len() as u64);
         return;
     }

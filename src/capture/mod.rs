@@ -4,8 +4,11 @@
 //! [`Packet`]s, each with its frame number (1-based, as Wireshark counts), timestamp, link type and the byte offset
 //! of its record in the file. Parsing of the container format is pcap-parser's; this module adds interface
 //! bookkeeping for pcapng (per-interface link types and timestamp resolutions), gzip detection, and turns every kind
-//! of damage (truncation, corrupt blocks, oversized records) into a [`Damage`] that names the byte offset, so the
-//! caller can keep everything read before it.
+//! of damage (truncation, corrupt blocks, oversized records) into a [`Damage`] that names the byte offset.
+//! Damage does not end reading: the reader resynchronises on the next plausible pcap record header (plausible
+//! lengths and timestamp, and the record after it plausible too) or pcapng block (known type, aligned length, the
+//! trailing length repeating the leading one), and says how many bytes it skipped ([`Damage::skipped`]). Only
+//! damage with nothing readable after it (truncation at the end, an unreadable stream) ends reading.
 
 pub mod writer;
 
@@ -37,14 +40,23 @@ pub struct Packet<'a> {
     pub orig_len: u32,
 }
 
-/// Damage found in a capture: reading stops here, everything before it stands.
+/// Damage found in a capture: everything before it stands; when [`Damage::resumed`], reading went on after
+/// `skipped` bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
     /// Byte offset of the damaged record (in the decompressed stream for `.gz` files).
     pub offset: u64,
     /// What is wrong.
     pub message: String,
+    /// Bytes skipped from `offset` (to the next plausible record, or to the end of the file).
+    pub skipped: u64,
+    /// Reading resumed at `offset + skipped`: call [`CaptureReader::next_packet`] again for more packets.
+    pub resumed: bool,
 }
+
+/// Largest captured length a pcap record may claim before it is taken for damage (unless the file's snap
+/// length is larger).
+const MAX_CAPLEN: u32 = 256 << 10;
 
 /// The container format of a capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -73,6 +85,10 @@ pub struct CaptureReader {
     interfaces: Vec<Interface>,
     legacy_link: u32,
     legacy_nanos: bool,
+    legacy_be: bool,
+    legacy_snaplen: u32,
+    ng_be: bool,
+    last_ts_sec: Option<u64>,
     pending_consume: usize,
     number: u64,
     stalled_refills: u8,
@@ -150,6 +166,10 @@ impl CaptureReader {
             interfaces: Vec::new(),
             legacy_link: 1,
             legacy_nanos: false,
+            legacy_be: false,
+            legacy_snaplen: 0,
+            ng_be: false,
+            last_ts_sec: None,
             pending_consume: 0,
             number: 0,
             stalled_refills: 0,
@@ -189,6 +209,9 @@ impl CaptureReader {
                 return Ok(None);
             }
             let offset = self.inner.consumed() as u64;
+            if let Some(why) = self.implausible_head() {
+                return Err(self.resync(offset, why));
+            }
             // Parse one block. Borrow juggling: decide what to do with owned data, then act.
             let step = match self.inner.next() {
                 Ok((len, block)) => Step::Block(len, classify(block)),
@@ -219,38 +242,56 @@ impl CaptureReader {
                         return Err(Damage {
                             offset,
                             message: format!("reading failed after byte {offset}"),
+                            skipped: 0,
+                            resumed: false,
                         });
                     }
                     if self.inner.data().len() == before {
                         self.stalled_refills += 1;
                         if self.stalled_refills > 2 {
-                            self.done = true;
-                            return Err(Damage {
+                            self.stalled_refills = 0;
+                            return Err(self.resync(
                                 offset,
-                                message: format!(
+                                format!(
                                     "the capture is truncated: the record at byte {offset} is cut off by the end of the file"
                                 ),
-                            });
+                            ));
                         }
                     } else {
                         self.stalled_refills = 0;
                     }
                 }
                 Step::Damage(message) => {
-                    self.done = true;
-                    return Err(Damage { offset, message });
+                    if self.inner.data().is_empty() && self.inner.reader_exhausted() {
+                        self.done = true;
+                        return Err(Damage {
+                            offset,
+                            message,
+                            skipped: 0,
+                            resumed: false,
+                        });
+                    }
+                    return Err(self.resync(offset, message));
                 }
                 Step::Block(len, kind) => {
                     self.stalled_refills = 0;
                     match kind {
-                        Kind::LegacyHeader { link, nanos } => {
+                        Kind::LegacyHeader {
+                            link,
+                            nanos,
+                            big_endian,
+                            snaplen,
+                        } => {
                             self.format = Format::Pcap;
                             self.legacy_link = link;
                             self.legacy_nanos = nanos;
+                            self.legacy_be = big_endian;
+                            self.legacy_snaplen = snaplen;
                             self.inner.consume(len);
                         }
-                        Kind::Section => {
+                        Kind::Section { big_endian } => {
                             self.format = Format::Pcapng;
+                            self.ng_be = big_endian;
                             self.interfaces.clear();
                             self.inner.consume(len);
                         }
@@ -271,6 +312,125 @@ impl CaptureReader {
         }
     }
 
+    /// Whether the next record's header, already buffered, claims something no intact record does (checked
+    /// before the parser, which would otherwise wait for gigabytes of a corrupt length).
+    fn implausible_head(&self) -> Option<String> {
+        let d = self.inner.data();
+        let offset = self.inner.consumed();
+        if self.number == 0 && self.interfaces.is_empty() && self.legacy_snaplen == 0 {
+            return None; // the file header is not read yet
+        }
+        match self.format {
+            Format::Pcap => {
+                let caplen = read_u32(d, 8, self.legacy_be)?;
+                (caplen > self.max_caplen()).then(|| {
+                    format!("the record at byte {offset} claims {caplen} captured bytes (corrupt header)")
+                })
+            }
+            Format::Pcapng => {
+                let len = read_u32(d, 4, self.ng_be)?;
+                (len < 12 || len % 4 != 0 || len as usize > READ_BUFFER).then(|| {
+                    format!("the block at byte {offset} claims a length of {len} bytes (corrupt header)")
+                })
+            }
+        }
+    }
+
+    fn max_caplen(&self) -> u32 {
+        MAX_CAPLEN.max(self.legacy_snaplen.min(READ_BUFFER as u32 - 16))
+    }
+
+    /// Skips from the damaged record at `offset` to the next plausible record or block; the returned damage says
+    /// how far, and whether reading can resume.
+    fn resync(&mut self, offset: u64, message: String) -> Damage {
+        const KEEP: usize = 64;
+        let mut skipped = 0u64;
+        let mut from = 1usize;
+        loop {
+            let d = self.inner.data();
+            let found = (from..d.len()).find(|&p| self.plausible_at(d, p));
+            if let Some(p) = found {
+                self.inner.consume(p);
+                skipped += p as u64;
+                return Damage {
+                    offset,
+                    message: format!(
+                        "{message}; skipped {skipped} bytes to the next intact record"
+                    ),
+                    skipped,
+                    resumed: true,
+                };
+            }
+            let exhausted = self.inner.reader_exhausted();
+            let n = if exhausted {
+                d.len()
+            } else {
+                d.len().saturating_sub(KEEP).max(from.min(d.len()))
+            };
+            self.inner.consume(n);
+            skipped += n as u64;
+            from = 0;
+            if exhausted || self.inner.refill().is_err() {
+                self.done = true;
+                return Damage {
+                    offset,
+                    message,
+                    skipped,
+                    resumed: false,
+                };
+            }
+        }
+    }
+
+    /// A record or block header at `d[p..]` that an intact file would have there.
+    fn plausible_at(&self, d: &[u8], p: usize) -> bool {
+        match self.format {
+            Format::Pcap => {
+                let Some(len) = self.legacy_record_at(d, p) else {
+                    return false;
+                };
+                // The record after it must be plausible too, unless the buffer ends first.
+                let next = p + 16 + len;
+                next + 16 > d.len() || self.legacy_record_at(d, next).is_some()
+            }
+            Format::Pcapng => {
+                let be = self.ng_be;
+                let (Some(kind), Some(len)) = (read_u32(d, p, be), read_u32(d, p + 4, be)) else {
+                    return false;
+                };
+                let known = matches!(kind, 1..=6 | 0xa | 0x0A0D_0D0A);
+                let len = len as usize;
+                if !known || len < 12 || len % 4 != 0 || len > READ_BUFFER {
+                    return false;
+                }
+                match read_u32(d, p + len - 4, be) {
+                    Some(trailer) => trailer as usize == len,
+                    None => false,
+                }
+            }
+        }
+    }
+
+    /// The captured length of a plausible pcap record header at `d[p..]`.
+    fn legacy_record_at(&self, d: &[u8], p: usize) -> Option<usize> {
+        let be = self.legacy_be;
+        let ts_sec = read_u32(d, p, be)?;
+        let frac = read_u32(d, p + 4, be)?;
+        let caplen = read_u32(d, p + 8, be)?;
+        let origlen = read_u32(d, p + 12, be)?;
+        let frac_ok = frac
+            < if self.legacy_nanos {
+                1_000_000_000
+            } else {
+                1_000_000
+            };
+        let ts_ok = self
+            .last_ts_sec
+            .is_none_or(|last| u64::from(ts_sec).abs_diff(last) <= 86_400);
+        (frac_ok && ts_ok && caplen <= origlen && caplen <= self.max_caplen() && origlen <= 1 << 20)
+            .then_some(caplen as usize)
+    }
+
     fn current_packet(&mut self, kind: Kind) -> Result<Packet<'_>, Damage> {
         let number = self.number;
         let legacy_link = self.legacy_link;
@@ -283,6 +443,7 @@ impl CaptureReader {
         // Dispatch again on the real parser to obtain borrowed data.
         match self.inner.next() {
             Ok((_, PcapBlockOwned::Legacy(b))) => {
+                self.last_ts_sec = Some(u64::from(b.ts_sec));
                 let ts_nanos = u64::from(b.ts_sec) * 1_000_000_000
                     + if legacy_nanos {
                         u64::from(b.ts_usec)
@@ -305,6 +466,8 @@ impl CaptureReader {
                         b.if_id,
                         interfaces.len()
                     ),
+                    skipped: 0,
+                    resumed: false,
                 })?;
                 let raw = (u64::from(b.ts_high) << 32) | u64::from(b.ts_low);
                 let ts_nanos = iface
@@ -330,6 +493,8 @@ impl CaptureReader {
                     message: format!(
                         "packet {number} at byte {offset} comes before any interface description"
                     ),
+                    skipped: 0,
+                    resumed: false,
                 })?;
                 let caplen = (b.origlen as usize).min(b.data.len());
                 Ok(Packet {
@@ -343,6 +508,8 @@ impl CaptureReader {
             _ => Err(Damage {
                 offset,
                 message: format!("record at byte {offset} changed while being read"),
+                skipped: 0,
+                resumed: false,
             }),
         }
     }
@@ -357,8 +524,15 @@ enum Step {
 
 #[derive(Clone, Copy)]
 enum Kind {
-    LegacyHeader { link: u32, nanos: bool },
-    Section,
+    LegacyHeader {
+        link: u32,
+        nanos: bool,
+        big_endian: bool,
+        snaplen: u32,
+    },
+    Section {
+        big_endian: bool,
+    },
     Interface(Interface),
     Legacy,
     Enhanced,
@@ -371,9 +545,13 @@ fn classify(block: PcapBlockOwned<'_>) -> Kind {
         PcapBlockOwned::LegacyHeader(h) => Kind::LegacyHeader {
             link: h.network.0 as u32,
             nanos: h.is_nanosecond_precision(),
+            big_endian: h.is_bigendian(),
+            snaplen: h.snaplen,
         },
         PcapBlockOwned::Legacy(_) => Kind::Legacy,
-        PcapBlockOwned::NG(Block::SectionHeader(_)) => Kind::Section,
+        PcapBlockOwned::NG(Block::SectionHeader(h)) => Kind::Section {
+            big_endian: h.big_endian(),
+        },
         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => Kind::Interface(Interface {
             link_type: idb.linktype.0 as u32,
             units_per_sec: units_per_sec(idb.if_tsresol),
@@ -383,6 +561,16 @@ fn classify(block: PcapBlockOwned<'_>) -> Kind {
         PcapBlockOwned::NG(Block::SimplePacket(_)) => Kind::Simple,
         PcapBlockOwned::NG(_) => Kind::Other,
     }
+}
+
+fn read_u32(d: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let b = d.get(at..at.checked_add(4)?)?;
+    let a = [b[0], b[1], b[2], b[3]];
+    Some(if big_endian {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    })
 }
 
 /// pcapng `if_tsresol`: high bit clear → 10^-n seconds, set → 2^-n seconds.

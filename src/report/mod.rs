@@ -35,6 +35,56 @@ pub struct Report {
     pub dhcp: Vec<DhcpMessage>,
     /// Things the reader should know: damage, caps hit, undecodable traffic.
     pub warnings: Vec<Warning>,
+    /// The visibility account: every span of bytes telltale could not read, with its reason, its time (when its
+    /// bytes were sent) and its destination. Consecutive spans of one flow, direction, reason and phase are merged.
+    #[serde(default)]
+    pub unread: Vec<UnreadSpan>,
+}
+
+/// Why bytes could not be read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum UnreadReason {
+    /// TLS records after the handshake, without keys.
+    TlsCiphertext,
+    /// QUIC packets, without keys (the client's Initial is decrypted for its ClientHello only).
+    QuicCiphertext,
+    /// A TCP stream's bytes that were never captured (lost, out-of-order cap, or snap length).
+    TcpGap,
+    /// Payload bytes of a non-TCP packet cut by the capture's snap length.
+    SnapLength,
+    /// Bytes of the capture file skipped after damage (flow unknown).
+    CaptureDamage,
+    /// Encapsulations nested deeper than the decapsulation bound (the payload was searched as raw bytes only).
+    TunnelDepth,
+    /// Encrypted link-layer frames (802.11 protected).
+    EncryptedLink,
+}
+
+/// A span of bytes telltale could not read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnreadSpan {
+    /// Why.
+    pub reason: UnreadReason,
+    /// Index into `flows` (none for capture damage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<usize>,
+    /// Direction of the bytes.
+    pub direction: Direction,
+    /// Best name of the server end (empty for capture damage).
+    pub destination: String,
+    /// Bytes not read.
+    pub bytes: u64,
+    /// When the first of these bytes was sent (capture time, ns since the epoch).
+    pub first_ns: u64,
+    /// When the last of these bytes was sent.
+    pub last_ns: u64,
+    /// The run phase the bytes were sent in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// For capture damage: byte offset in the capture file where skipping started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_offset: Option<u64>,
 }
 
 /// Facts about the capture file itself.

@@ -217,7 +217,7 @@ fn the_policy_may_accept_named_unread_traffic() {
         tls_upload(s, "sync.vendor.example", 4000, 0, 0);
     });
     let accept =
-        "  accept_unread:\n    - destinations: [\"*.vendor.example\"]\n      reasons: [tls]\n";
+        "  accept_unread:\n    - destinations: [\"*.vendor.example\"]\n      reasons: [tls_ciphertext]\n";
     let b = c.run(&c.scenario("accepted", &format!("{PHASED}{FORBID_DECLINED}{accept}")));
     assert_eq!(only(&b).verdict, Verdict::Pass, "{:#?}", only(&b).judgement);
     // The same exception for another destination does not cover it.

@@ -67,8 +67,11 @@ pub fn load_scenarios(paths: &[PathBuf], allow: HostAllow) -> Result<Vec<Scenari
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for f in &files {
-        match Scenario::load(f).and_then(|s| s.check_host_access(allow).map(|()| s)) {
-            Ok(s) => ok.push(s),
+        match Scenario::load(f) {
+            Ok(s) => match s.check_host_access(allow) {
+                Ok(()) => ok.push(s),
+                Err(e) => errors.push(e),
+            },
             Err(e) => errors.push(e),
         }
     }

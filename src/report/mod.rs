@@ -61,6 +61,21 @@ pub enum UnreadReason {
     EncryptedLink,
 }
 
+impl UnreadReason {
+    /// The reason as the report (and a policy's `accept_unread`) names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnreadReason::TlsCiphertext => "tls_ciphertext",
+            UnreadReason::QuicCiphertext => "quic_ciphertext",
+            UnreadReason::TcpGap => "tcp_gap",
+            UnreadReason::SnapLength => "snap_length",
+            UnreadReason::CaptureDamage => "capture_damage",
+            UnreadReason::TunnelDepth => "tunnel_depth",
+            UnreadReason::EncryptedLink => "encrypted_link",
+        }
+    }
+}
+
 /// A span of bytes telltale could not read.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UnreadSpan {

@@ -130,44 +130,40 @@ pub struct Unread {
     pub destination: String,
     /// Phase during which the bytes were (or may have been) sent.
     pub phase: String,
-    /// Why they could not be read (`tls`, …; see `scenario::parse` for the words).
+    /// Why they could not be read (the report's word: `tls_ciphertext`, `tcp_gap`…).
     pub reason: &'static str,
     /// How many bytes (an upper bound when a conversation spans several phases).
     pub bytes: u64,
 }
 
-/// Every unread span of the report, by destination and phase. A conversation whose unread bytes cannot be
-/// placed in time is counted in every phase it overlaps, so a keep-alive connection opened before a phase
-/// still makes that phase's rules inconclusive.
+/// What the device sent that the analysis could not read (the report's visibility account), by destination,
+/// phase and reason. Only uploads count (device → network), and capture damage, whose bytes could have been
+/// anything sent anywhere. Each span carries the phase its bytes were sent in, so a keep-alive connection
+/// opened before a phase still makes that phase's rules inconclusive.
 pub fn unread(report: &Report, phases: &[PhaseSpan]) -> Vec<Unread> {
+    use crate::report::UnreadReason;
     let mut out: Vec<Unread> = Vec::new();
-    let mut add = |destination: &str, phase: &str, reason: &'static str, bytes: u64| match out
-        .iter_mut()
-        .find(|u| u.destination == destination && u.phase == phase && u.reason == reason)
-    {
-        Some(u) => u.bytes += bytes,
-        None => out.push(Unread {
-            destination: destination.to_string(),
-            phase: phase.to_string(),
-            reason,
-            bytes,
-        }),
-    };
-    for f in report.flows.iter().filter(|f| f.opaque_bytes > 0) {
-        let overlapping: Vec<&PhaseSpan> = phases
-            .iter()
-            .filter(|p| p.start_ns <= f.last_ns && f.first_ns <= p.end_ns.max(p.start_ns))
-            .collect();
-        if overlapping.is_empty() {
-            add(
-                &f.destination,
-                phase_at(phases, f.first_ns),
-                "tls",
-                f.opaque_bytes,
-            );
+    for s in &report.unread {
+        let damage = s.reason == UnreadReason::CaptureDamage;
+        if s.direction != Direction::Up && !damage {
+            continue;
         }
-        for p in overlapping {
-            add(&f.destination, &p.name, "tls", f.opaque_bytes);
+        let phase = s
+            .phase
+            .clone()
+            .unwrap_or_else(|| phase_at(phases, s.first_ns).to_string());
+        let reason = s.reason.as_str();
+        match out
+            .iter_mut()
+            .find(|u| u.destination == s.destination && u.phase == phase && u.reason == reason)
+        {
+            Some(u) => u.bytes += s.bytes,
+            None => out.push(Unread {
+                destination: s.destination.clone(),
+                phase,
+                reason,
+                bytes: s.bytes,
+            }),
         }
     }
     out
@@ -233,12 +229,14 @@ fn inconclusive(
 /// An unread reason in words.
 pub fn reason_words(reason: &str) -> &'static str {
     match reason {
-        "tls" => "TLS without keys",
-        "quic" => "QUIC without keys",
-        "encrypted" => "an encrypted payload",
-        "cap" => "a cap was hit",
-        "damage" => "the capture is damaged",
-        "gap" => "bytes missing from the capture",
+        "tls_ciphertext" => "TLS without keys",
+        "quic_ciphertext" => "QUIC without keys",
+        "tcp_gap" => "bytes missing from the capture",
+        "snap_length" => "cut by the capture's snap length",
+        "capture_damage" => "the capture is damaged there",
+        "tunnel_depth" => "tunnels nested too deep",
+        "encrypted_link" => "encrypted at the link layer",
+        "encrypted_payload" => "an encrypted payload",
         _ => "a protocol telltale does not read",
     }
 }

@@ -16,13 +16,13 @@ const POLICY_KEYS: [&str; 4] = [
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
 pub(crate) const UNREAD_REASONS: [&str; 7] = [
-    "tls",
-    "quic",
-    "encrypted",
-    "cap",
-    "damage",
-    "gap",
-    "unparsed",
+    "tls_ciphertext",
+    "quic_ciphertext",
+    "tcp_gap",
+    "snap_length",
+    "capture_damage",
+    "tunnel_depth",
+    "encrypted_link",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

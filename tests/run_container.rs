@@ -105,6 +105,7 @@ fn demo_container_releases_behave_as_under_qemu() {
         .current_dir(repo())
         .args([
             "check",
+            "--allow-host=files",
             "scenarios/cloudsync-container-v1.yaml",
             "scenarios/cloudsync-container-v2-fix.yaml",
             "scenarios/cloudsync-container-v3.yaml",
@@ -234,7 +235,7 @@ fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
         "  - idle: 1s\n",
     );
     let o = Command::new(bin())
-        .args(["run"])
+        .args(["run", "--allow-host=files"])
         .arg(&s)
         .arg("--out")
         .arg(&out)
@@ -253,7 +254,7 @@ fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
         "  - wait_for: never printed\n",
     );
     let o = Command::new(bin())
-        .args(["run"])
+        .args(["run", "--allow-host=files"])
         .arg(&s)
         .arg("--out")
         .arg(&out)
@@ -275,7 +276,7 @@ fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
         "  - wait_for: \"telltale-demo: ready\"\n  - idle: 60s\n",
     );
     let mut child = Command::new(bin())
-        .args(["run"])
+        .args(["run", "--allow-host=files"])
         .arg(&s)
         .arg("--out")
         .arg(&out)
@@ -310,7 +311,7 @@ fn failures_are_reported_and_leave_nothing_and_keep_keeps() {
         "  - wait_for: \"telltale-demo: ready\"\n",
     );
     let o = Command::new(bin())
-        .args(["run", "--keep"])
+        .args(["run", "--keep", "--allow-host=files"])
         .arg(&s)
         .arg("--out")
         .arg(&out)

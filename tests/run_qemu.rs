@@ -56,6 +56,7 @@ fn demo_releases_v1_and_v2_fix_fail_with_what_persisted() {
     let out = workdir("demo-fail");
     let o = run(&[
         "run",
+        "--allow-host=files",
         "scenarios/cloudsync-v1.yaml",
         "scenarios/cloudsync-v2-fix.yaml",
         "--out",
@@ -181,6 +182,7 @@ fn demo_releases_v1_and_v2_fix_fail_with_what_persisted() {
         let scenario = replay_scenario(&out, name, &live);
         let o = run(&[
             "run",
+            "--allow-host=files",
             scenario.to_str().unwrap(),
             "--out",
             out.join("replay").to_str().unwrap(),
@@ -248,6 +250,7 @@ fn demo_release_v3_passes() {
     let out = workdir("demo-pass");
     let o = run(&[
         "run",
+        "--allow-host=files",
         "scenarios/cloudsync-v3.yaml",
         "--out",
         out.to_str().unwrap(),
@@ -292,6 +295,7 @@ fn a_kernel_that_does_not_exist_is_invalid_input_with_its_line() {
     .unwrap();
     let o = run(&[
         "run",
+        "--allow-host=files",
         p.to_str().unwrap(),
         "--out",
         dir.join("out").to_str().unwrap(),
@@ -316,7 +320,13 @@ fn a_guest_that_never_prints_the_awaited_line_is_an_infrastructure_failure() {
         "  - name: wait for a line that never comes\n    wait_for: \"this line is never printed\"\n    timeout: 15s\n",
     );
     let out = dir.join("out");
-    let o = run(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        "--allow-host=files",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let all = text(&o);
     assert_eq!(o.status.code(), Some(3), "{all}");
     assert!(
@@ -346,7 +356,13 @@ fn start_until_ready(dir: &Path, name: &str) -> (Child, PathBuf) {
     );
     let out = dir.join("out");
     let child = Command::new(bin())
-        .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            "--allow-host=files",
+            p.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -500,6 +516,7 @@ fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle
     );
     let o = run(&[
         "verify",
+        "--allow-host=files",
         "scenarios/cloudsync-v1.yaml",
         "--before",
         v1.to_str().unwrap(),
@@ -520,6 +537,7 @@ fn verify_says_still_leaking_for_v2_fix_and_fixed_for_v3_with_a_checkable_bundle
 
     let o = run(&[
         "verify",
+        "--allow-host=files",
         "scenarios/cloudsync-v1.yaml",
         "--before",
         v1.to_str().unwrap(),
@@ -593,6 +611,7 @@ fn check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci() {
         .env("CI", "true")
         .args([
             "check",
+            "--allow-host=files",
             "scenarios/cloudsync-v3.yaml",
             variant.to_str().unwrap(),
         ])
@@ -637,6 +656,7 @@ fn check_gates_on_the_accepted_snapshot_and_never_writes_it_in_ci() {
         .env("CI", "1")
         .args([
             "check",
+            "--allow-host=files",
             "scenarios/cloudsync-v3.yaml",
             "--snapshots",
             empty.to_str().unwrap(),

@@ -349,14 +349,22 @@ impl Analyzer {
         let mut hits = Vec::new();
         self.matcher.find_all(p.data, &mut hits);
         let (label, field) = link_label(p, name);
-        let fi = match self.link_flows.get(&label) {
+        // ARP is the segment's own plumbing (`FlowRecord::is_network_service`): it gets conversations of its
+        // own, apart from any other non-IP traffic to the same address, which is the device's.
+        let arp = name == "ARP";
+        let key = if arp {
+            format!("arp {label}")
+        } else {
+            label.clone()
+        };
+        let fi = match self.link_flows.get(&key) {
             Some(&i) => i,
             None => {
                 let unspec = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
                 let i = self.push_flow(LINK_PROTO, (unspec, 0), (unspec, 0), at);
                 self.flows[i].host = Some(label.clone());
-                self.flows[i].app = "link";
-                self.link_flows.insert(label, i);
+                self.flows[i].app = if arp { "arp" } else { "link" };
+                self.link_flows.insert(key, i);
                 i
             }
         };

@@ -346,12 +346,12 @@ pub struct Warning {
 }
 
 impl FlowRecord {
-    /// Whether the conversation is the network's own service rather than a device upload: DHCP (by
+    /// Whether the conversation is the network's own service rather than a device upload: ARP, DHCP (by
     /// application or UDP port 67/68), and DNS to telltale's resolver (the gateway). The device's traffic to
     /// anything else — DNS to another server included — is the device's own.
     pub fn is_network_service(&self) -> bool {
         use crate::net::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, GATEWAY};
-        if self.app.eq_ignore_ascii_case("dhcp") {
+        if self.app.eq_ignore_ascii_case("dhcp") || self.app.eq_ignore_ascii_case("arp") {
             return true;
         }
         let parse = |s: &str| s.trim().parse::<std::net::SocketAddr>().ok();

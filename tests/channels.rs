@@ -153,28 +153,6 @@ fn wlan_data_frame_of_a_vendor_ethertype() {
     assert_eq!(f.protocol, "link");
 }
 
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[9; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
 /// An application-data record whose bytes happen to spell the canary: ciphertext, not to be searched.
 fn app_data(content: &[u8]) -> Vec<u8> {
     let mut v = vec![0x17, 3, 3];
@@ -192,7 +170,12 @@ fn tls_after(port: u16, exchange: &[(Side, &[u8])], sni: &str) -> Report {
     for (side, bytes) in exchange {
         t.send(&mut s, *side, bytes, 1460);
     }
-    t.send(&mut s, Side::Client, &client_hello(sni), 1460);
+    t.send(
+        &mut s,
+        Side::Client,
+        &telltale::synth::tls_client_hello(sni),
+        1460,
+    );
     t.send(&mut s, Side::Client, &app_data(IMEI.as_bytes()), 1460);
     t.close(&mut s);
     analyze(s.finish())
@@ -461,7 +444,7 @@ mod unread {
         t.send(
             &mut s,
             Side::Client,
-            &client_hello("upload.vendor.example"),
+            &telltale::synth::tls_client_hello("upload.vendor.example"),
             1460,
         );
         t.send(&mut s, Side::Client, &app_data(&[7u8; 300]), 1460);

@@ -18,29 +18,6 @@ use telltale::ExitCode;
 
 const IMEI: &str = "356938035643809";
 
-/// A minimal TLS 1.2 ClientHello with SNI (built by hand so the test does not depend on the parser).
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[9; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
 /// TLS application-data records of pseudo-random bytes (what an upload over TLS looks like without keys).
 fn app_data(n: usize, seed: u8) -> Vec<u8> {
     let mut out = Vec::new();
@@ -108,7 +85,12 @@ fn tls_upload(s: &mut Synth, sni: &str, before: usize, gap: u16, after: usize) {
         7000,
     );
     t.open(s);
-    t.send(s, Side::Client, &client_hello(sni), 1400);
+    t.send(
+        s,
+        Side::Client,
+        &telltale::synth::tls_client_hello(sni),
+        1400,
+    );
     t.send(s, Side::Server, &app_data(200, 3), 1400);
     if before > 0 {
         t.send(s, Side::Client, &app_data(before, 5), 1400);

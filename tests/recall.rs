@@ -342,7 +342,7 @@ fn tls_client_hello_sni_carrying_a_hash_and_no_canary_in_ciphertext() {
         "{}.devices.vendor.example",
         hex(&md5::Md5::digest(IMEI.as_bytes()))
     );
-    let hello = client_hello(&sni);
+    let hello = telltale::synth::tls_client_hello(&sni);
     let mut s = Synth::ethernet();
     let mut t = Tcp::new(client(), "198.18.0.11:443".parse().unwrap(), 10, 20);
     t.open(&mut s);
@@ -354,29 +354,6 @@ fn tls_client_hello_sni_carrying_a_hash_and_no_canary_in_ciphertext() {
     assert_eq!(r.tls[0].sni.as_deref(), Some(sni.as_str()));
     assert_eq!(f.destination, sni);
     assert!(r.tls[0].ja4.starts_with("t1"), "{}", r.tls[0].ja4);
-}
-
-/// A minimal TLS 1.2 ClientHello with SNI (built by hand so the test does not depend on the parser it tests).
-fn client_hello(sni: &str) -> Vec<u8> {
-    let name = sni.as_bytes();
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&((name.len() + 5) as u16).to_be_bytes());
-    ext.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name);
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[9; 32]);
-    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
 }
 
 #[test]

@@ -53,28 +53,6 @@ fn filler(s: &mut Synth, n: u16) {
     }
 }
 
-fn plain_upload(s: &mut Synth, port: u16, body: &str) {
-    let mut t = Tcp::new(
-        addr(&format!("10.77.0.10:{port}")),
-        addr("198.18.0.20:80"),
-        1000,
-        9000,
-    );
-    t.open(s);
-    let req = format!(
-        "POST /collect HTTP/1.1\r\nHost: api.vendor.example\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    t.send(s, Side::Client, req.as_bytes(), 1400);
-    t.send(
-        s,
-        Side::Server,
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-        1400,
-    );
-    t.close(s);
-}
-
 /// A TLS connection to `sni`: the hello at once, `before` bytes of application data, then (after `gap`
 /// datagrams) `after` more bytes on the same connection (keep-alive).
 fn tls_upload(s: &mut Synth, sni: &str, before: usize, gap: u16, after: usize) {
@@ -153,7 +131,7 @@ const FORBID_DECLINED: &str =
 #[test]
 fn no_policy_means_no_canary_may_leave() {
     let c = Case::new("nfp-default", |s| {
-        plain_upload(s, 40000, &format!("imei={IMEI}"))
+        common::upload(s, 40000, "api.vendor.example", &format!("imei={IMEI}"))
     });
     let b = c.run(&c.scenario("nopolicy", ""));
     let r = only(&b);
@@ -236,7 +214,7 @@ fn verify_never_says_fixed_over_unread_traffic() {
     // Before: the IMEI in plain HTTP during the phase. After: the same upload moved into TLS.
     let before = Case::new("nfp-verify-before", |s| {
         filler(s, 200);
-        plain_upload(s, 40000, &format!("imei={IMEI}"));
+        common::upload(s, 40000, "api.vendor.example", &format!("imei={IMEI}"));
     });
     let after = Case::new("nfp-verify-after", |s| {
         filler(s, 200);

@@ -4,41 +4,21 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::runs::*;
 use serde_json::Value;
-use telltale::synth::{Side, Synth, Tcp};
+use telltale::synth::Synth;
 
 const IMEI: &str = "356938035643809";
 const B64_IMEI: &str = "MzU2OTM4MDM1NjQzODA5";
-
-fn post(s: &mut Synth, port: u16, host: &str, body: &str) {
-    let client: SocketAddr = format!("10.77.0.10:{port}").parse().unwrap();
-    let server: SocketAddr = "198.18.0.20:80".parse().unwrap();
-    let mut t = Tcp::new(client, server, 1000, 9000);
-    t.open(s);
-    let req = format!(
-        "POST /collect HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    t.send(s, Side::Client, req.as_bytes(), 1400);
-    t.send(
-        s,
-        Side::Server,
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-        1400,
-    );
-    t.close(s);
-}
 
 /// Frames 1 ms apart: a plain upload at once, 300 ms of unrelated datagrams, then (when
 /// `later` is given) a second upload with that body.
 fn capture(path: &Path, later: Option<&str>) {
     let mut s = Synth::ethernet();
-    post(&mut s, 40000, "api.vendor.example", &format!("imei={IMEI}"));
+    common::upload(&mut s, 40000, "api.vendor.example", &format!("imei={IMEI}"));
     for i in 0..300u16 {
         s.udp(
             "10.77.0.10:5000".parse().unwrap(),
@@ -47,7 +27,7 @@ fn capture(path: &Path, later: Option<&str>) {
         );
     }
     if let Some(body) = later {
-        post(&mut s, 40001, "sync.vendor.example", body);
+        common::upload(&mut s, 40001, "sync.vendor.example", body);
     }
     std::fs::write(path, s.finish()).unwrap();
 }

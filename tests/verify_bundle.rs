@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,34 +12,15 @@ use base64::Engine;
 use common::runs::*;
 use serde_json::Value;
 use telltale::attest::{Envelope, Statement};
-use telltale::synth::{Side, Synth, Tcp};
+use telltale::synth::Synth;
 
 const IMEI: &str = "356938035643809";
 const B64_IMEI: &str = "MzU2OTM4MDM1NjQzODA5";
 
-fn post(s: &mut Synth, port: u16, host: &str, body: &str) {
-    let client: SocketAddr = format!("10.77.0.10:{port}").parse().unwrap();
-    let server: SocketAddr = "198.18.0.20:80".parse().unwrap();
-    let mut t = Tcp::new(client, server, 1000, 9000);
-    t.open(s);
-    let req = format!(
-        "POST /collect HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    t.send(s, Side::Client, req.as_bytes(), 1400);
-    t.send(
-        s,
-        Side::Server,
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
-        1400,
-    );
-    t.close(s);
-}
-
 /// An upload at once, 300 ms of unrelated datagrams, then a second upload with `later` as its body.
 fn capture(path: &Path, later: &str) {
     let mut s = Synth::ethernet();
-    post(&mut s, 40000, "api.vendor.example", &format!("imei={IMEI}"));
+    common::upload(&mut s, 40000, "api.vendor.example", &format!("imei={IMEI}"));
     for i in 0..300u16 {
         s.udp(
             "10.77.0.10:5000".parse().unwrap(),
@@ -48,7 +28,7 @@ fn capture(path: &Path, later: &str) {
             &i.to_be_bytes(),
         );
     }
-    post(&mut s, 40001, "sync.vendor.example", later);
+    common::upload(&mut s, 40001, "sync.vendor.example", later);
     std::fs::write(path, s.finish()).unwrap();
 }
 

@@ -49,6 +49,27 @@ pub fn post(path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// One TCP conversation client→server carrying `request` (in order, `mss`-sized), answered with 200.
+/// A whole HTTP upload from the device (port `port`) to 198.18.0.20:80: `POST /collect` with `body` for
+/// `host`, answered `200 {}`, with the TCP handshake and close.
+pub fn upload(s: &mut Synth, port: u16, host: &str, body: &str) {
+    let client: SocketAddr = format!("10.77.0.10:{port}").parse().unwrap();
+    let server: SocketAddr = "198.18.0.20:80".parse().unwrap();
+    let mut t = Tcp::new(client, server, 1000, 9000);
+    t.open(s);
+    let req = format!(
+        "POST /collect HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    t.send(s, Side::Client, req.as_bytes(), 1400);
+    t.send(
+        s,
+        Side::Server,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        1400,
+    );
+    t.close(s);
+}
+
 pub fn conversation(request: &[u8], mss: usize) -> Vec<u8> {
     let mut s = Synth::ethernet();
     let mut t = Tcp::new(client(), server(), 1000, 5000);

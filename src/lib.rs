@@ -24,6 +24,7 @@ pub mod diag;
 pub mod driver;
 pub mod error;
 pub mod flow;
+pub mod layers;
 pub mod net;
 pub mod proto;
 pub mod record;

@@ -1,0 +1,19 @@
+//! Layered decoding: recognising the containers and encodings a payload is wrapped in, and opening them.
+//!
+//! A *layer* is one way bytes can be wrapped (gzip, base64, multipart, protobuf, …). A detector looks at a
+//! buffer and, when it recognises its layer, returns the decoded [`Child`]ren, each named by a label that becomes
+//! one link of a finding's encoding chain (`multipart[report]>gzip>raw`, `protobuf[1]>varint`). The children are
+//! searched for canaries and opened again, to a bounded depth and within budgets; see the decoding graph in this
+//! module's submodules. Everything here is sans-IO and panic-free on hostile input.
+
+/// One decoded piece of a layer, to be searched and opened again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// This layer's link of the encoding chain, e.g. `gzip`, `multipart[report]`, `protobuf[1]`, `varint`.
+    pub label: String,
+    /// The field path inside the parent when the layer knows it (a form key, a JSON path, a part name).
+    pub field: Option<String>,
+    /// The decoded bytes. Numbers found by structured layers (varints, fixed-width integers) are handed on as
+    /// their decimal text, so a numeric canary (an IMEI, a phone number's digits) matches them as raw text.
+    pub bytes: Vec<u8>,
+}

@@ -364,3 +364,35 @@ fn vnet_listen_never_replaces_a_file_that_is_not_a_socket() {
     assert!(all.contains("is not a socket"), "{all}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
 }
+
+#[test]
+fn a_capture_target_whose_file_is_not_a_capture_is_bad_input() {
+    let (root, vendor) = folder("notcap");
+    std::fs::write(vendor.join("c.pcap"), b"this is not a capture at all\n").unwrap();
+    let s = write(
+        &vendor,
+        "s.yaml",
+        &format!("target:\n  kind: capture\n  file: c.pcap\n{ID}"),
+    );
+    for cmd in ["validate", "run"] {
+        let o = if cmd == "validate" {
+            validate(&s, &[])
+        } else {
+            bin()
+                .arg("run")
+                .arg(&s)
+                .arg("--out")
+                .arg(root.join("out"))
+                .output()
+                .unwrap()
+        };
+        let all = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {all}");
+        assert!(
+            all.contains("c.pcap is not a capture file") && all.contains("pcapng"),
+            "{cmd}: {all}"
+        );
+    }
+    // Nothing was started: no run folder.
+    assert!(!root.join("out").join("s").exists());
+}

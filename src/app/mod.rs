@@ -76,6 +76,9 @@ pub fn load_scenarios(paths: &[PathBuf], allow: HostAllow) -> Result<Vec<Scenari
         }
     }
     if errors.is_empty() {
+        for s in &ok {
+            crate::runner::check_inputs(s)?;
+        }
         Ok(ok)
     } else {
         Err(Error::Scenarios {

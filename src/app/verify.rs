@@ -124,6 +124,8 @@ pub fn verify(
     }
     let (s_before, img_before) = release_variant(&base, before)?;
     let (s_after, img_after) = release_variant(&base, after)?;
+    crate::runner::check_inputs(&s_before)?;
+    crate::runner::check_inputs(&s_after)?;
     let bundle = req.out.join(format!("verify-{}", base.name));
     let _ = std::fs::remove_dir_all(&bundle);
     let plans = vec![

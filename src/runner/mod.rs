@@ -171,6 +171,15 @@ fn preflight(target: &Target) -> Result<(), TargetError> {
     }
 }
 
+/// Checks the inputs a run reads before anything starts: a `capture` target's file must be a pcap or
+/// pcapng capture ([`crate::Error::NotACapture`], bad input, exit 2), not a run that fails halfway.
+pub fn check_inputs(scenario: &Scenario) -> Result<(), crate::Error> {
+    if let Target::Capture(c) = &scenario.target {
+        crate::capture::CaptureReader::open(&c.file)?;
+    }
+    Ok(())
+}
+
 /// Runs one scenario to the end. `cancel` turning true means Ctrl-C.
 pub async fn run_scenario(
     scenario: &Scenario,

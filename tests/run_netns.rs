@@ -288,9 +288,70 @@ fn without_root_nothing_starts_and_the_message_says_why() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The program and `shell` steps run as `nobody` without capabilities: `id -u` is not 0, `nsenter`
+/// into the host's network namespace fails, a low port still binds inside the namespace, and the
+/// planted file is the program's. With `root: true` and `--allow-host=root` it keeps root.
+fn the_program_runs_unprivileged_and_cannot_leave_its_namespace() {
+    if skip(unsupported(&["setpriv"])) {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("unprivileged");
+    let marker = format!("tt-netns-unpriv-{}", std::process::id());
+    let program = "echo \"uid=$(id -u) groups=$(id -G)\"; if nsenter --net=/proc/1/ns/net true; then echo escape=yes; else echo escape=no; fi; if ip link set lo down; then echo routes=yes; else echo routes=no; fi; busybox nc -l -p 80 </dev/null >/dev/null & sleep 0.5; if kill -0 $!; then echo lowport=yes; else echo lowport=no; fi; while [ ! -f key ]; do sleep 0.2; done; echo more >> key && echo planted=mine; echo agent: done; sleep 600";
+    let body = |root: &str| {
+        format!(
+            "name: unpriv\ntarget:\n  kind: netns\n  command: [busybox, sh, -c, '{program}', {marker}]\n  boot_timeout: 20s\n{root}identity:\n  seed: 3\nsteps:\n  - plant: {{path: key, content: \"x\"}}\n  - wait_for: \"agent: done\"\n    timeout: 20s\n  - shell: id -u\n    expect_output: \"^{uid}\"\n",
+            uid = if root.is_empty() { "65534" } else { "0" }
+        )
+    };
+    let scenario = dir.join("unpriv.yaml");
+    std::fs::write(&scenario, body("")).unwrap();
+    let out = dir.join("out");
+    let o = run_clean(&scenario, &out, &marker);
+    let console = std::fs::read_to_string(out.join("unpriv/console.log")).unwrap_or_default();
+    assert_eq!(o.status.code(), Some(0), "{}\n{console}", text(&o));
+    for want in [
+        "uid=65534 groups=65534\n",
+        "escape=no",
+        "routes=no",
+        "lowport=yes",
+        "planted=mine",
+    ] {
+        assert!(console.contains(want), "{want} not in:\n{console}");
+    }
+
+    // Keeping root is opt-in, and then it is root.
+    std::fs::write(&scenario, body("  root: true\n")).unwrap();
+    let o = Command::new(bin())
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--allow-host=root"), "{}", text(&o));
+    let before = host_state(&marker);
+    let o = Command::new(bin())
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--allow-host=root",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(host_state(&marker), before);
+    let console = std::fs::read_to_string(out.join("unpriv/console.log")).unwrap_or_default();
+    assert_eq!(o.status.code(), Some(0), "{}\n{console}", text(&o));
+    assert!(console.contains("uid=0 "), "{console}");
+    assert!(console.contains("escape=yes"), "{console}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 tests!(
     busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries,
     chromium_phones_home_on_its_own_from_about_blank,
     a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing,
     without_root_nothing_starts_and_the_message_says_why,
+    the_program_runs_unprivileged_and_cannot_leave_its_namespace,
 );

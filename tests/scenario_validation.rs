@@ -388,6 +388,7 @@ fn every_target_kind_parses_into_the_model() {
             workdir: Some(PathBuf::from("home")),
             root: false,
             boot_timeout: Duration::from_secs(5),
+            user: None,
         })
     );
 

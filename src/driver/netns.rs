@@ -35,6 +35,103 @@ pub struct NetnsSpec {
     pub env: Vec<(String, String)>,
     /// Working directory (created if missing); relative `plant` paths land here.
     pub workdir: PathBuf,
+    /// Who the program and `shell` steps run as.
+    pub run_as: RunAs,
+}
+
+/// Who a `netns` program and its `shell` steps run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunAs {
+    /// Root with its capabilities (`root: true`, allowed by `--allow-host=root`): it could leave its
+    /// namespace.
+    Root,
+    /// An unprivileged user: `setpriv` sets the real, effective and saved user and group ids, clears the
+    /// supplementary groups, empties the capability bounding and inheritable sets and sets
+    /// `no_new_privs`, after `ip netns exec` has entered the namespace. The program cannot enter another
+    /// namespace, change routes or reach another interface. Ports below 1024 stay bindable inside the
+    /// namespace (its `ip_unprivileged_port_start` is 0).
+    User {
+        /// User id (never 0).
+        uid: u32,
+        /// Group id.
+        gid: u32,
+    },
+}
+
+/// The default unprivileged user, and its ids when `/etc/passwd` has no such name.
+pub const DEFAULT_USER: &str = "nobody";
+const NOBODY_ID: u32 = 65534;
+
+impl RunAs {
+    /// The user `spec` names (`NAME` from `/etc/passwd`, `UID` or `UID:GID`; a bare `UID` takes
+    /// the same number as its group), or [`DEFAULT_USER`]. Root (id 0) is refused: keeping root is
+    /// [`RunAs::Root`], which the scenario must ask for.
+    pub fn user(spec: Option<&str>) -> Result<RunAs, TargetError> {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        Self::user_in(spec, &passwd)
+    }
+
+    /// [`RunAs::user`] against the text of a passwd file.
+    pub fn user_in(spec: Option<&str>, passwd: &str) -> Result<RunAs, TargetError> {
+        let name = spec.unwrap_or(DEFAULT_USER).trim();
+        let bad = |why: &str| TargetError::Io(format!("cannot run the program as `{name}`: {why}"));
+        let ids = if let Some((u, g)) = name.split_once(':') {
+            match (u.trim().parse::<u32>(), g.trim().parse::<u32>()) {
+                (Ok(u), Ok(g)) => (u, g),
+                _ => return Err(bad("`UID:GID` takes two numbers")),
+            }
+        } else if let Ok(u) = name.parse::<u32>() {
+            (u, u)
+        } else {
+            let found = passwd.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                match f.as_slice() {
+                    [n, _, u, g, ..] if *n == name => Some((u.parse().ok()?, g.parse().ok()?)),
+                    _ => None,
+                }
+            });
+            match found {
+                Some(ids) => ids,
+                None if spec.is_none() => (NOBODY_ID, NOBODY_ID),
+                None => return Err(bad("no such user in /etc/passwd")),
+            }
+        };
+        if ids.0 == 0 {
+            return Err(bad(
+                "that is root; to keep root the scenario says `root: true` (and the command line `--allow-host=root`)",
+            ));
+        }
+        Ok(RunAs::User {
+            uid: ids.0,
+            gid: ids.1,
+        })
+    }
+
+    /// What to put between `ip netns exec NAME` and the program.
+    fn prefix(&self) -> Vec<String> {
+        match self {
+            RunAs::Root => Vec::new(),
+            RunAs::User { uid, gid } => vec![
+                "setpriv".into(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".into(),
+                "--no-new-privs".into(),
+                "--inh-caps=-all".into(),
+                "--bounding-set=-all".into(),
+                "--".into(),
+            ],
+        }
+    }
+
+    /// Gives a file telltale made for the program to the program's user.
+    fn give(&self, path: &Path) -> Result<(), TargetError> {
+        match self {
+            RunAs::Root => Ok(()),
+            RunAs::User { uid, gid } => std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
+                .map_err(|e| TargetError::Io(format!("cannot give {} to uid {uid}: {e}", path.display()))),
+        }
+    }
 }
 
 /// A named network namespace, deleted on drop (with its `/etc/netns` folder).
@@ -139,6 +236,20 @@ impl NetnsProgram {
         std::fs::create_dir_all(&spec.workdir).map_err(|e| {
             TargetError::Io(format!("cannot create {}: {e}", spec.workdir.display()))
         })?;
+        spec.run_as.give(&spec.workdir)?;
+        if let RunAs::User { .. } = spec.run_as {
+            // Low ports stay bindable for the unprivileged program, in this namespace only.
+            super::run_host(&[
+                "ip",
+                "netns",
+                "exec",
+                &ns.name,
+                "sh",
+                "-c",
+                "echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start",
+            ])
+            .await?;
+        }
         let file = tokio::fs::File::create(console_log).await.map_err(|e| {
             TargetError::Io(format!("cannot create {}: {e}", console_log.display()))
         })?;
@@ -178,9 +289,13 @@ impl NetnsProgram {
     fn in_ns(&self, argv: &[String]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns.name])
+            .args(self.spec.run_as.prefix())
             .args(argv)
-            .current_dir(&self.spec.workdir)
-            .envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.spec.workdir);
+        if let RunAs::User { .. } = self.spec.run_as {
+            c.env("HOME", &self.spec.workdir);
+        }
+        c.envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         c
@@ -357,8 +472,18 @@ impl Driver for NetnsProgram {
         let io = |e: std::io::Error| TargetError::Io(format!("cannot write {}: {e}", p.display()));
         if let Some(parent) = p.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
+            // The folders planted between the working directory and the file are the program's too.
+            let mut d = parent;
+            while d.starts_with(&self.spec.workdir) && d != self.spec.workdir {
+                self.spec.run_as.give(d)?;
+                match d.parent() {
+                    Some(up) => d = up,
+                    None => break,
+                }
+            }
         }
-        tokio::fs::write(&p, content).await.map_err(io)
+        tokio::fs::write(&p, content).await.map_err(io)?;
+        self.spec.run_as.give(&p)
     }
 
     async fn reboot(&mut self, _timeout: Duration) -> Result<(), TargetError> {
@@ -397,5 +522,68 @@ impl Drop for NetnsProgram {
             r.abort();
         }
         // `ns` drops next: it kills what is left and deletes the namespace and the TAP.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\ntoor:x:0:0::/:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+
+    #[test]
+    fn the_default_user_is_nobody() {
+        let u = |ids| RunAs::User { uid: ids, gid: ids };
+        assert_eq!(RunAs::user_in(None, PASSWD).unwrap(), u(65534));
+        // Without a passwd entry, the conventional ids.
+        assert_eq!(RunAs::user_in(None, "").unwrap(), u(65534));
+    }
+
+    #[test]
+    fn users_by_name_number_or_pair_and_never_root() {
+        assert_eq!(
+            RunAs::user_in(Some("app"), PASSWD).unwrap(),
+            RunAs::User {
+                uid: 1000,
+                gid: 1001
+            }
+        );
+        assert_eq!(
+            RunAs::user_in(Some("4000:4001"), PASSWD).unwrap(),
+            RunAs::User {
+                uid: 4000,
+                gid: 4001
+            }
+        );
+        assert_eq!(
+            RunAs::user_in(Some("4000"), "").unwrap(),
+            RunAs::User {
+                uid: 4000,
+                gid: 4000
+            }
+        );
+        for root in ["root", "toor", "0", "0:5"] {
+            let e = RunAs::user_in(Some(root), PASSWD).unwrap_err().to_string();
+            assert!(e.contains("root: true"), "{root}: {e}");
+        }
+        let e = RunAs::user_in(Some("ghost"), PASSWD).unwrap_err().to_string();
+        assert!(e.contains("no such user"), "{e}");
+    }
+
+    #[test]
+    fn an_unprivileged_program_runs_through_setpriv_without_capabilities() {
+        let p = RunAs::User { uid: 7, gid: 8 }.prefix();
+        assert_eq!(p[0], "setpriv");
+        for flag in [
+            "--reuid=7",
+            "--regid=8",
+            "--clear-groups",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ] {
+            assert!(p.iter().any(|a| a == flag), "{flag} missing: {p:?}");
+        }
+        assert!(RunAs::Root.prefix().is_empty());
     }
 }

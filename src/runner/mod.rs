@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use crate::driver::container::{Container, ContainerSpec};
 use crate::driver::device::{Device, DeviceSpec, Traffic};
-use crate::driver::netns::{NetnsProgram, NetnsSpec};
+use crate::driver::netns::{NetnsProgram, NetnsSpec, RunAs};
 use crate::driver::qemu::{describe_status, Qemu, QemuSpec};
 use crate::driver::{Driver, TargetError};
 use crate::scenario::{HostCommand, Scenario, StepKind, Target};
@@ -535,6 +535,21 @@ async fn start_target(
             }
         }
         Target::Netns(n) => {
+            let launched = Launched {
+                launch: match &n.command {
+                    HostCommand::Argv(v) => v.clone(),
+                    HostCommand::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+                },
+                images: Vec::new(),
+            };
+            let run_as = if n.root {
+                RunAs::Root
+            } else {
+                match RunAs::user(n.user.as_deref()) {
+                    Ok(u) => u,
+                    Err(e) => return Err((e, launched)),
+                }
+            };
             let spec = NetnsSpec {
                 command: n.command.clone(),
                 env: n.env.clone(),
@@ -543,13 +558,7 @@ async fn start_target(
                     Some(w) => dir.join("home").join(w),
                     None => dir.join("home"),
                 },
-            };
-            let launched = Launched {
-                launch: match &n.command {
-                    HostCommand::Argv(v) => v.clone(),
-                    HostCommand::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
-                },
-                images: Vec::new(),
+                run_as,
             };
             match NetnsProgram::start(&spec, vnet, &console).await {
                 Ok(p) => Ok((Box::new(p), launched)),

@@ -311,6 +311,9 @@ pub struct NetnsTarget {
     pub root: bool,
     /// How long the first `wait_for` may take (default 60 s).
     pub boot_timeout: Duration,
+    /// `user:` the unprivileged user the program and `shell` steps run as (a name in `/etc/passwd`,
+    /// `UID` or `UID:GID`, never 0); default `nobody` (65534). Ignored with `root: true`.
+    pub user: Option<String>,
 }
 
 /// An attached device (`kind: device`).

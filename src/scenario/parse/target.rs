@@ -25,7 +25,15 @@ const QEMU_KEYS: [&str; 9] = [
 ];
 const CONTAINER_KEYS: [&str; 7] = ["kind", "image", "tag", "cmd", "env", "copy", "boot_timeout"];
 const COPY_KEYS: [&str; 2] = ["from", "to"];
-const NETNS_KEYS: [&str; 6] = ["kind", "command", "env", "workdir", "root", "boot_timeout"];
+const NETNS_KEYS: [&str; 7] = [
+    "kind",
+    "command",
+    "env",
+    "workdir",
+    "root",
+    "boot_timeout",
+    "user",
+];
 const DEVICE_KEYS: [&str; 5] = ["kind", "control", "traffic", "log", "boot_timeout"];
 const CONTROL_KINDS: [&str; 3] = ["ssh", "adb", "serial"];
 const SSH_KEYS: [&str; 5] = ["host", "port", "user", "identity", "options"];
@@ -281,12 +289,37 @@ impl Cx<'_> {
                     .to_string(),
             );
         }
+        let user = match f.get("user") {
+            Some(u) => {
+                let s = self.nonempty(u, "user")?;
+                if root {
+                    return Err(self.err(
+                        K::InvalidValue,
+                        u.pos,
+                        "user with root",
+                        "`root: true` keeps root: drop `user`, or drop `root: true` to run as `user`"
+                            .to_string(),
+                    ));
+                }
+                if s == "root" || s.split(':').any(|p| p.trim() == "0") {
+                    return Err(self.err(
+                        K::InvalidValue,
+                        u.pos,
+                        "root is not an unprivileged user",
+                        format!("`user` is the unprivileged user the program runs as (a name, `UID` or `UID:GID`, not 0); to keep root write `root: true` (needs `--allow-host=root`), not `user: {s}`"),
+                    ));
+                }
+                Some(s)
+            }
+            None => None,
+        };
         self.relative_plant = true;
         Ok(Target::Netns(NetnsTarget {
             command,
             env,
             workdir,
             root,
+            user,
             boot_timeout: self.boot_timeout(&f)?,
         }))
     }

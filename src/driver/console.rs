@@ -18,6 +18,13 @@ use regex::bytes::Regex;
 /// How much already-consumed output is kept before the window is trimmed.
 const KEEP_CONSUMED: usize = 256 * 1024;
 
+/// The console window: the most output held at once, searched by `wait_for` and shell calls. A
+/// target that prints more than this between two matches (a flood) loses the oldest unsearched
+/// output from the window (it is still in `console.log`); the bytes are counted
+/// ([`ConsoleBuffer::unsearched`]) and named in the tail of every timeout message. Memory stays
+/// below twice the window.
+pub const CONSOLE_WINDOW: usize = 4 * 1024 * 1024;
+
 /// What the device printed, with a cursor: everything before the cursor has been matched.
 #[derive(Debug, Default)]
 pub struct ConsoleBuffer {
@@ -25,6 +32,8 @@ pub struct ConsoleBuffer {
     cursor: usize,
     /// Bytes dropped from the front of `buf` so far.
     trimmed: u64,
+    /// Bytes dropped before anything searched them ([`CONSOLE_WINDOW`]).
+    unsearched: u64,
 }
 
 impl ConsoleBuffer {
@@ -42,6 +51,20 @@ impl ConsoleBuffer {
             self.cursor -= cut;
             self.trimmed += cut as u64;
         }
+        if self.buf.len() > 2 * CONSOLE_WINDOW {
+            // A flood: keep the newest window, searched or not.
+            let cut = self.buf.len() - CONSOLE_WINDOW;
+            self.unsearched += cut.saturating_sub(self.cursor) as u64;
+            self.buf.drain(..cut);
+            self.cursor = self.cursor.saturating_sub(cut);
+            self.trimmed += cut as u64;
+        }
+    }
+
+    /// Bytes the target printed that left the window before `wait_for` or a shell call searched them
+    /// ([`CONSOLE_WINDOW`]; they are in `console.log`).
+    pub fn unsearched(&self) -> u64 {
+        self.unsearched
     }
 
     /// Total bytes received.
@@ -70,7 +93,15 @@ impl ConsoleBuffer {
         let text = String::from_utf8_lossy(&self.buf).replace('\r', "");
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(n);
-        lines[start..].join("\n")
+        let tail = lines[start..].join("\n");
+        if self.unsearched == 0 {
+            return tail;
+        }
+        format!(
+            "{tail}\n[telltale] {} bytes of output left the {} MiB console window unsearched (a flood); console.log has them",
+            self.unsearched,
+            CONSOLE_WINDOW >> 20
+        )
     }
 }
 
@@ -281,6 +312,27 @@ mod tests {
         }
         assert_eq!(std::fs::read(&target).unwrap(), content);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_flood_that_never_matches_cannot_grow_the_window() {
+        // 256 MiB of output that no wait matches, then the line that is waited for.
+        let mut c = ConsoleBuffer::new();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..4096 {
+            c.push(&chunk);
+            assert!(c.buf.len() <= 2 * CONSOLE_WINDOW + chunk.len());
+        }
+        assert!(c.buf.capacity() <= 4 * CONSOLE_WINDOW, "{}", c.buf.capacity());
+        c.push(b"\nagent: ready\n");
+        assert_eq!(c.total(), 4096 * 64 * 1024 + 14);
+        // Everything past the window is counted, and a wait still sees the newest output.
+        let kept = c.buf.len() as u64;
+        assert_eq!(c.unsearched(), c.total() - kept);
+        assert!(c.unsearched() > 250 << 20);
+        assert_eq!(c.find(&Regex::new("agent: ready").unwrap()).as_deref(), Some("agent: ready"));
+        let tail = c.tail(2);
+        assert!(tail.contains("left the 4 MiB console window unsearched"), "{tail}");
     }
 
     #[test]

@@ -14,8 +14,28 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::netns::{which, Netns};
+use telltale::report::UnreadReason;
+use telltale::runner::tls::add_vnet_tls;
 use telltale::vnet::run::{VnetHandle, KEY_LOG_FILE};
 use telltale::vnet::{RunCa, VnetConfig, VnetEvent};
+use telltale::{Identity, Matcher};
+
+const IMEI: &str = "356938035643809";
+
+/// The capture analysed as a run does it: the capture, then what the vnet's TLS endpoint adds.
+fn analyse(summary: &telltale::vnet::run::VnetSummary) -> telltale::Report {
+    let id = Identity::from_yaml(&format!("imei: \"{IMEI}\"\n"), "ids").unwrap();
+    let matcher = Arc::new(Matcher::new(&id));
+    let mut report = telltale::analyze_file(
+        &summary.pcap,
+        matcher.clone(),
+        telltale::Config::default(),
+        |_| {},
+    )
+    .unwrap();
+    add_vnet_tls(&mut report, &summary.events, &matcher, &[]);
+    report
+}
 
 fn workdir(tag: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -139,7 +159,7 @@ fn tls13_and_tls12_uploads_are_read_in_plaintext_and_decrypt_in_tshark() {
         ("--tlsv1.3", "1.3", "/v1/upload13"),
         ("--tlsv1.2", "1.2", "/v1/upload12"),
     ] {
-        let body = format!("imei=356938035643809&via={max}");
+        let body = format!("imei={IMEI}&via={max}");
         let url = format!("https://api.kestrel.example{path}");
         let (code, out) = s.curl(
             &[
@@ -170,6 +190,27 @@ fn tls13_and_tls12_uploads_are_read_in_plaintext_and_decrypt_in_tshark() {
         None,
     );
     assert_eq!(code, 0, "curl to an address: {out}");
+    // openssl s_client without SNI, checking the leaf's IP SAN.
+    if which("openssl").is_some() {
+        let script = format!(
+            "printf 'POST /v1/sclient HTTP/1.1\\r\\nHost: 203.0.113.9\\r\\nContent-Length: 22\\r\\nConnection: close\\r\\n\\r\\nimei={IMEI}&s' \
+             | timeout 10 openssl s_client -connect 203.0.113.9:443 -noservername -CAfile {ca} \
+               -verify_return_error -verify_ip 203.0.113.9 -quiet"
+        );
+        let out = s.ns.exec(&["sh", "-c", &script]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "s_client: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            std::env::var_os("TELLTALE_REQUIRE_ALL_TESTS").is_none(),
+            "TELLTALE_REQUIRE_ALL_TESTS is set but openssl is missing"
+        );
+        eprintln!("note: openssl not installed; the s_client check did not run");
+    }
     let summary = s.stop();
     drop(s.ns);
 
@@ -201,10 +242,38 @@ fn tls13_and_tls12_uploads_are_read_in_plaintext_and_decrypt_in_tshark() {
         .events
         .iter()
         .any(|e| matches!(e, VnetEvent::Http { target, .. } if target == "/v1/nosni")));
+    if which("openssl").is_some() {
+        assert!(summary.events.iter().any(|e| matches!(e,
+            VnetEvent::TlsIntercepted { sni: None, certificate_name, .. } if certificate_name == "203.0.113.9")));
+        assert!(summary.events.iter().any(|e| matches!(e,
+            VnetEvent::Http { target, body, .. } if target == "/v1/sclient" && body.starts_with(b"imei="))));
+    }
     assert!(!summary
         .events
         .iter()
         .any(|e| matches!(e, VnetEvent::TlsRefused { .. })));
+
+    // The canary is found in the intercepted plaintext; the capture's TLS records stay unread
+    // (no decryption in the analysis yet), so the account does not call them read.
+    let report = analyse(&summary);
+    for path in ["/v1/upload13", "/v1/upload12"] {
+        assert!(
+            report.findings.iter().any(|f| f.canary == "imei"
+                && f.protocol == "https"
+                && f.http_path.as_deref() == Some(path)
+                && f.destination == "api.kestrel.example"),
+            "{path}: {:#?}",
+            report.findings
+        );
+    }
+    assert!(
+        report
+            .unread
+            .iter()
+            .any(|u| u.reason == UnreadReason::TlsCiphertext
+                && u.destination == "api.kestrel.example")
+    );
+    assert_eq!(report.capture.format, "pcapng");
 
     // The key log holds every session the client made (the client's own key log says which).
     let ours = std::fs::read_to_string(s.dir.join(KEY_LOG_FILE)).unwrap();
@@ -331,6 +400,19 @@ fn refusals_are_classified_and_the_destination_is_then_not_intercepted() {
     assert!(summary.events.iter().any(|e| matches!(e,
         VnetEvent::TlsNotIntercepted { destination, reason, .. }
             if destination == "untrusting.example" && reason == "refused_before")));
+    // Each refusal is unread with its destination: a claim over it cannot PASS.
+    let report = analyse(&summary);
+    for d in ["untrusting.example", "pinned13.example", "pinned12.example"] {
+        assert!(
+            report
+                .unread
+                .iter()
+                .any(|u| u.reason == UnreadReason::TlsRefused && u.destination == d && u.bytes > 0),
+            "{d}: {:#?}",
+            report.unread
+        );
+    }
+    assert!(report.findings.is_empty());
     // Nothing was uploaded.
     assert!(!summary
         .events

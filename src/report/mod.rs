@@ -59,6 +59,10 @@ pub enum UnreadReason {
     TunnelDepth,
     /// Encrypted link-layer frames (802.11 protected).
     EncryptedLink,
+    /// A TLS client of the run's vnet refused telltale's certificate (an alert, a close right after the
+    /// Certificate, silence after the handshake, or no common version or suite): pinned, or not trusting
+    /// the run's CA; whatever it would have sent was never sent where telltale could read it.
+    TlsRefused,
 }
 
 impl UnreadReason {
@@ -72,6 +76,7 @@ impl UnreadReason {
             UnreadReason::CaptureDamage => "capture_damage",
             UnreadReason::TunnelDepth => "tunnel_depth",
             UnreadReason::EncryptedLink => "encrypted_link",
+            UnreadReason::TlsRefused => "tls_refused",
         }
     }
 }

@@ -16,6 +16,7 @@
 /// The run record moved to the top-level [`crate::record`]; this name stays for the renderers.
 pub use crate::record;
 mod replay;
+pub mod tls;
 pub mod verdict;
 pub mod verify;
 
@@ -140,6 +141,10 @@ pub fn vnet_config(scenario: &Scenario) -> VnetConfig {
                 content_type: r.content_type.clone(),
             })
             .collect(),
+        tls: crate::vnet::TlsPolicy {
+            intercept: net.tls.intercept,
+            except: net.tls.except.clone(),
+        },
         ..VnetConfig::default()
     }
 }
@@ -215,7 +220,13 @@ pub async fn run_scenario(
     }
     let sockets = socket_dir()
         .map_err(|e| RunError::Setup(format!("cannot create a socket directory: {e}")))?;
-    let vcfg = vnet_config(scenario);
+    let mut vcfg = vnet_config(scenario);
+    // The run's CA, in the run folder before the target starts (so it can be told to trust it).
+    let ca = crate::vnet::RunCa::generate()
+        .map_err(|e| RunError::Setup(format!("cannot make the run's TLS CA: {e}")))?;
+    tls::write_ca(&ca, dir)
+        .map_err(|e| RunError::Setup(format!("cannot write the run's TLS CA: {e}")))?;
+    vcfg.tls_ca = Some(Arc::new(ca));
     let pcap = dir.join("capture.pcap");
     let vnet = VnetHandle::start(vcfg, &pcap)
         .map_err(|e| RunError::Setup(format!("cannot start the network: {e}")))?;
@@ -400,8 +411,10 @@ fn conclude(
             .collect(),
         ..Config::default()
     };
-    let analysis = crate::analyze_file(c.pcap, matcher, cfg, |_| {})
+    let mut analysis = crate::analyze_file(c.pcap, matcher.clone(), cfg, |_| {})
         .map_err(|e| RunError::Setup(format!("analysing {}: {e}", c.pcap.display())))?;
+    // What the vnet's TLS endpoint adds: refusals as unread spans, intercepted plaintext searched.
+    tls::add_vnet_tls(&mut analysis, &c.vnet.events, &matcher, &c.phases);
     let observed = verdict::Observed {
         phases: &c.phases,
         completed: c.failure.is_none(),
@@ -550,9 +563,18 @@ async fn start_target(
                     Err(e) => return Err((e, launched)),
                 }
             };
+            let ca_pem = dir.join(tls::CA_PEM_FILE);
+            let fill = |t: &String| tls::fill_run_templates(t, &ca_pem);
             let spec = NetnsSpec {
-                command: n.command.clone(),
-                env: n.env.clone(),
+                command: match &n.command {
+                    HostCommand::Shell(s) => HostCommand::Shell(fill(s)),
+                    HostCommand::Argv(v) => HostCommand::Argv(v.iter().map(fill).collect()),
+                },
+                // The CA for common clients first, so that the scenario's own variables win.
+                env: tls::ca_env(&ca_pem)
+                    .into_iter()
+                    .chain(n.env.iter().map(|(k, v)| (k.clone(), fill(v))))
+                    .collect(),
                 // The scenario checked that `workdir` is relative and does not climb.
                 workdir: match &n.workdir {
                     Some(w) => dir.join("home").join(w),
@@ -661,6 +683,7 @@ async fn execute_step(
             let text = scenario
                 .render_template(content)
                 .map_err(|e| TargetError::Guest(e.to_string()))?;
+            let text = tls::fill_run_templates(&text, &dir.join(tls::CA_PEM_FILE));
             qemu.plant(path, text.as_bytes(), timeout).await?;
             Ok(Some(format!("{} bytes to {path}", text.len())))
         }
@@ -672,6 +695,7 @@ async fn execute_step(
             let cmd = scenario
                 .render_template(command)
                 .map_err(|e| TargetError::Guest(e.to_string()))?;
+            let cmd = tls::fill_run_templates(&cmd, &dir.join(tls::CA_PEM_FILE));
             let out = qemu.shell(&cmd, timeout).await?;
             if let Some(code) = expect_exit {
                 if out.status != *code {

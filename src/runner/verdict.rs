@@ -237,6 +237,9 @@ pub fn reason_words(reason: &str) -> &'static str {
         "tunnel_depth" => "tunnels nested too deep",
         "encrypted_link" => "encrypted at the link layer",
         "encrypted_payload" => "an encrypted payload",
+        "tls_refused" => {
+            "the client refused telltale's certificate: pinned or not trusting the run's CA"
+        }
         _ => "a protocol telltale does not read",
     }
 }

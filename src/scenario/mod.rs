@@ -464,6 +464,27 @@ pub struct NetworkSpec {
     pub ipv6: bool,
     /// HTTP sink answers, first match wins; unmatched requests get [`HttpResponse::default`].
     pub responses: Vec<HttpResponse>,
+    /// TLS: ended by the vnet with the run's CA (default) or not, and where not.
+    pub tls: TlsSpec,
+}
+
+/// `network.tls`: whether the vnet ends TLS with the run's CA, and the destinations it never
+/// intercepts (written `tls: intercept`, `tls: off`, or `tls: {mode: intercept, except: [..]}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// End TLS with the run's CA (`intercept`, the default) or only read the ClientHello (`off`).
+    pub intercept: bool,
+    /// Destinations never intercepted: host globs (SNI or the vnet's DNS name) or addresses.
+    pub except: Vec<String>,
+}
+
+impl Default for TlsSpec {
+    fn default() -> Self {
+        TlsSpec {
+            intercept: true,
+            except: Vec::new(),
+        }
+    }
 }
 
 impl NetworkSpec {

@@ -149,6 +149,11 @@ fn parse_var(inner: &str, nth: usize) -> Result<VarRef, SyntaxError> {
     })
 }
 
+/// Names filled at run time rather than from the identity (unless the identity defines them):
+/// `{{tls_ca_pem}}`, the run's TLS CA as PEM text, and `{{tls_ca_file}}`, the path of its PEM file
+/// on the host (see `runner::tls`).
+pub const RUN_VARS: [&str; 2] = ["tls_ca_pem", "tls_ca_file"];
+
 /// The values a template can use: one entry per identity key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateVars {
@@ -197,6 +202,13 @@ impl TemplateVars {
 
     /// The text for `{{name}}` / `{{name[i]}}`, or why there is none (with a suggestion).
     pub fn get(&self, v: &VarRef) -> Result<String, String> {
+        if v.index.is_none()
+            && !self.vars.contains_key(&v.name)
+            && RUN_VARS.contains(&v.name.as_str())
+        {
+            // Filled by the runner once the run's CA exists: left as written until then.
+            return Ok(format!("{{{{{}}}}}", v.name));
+        }
         let Some(val) = self.vars.get(&v.name) else {
             let names: Vec<&str> = self.names().collect();
             let hint = match crate::diag::did_you_mean(&v.name, names.iter().copied()) {
@@ -248,6 +260,14 @@ mod tests {
     #[test]
     fn parses_and_renders() {
         let t = Template::parse("IMEI={{imei}};first={{ contacts[1] }}\n{{contacts}}").unwrap();
+        assert_eq!(
+            Template::parse("ca={{tls_ca_pem}} at {{ tls_ca_file }}")
+                .unwrap()
+                .render(&vars())
+                .unwrap(),
+            "ca={{tls_ca_pem}} at {{tls_ca_file}}",
+            "run-time names are left for the runner"
+        );
         assert_eq!(t.vars().count(), 3);
         assert_eq!(t.vars().nth(1).unwrap().index, Some(1));
         assert_eq!(t.vars().nth(2).unwrap().nth, 2);

@@ -370,6 +370,19 @@ mod tests {
     }
 
     #[test]
+    fn https_and_svcb_get_no_data_so_no_ech_configuration_is_handed_out() {
+        let mut s = DnsServer::new(DnsConfig::default());
+        for t in [TYPE::HTTPS, TYPE::SVCB] {
+            let (resp, answered) = s.answer(&query("api.example", t));
+            let resp = parse_dns(&resp.unwrap()).unwrap();
+            assert_eq!(resp.rcode, 0);
+            assert!(resp.answers.is_empty());
+            assert_eq!(answered[0].outcome, DnsOutcome::Empty);
+            assert_eq!(answered[0].qtype, format!("{t:?}"));
+        }
+    }
+
+    #[test]
     fn garbage_gets_formerr_or_nothing() {
         let mut s = DnsServer::new(DnsConfig::default());
         let mut bad = query("api.example", TYPE::A);

@@ -155,6 +155,59 @@ pub enum VnetEvent {
         /// What and why.
         what: String,
     },
+    /// A TLS connection ended by the vnet with the run's CA: the handshake completed.
+    TlsIntercepted {
+        /// When the handshake completed.
+        ts: u64,
+        /// Connection number.
+        conn: u64,
+        /// Server end.
+        server: SocketAddrV4,
+        /// Server name indication.
+        sni: Option<String>,
+        /// The name the leaf certificate was made for (SNI, else the vnet's DNS name, else
+        /// the address).
+        certificate_name: String,
+        /// Negotiated protocol version (`TLSv1_3`…).
+        version: String,
+        /// Negotiated cipher suite.
+        cipher_suite: String,
+        /// Negotiated ALPN protocol, if any.
+        alpn: Option<String>,
+    },
+    /// A client refused telltale's certificate; later connections to the destination are
+    /// not intercepted.
+    TlsRefused {
+        /// When.
+        ts: u64,
+        /// Connection number.
+        conn: u64,
+        /// Server end.
+        server: SocketAddrV4,
+        /// Server name indication.
+        sni: Option<String>,
+        /// The destination (SNI, else the vnet's DNS name, else the address).
+        destination: String,
+        /// `alert`, `closed_after_certificate`, `silent_after_handshake`,
+        /// `no_common_parameters`.
+        kind: Cow<'static, str>,
+        /// What was seen, in words (the alert, the error).
+        detail: String,
+    },
+    /// A TLS connection the vnet did not intercept (read up to the ClientHello, then closed).
+    TlsNotIntercepted {
+        /// When.
+        ts: u64,
+        /// Connection number.
+        conn: u64,
+        /// Server end.
+        server: SocketAddrV4,
+        /// The destination (SNI, else the vnet's DNS name, else the address).
+        destination: String,
+        /// `off` (network.tls), `exception` (network.tls except), `refused_before` (this
+        /// destination refused telltale's certificate earlier in the run).
+        reason: Cow<'static, str>,
+    },
 }
 
 impl VnetEvent {
@@ -170,7 +223,10 @@ impl VnetEvent {
             | VnetEvent::UdpRefused { ts, .. }
             | VnetEvent::Ntp { ts, .. }
             | VnetEvent::Ping { ts, .. }
-            | VnetEvent::Refused { ts, .. } => *ts,
+            | VnetEvent::Refused { ts, .. }
+            | VnetEvent::TlsIntercepted { ts, .. }
+            | VnetEvent::TlsRefused { ts, .. }
+            | VnetEvent::TlsNotIntercepted { ts, .. } => *ts,
         }
     }
 }

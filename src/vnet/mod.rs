@@ -20,6 +20,7 @@ pub mod event;
 pub mod port;
 pub mod run;
 pub mod sink;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -36,6 +37,7 @@ pub use dhcp::{DhcpConfig, Lease};
 pub use dns::{DnsConfig, DnsOutcome};
 pub use event::VnetEvent;
 pub use sink::SinkResponse;
+pub use tls::{RunCa, TlsPolicy};
 
 /// Index of a port (attached target) on the segment.
 pub type PortId = usize;
@@ -77,6 +79,10 @@ pub struct VnetConfig {
     pub keep_body: usize,
     /// Answer NTP (UDP 123) with telltale's clock instead of port unreachable.
     pub ntp: bool,
+    /// TLS interception: the policy and the run's CA (made by the segment when `None`).
+    pub tls: TlsPolicy,
+    /// The run's CA (the runner makes it first, to write it into the run folder).
+    pub tls_ca: Option<std::sync::Arc<RunCa>>,
 }
 
 impl Default for VnetConfig {
@@ -92,6 +98,8 @@ impl Default for VnetConfig {
             max_connections: 4096,
             keep_body: 1 << 20,
             ntp: true,
+            tls: TlsPolicy::default(),
+            tls_ca: None,
         }
     }
 }
@@ -217,6 +225,8 @@ pub struct Vnet {
     touched: Vec<ConnKey>,
     /// Connections opened since smoltcp last ran.
     fresh: Vec<ConnKey>,
+    /// TLS interception (none when the CA could not be made: TLS is then only read).
+    tls: Option<tls::TlsInterceptor>,
 }
 
 impl Vnet {
@@ -246,6 +256,21 @@ impl Vnet {
             lease_secs: cfg.lease_secs,
         });
         let dns = dns::DnsServer::new(cfg.dns.clone());
+        let mut events = Vec::new();
+        let ca = match cfg.tls_ca.clone() {
+            Some(ca) => Ok(ca),
+            None => RunCa::generate().map(std::sync::Arc::new),
+        };
+        let tls = match ca.and_then(|ca| tls::TlsInterceptor::new(cfg.tls.clone(), ca)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                events.push(VnetEvent::Refused {
+                    ts: now,
+                    what: format!("TLS interception unavailable: {e}"),
+                });
+                None
+            }
+        };
         Vnet {
             cfg,
             iface,
@@ -257,14 +282,28 @@ impl Vnet {
             conns: HashMap::new(),
             next_conn: 1,
             out: VecDeque::new(),
-            events: Vec::new(),
+            events,
             stats: VnetStats::default(),
             scratch: vec![0u8; TCP_RX_BUFFER],
             last_sweep: now,
             batching: false,
             touched: Vec::new(),
             fresh: Vec::new(),
+            tls,
         }
+    }
+
+    /// The run's CA, when TLS interception is available.
+    pub fn tls_ca(&self) -> Option<&std::sync::Arc<RunCa>> {
+        self.tls.as_ref().map(tls::TlsInterceptor::ca)
+    }
+
+    /// Takes the TLS secrets (NSS key log lines) derived since the last call.
+    pub fn take_key_log(&mut self) -> Vec<String> {
+        self.tls
+            .as_mut()
+            .map(tls::TlsInterceptor::take_key_log)
+            .unwrap_or_default()
     }
 
     /// The configuration.
@@ -702,6 +741,7 @@ impl Vnet {
             cfg,
             events,
             scratch,
+            tls,
             ..
         } = self;
         let Some(conn) = conns.get_mut(&key) else {
@@ -718,6 +758,7 @@ impl Vnet {
             responses: &cfg.responses,
             events,
             keep_body: cfg.keep_body,
+            tls: tls.as_mut(),
         };
         let mut acted = false;
         while sock.can_recv() {

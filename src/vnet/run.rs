@@ -2,8 +2,11 @@
 //!
 //! This module owns the task that runs a [`Vnet`]: it reads frames from every attached
 //! port, hands them to the segment, sends the answers back, and records every frame, both
-//! directions, into the run's capture (classic pcap, nanosecond timestamps, exact frames)
-//! in the order the segment saw them. Ports can be attached while it runs (QEMU connects
+//! directions, into the run's capture (pcapng, nanosecond timestamps, exact frames) in
+//! the order the segment saw them. The TLS secrets of the connections the segment ended
+//! go into the capture as Decryption Secrets Blocks (NSS key log, written before the frames
+//! the segment sends after deriving them, so before the packets they decrypt) and into
+//! `sslkeylog.txt` next to the capture. Ports can be attached while it runs (QEMU connects
 //! after it starts). [`VnetHandle::stop`] ends it and returns the log, the counters and
 //! the number of frames recorded; the capture is flushed every second, so a crash still
 //! leaves a readable file.
@@ -19,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::port::{FrameRead, FrameWrite, StreamPort};
 use super::{PortId, Vnet, VnetConfig, VnetEvent, VnetStats};
-use crate::capture::writer::{linktype, PcapWriter};
+use crate::capture::writer::{linktype, PcapngWriter, DSB_TLS_KEY_LOG};
 
 /// Frames queued towards one port before new ones are dropped (like a NIC's ring).
 const PORT_QUEUE: usize = 8192;
@@ -41,6 +44,56 @@ pub struct VnetSummary {
     pub pcap: PathBuf,
     /// Port errors (a port that failed, not one that closed), in words.
     pub port_errors: Vec<String>,
+    /// The NSS key log of the TLS sessions the segment ended (`sslkeylog.txt` next to the
+    /// capture), when there were any.
+    pub key_log: Option<PathBuf>,
+    /// TLS secrets (key log lines) recorded.
+    pub key_log_lines: u64,
+}
+
+/// The file name of the key log, next to the capture.
+pub const KEY_LOG_FILE: &str = "sslkeylog.txt";
+
+/// Where the TLS secrets go: the capture's Decryption Secrets Blocks and the key log file.
+struct Secrets {
+    path: PathBuf,
+    file: Option<BufWriter<File>>,
+    lines: u64,
+}
+
+impl Secrets {
+    /// Writes the lines the segment derived since the last call, if any.
+    fn record(
+        &mut self,
+        vnet: &mut Vnet,
+        pcap: &mut PcapngWriter<BufWriter<File>>,
+    ) -> io::Result<()> {
+        let lines = vnet.take_key_log();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for l in &lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        pcap.write_secrets(DSB_TLS_KEY_LOG, text.as_bytes())?;
+        if self.file.is_none() {
+            let f = File::create(&self.path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot create {}: {e}", self.path.display()),
+                )
+            })?;
+            self.file = Some(BufWriter::new(f));
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(text.as_bytes())?;
+            f.flush()?;
+        }
+        self.lines += lines.len() as u64;
+        Ok(())
+    }
 }
 
 enum Control {
@@ -85,11 +138,13 @@ impl VnetHandle {
                 format!("cannot create capture {}: {e}", pcap.display()),
             )
         })?;
-        let writer = PcapWriter::new(
+        let writer = PcapngWriter::new(
             BufWriter::with_capacity(1 << 20, file),
             linktype::ETHERNET,
-            true,
+            262_144,
         )?;
+        let key_log = pcap.with_file_name(KEY_LOG_FILE);
+        let _ = std::fs::remove_file(&key_log);
         let (control, control_rx) = mpsc::unbounded_channel();
         let live = Arc::new(Mutex::new(Vec::new()));
         let vnet = Vnet::new(cfg, now_nanos());
@@ -99,6 +154,7 @@ impl VnetHandle {
             control_rx,
             live.clone(),
             pcap.to_path_buf(),
+            key_log,
         ));
         Ok(VnetHandle {
             control,
@@ -194,11 +250,17 @@ struct PortOut {
 
 async fn drive(
     mut vnet: Vnet,
-    mut pcap: PcapWriter<BufWriter<File>>,
+    mut pcap: PcapngWriter<BufWriter<File>>,
     mut control: mpsc::UnboundedReceiver<Control>,
     live: Arc<Mutex<Vec<VnetEvent>>>,
     pcap_path: PathBuf,
+    key_log: PathBuf,
 ) -> io::Result<VnetSummary> {
+    let mut secrets = Secrets {
+        path: key_log,
+        file: None,
+        lines: 0,
+    };
     let (ingress_tx, mut ingress) =
         mpsc::channel::<(PortId, io::Result<Option<Vec<u8>>>)>(INGRESS_QUEUE);
     let mut ports: Vec<Option<PortOut>> = Vec::new();
@@ -258,6 +320,8 @@ async fn drive(
                 vnet.poll(now_nanos());
             },
         }
+        // Secrets first: the frames below may be the first they decrypt.
+        secrets.record(&mut vnet, &mut pcap)?;
         let now = now_nanos();
         for (port, frame) in vnet.take_output() {
             pcap.write_frame(now, &frame)?;
@@ -290,6 +354,7 @@ async fn drive(
             vnet.handle_frame(port, &frame, now);
         }
     }
+    secrets.record(&mut vnet, &mut pcap)?;
     let now = now_nanos();
     for (_, frame) in vnet.take_output() {
         pcap.write_frame(now, &frame)?;
@@ -320,6 +385,8 @@ async fn drive(
         frames_dropped: dropped,
         pcap: pcap_path,
         port_errors,
+        key_log: secrets.file.is_some().then_some(secrets.path),
+        key_log_lines: secrets.lines,
     })
 }
 

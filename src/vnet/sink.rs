@@ -7,8 +7,10 @@
 //!   keep-alive, pipelining, `Expect: 100-continue`) with the same streaming parser the
 //!   analysis uses, and answers each with the configured response for its host and path
 //!   (default `200` with `{}`), so that uploaders finish their uploads;
-//! - TLS: the ClientHello is read (SNI recorded) and the connection closed — no
-//!   interception yet;
+//! - TLS: ended here with the run's CA ([`super::tls`]) and the plaintext served by a
+//!   nested application, the same as a cleartext connection; where TLS is not intercepted
+//!   (policy, or a destination that refused telltale's certificate) the ClientHello is read
+//!   (SNI recorded) and the connection closed;
 //! - DNS over TCP (port 53): answered by the vnet's DNS server;
 //! - anything else: read, acknowledged, never answered.
 
@@ -18,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::dns::{host_matches, DnsServer};
 use super::event::VnetEvent;
+use super::tls::{Session, TlsInterceptor};
 use crate::proto::http::{looks_like_http_request, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{HandshakeReader, TlsProgress};
 
@@ -72,6 +75,8 @@ pub(crate) struct Ctx<'a> {
     pub responses: &'a [SinkResponse],
     pub events: &'a mut Vec<VnetEvent>,
     pub keep_body: usize,
+    /// The segment's TLS interception (none: TLS is read up to the ClientHello and closed).
+    pub tls: Option<&'a mut TlsInterceptor>,
 }
 
 /// What the connection should do after a call.
@@ -88,6 +93,8 @@ pub(crate) struct App {
     proto: Proto,
     /// Bytes buffered while the protocol is not known yet.
     probe: Vec<u8>,
+    /// The plaintext of an intercepted TLS connection: TLS inside is not intercepted again.
+    nested: bool,
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -98,6 +105,7 @@ enum Proto {
     Tls(HandshakeReader),
     Dns(Vec<u8>),
     Opaque,
+    Intercepted(Box<Session>),
 }
 
 impl App {
@@ -105,8 +113,17 @@ impl App {
         App {
             proto: Proto::Detect,
             probe: Vec::new(),
+            nested: false,
             bytes_in: 0,
             bytes_out: 0,
+        }
+    }
+
+    /// The application of an intercepted TLS connection's plaintext.
+    pub(crate) fn nested() -> App {
+        App {
+            nested: true,
+            ..App::new()
         }
     }
 
@@ -116,7 +133,7 @@ impl App {
             Proto::Detect if self.bytes_in == 0 => "none",
             Proto::Detect | Proto::Opaque => "opaque",
             Proto::Http(_) => "http",
-            Proto::Tls(_) => "tls",
+            Proto::Tls(_) | Proto::Intercepted(_) => "tls",
             Proto::Dns(_) => "dns",
         }
     }
@@ -133,9 +150,12 @@ impl App {
     fn dispatch(&mut self, data: &[u8], cx: &mut Ctx<'_>, tx: &mut Vec<u8>) -> After {
         if let Proto::Detect = self.proto {
             self.probe.extend_from_slice(data);
-            let Some(proto) = detect(&self.probe, cx.server.port()) else {
+            let Some(mut proto) = detect(&self.probe, cx.server.port()) else {
                 return After::Continue;
             };
+            if matches!(proto, Proto::Tls(_)) && !self.nested && cx.tls.is_some() {
+                proto = Proto::Intercepted(Box::new(Session::new()));
+            }
             self.proto = proto;
             let probe = std::mem::take(&mut self.probe);
             return self.dispatch_known(&probe, cx, tx);
@@ -147,6 +167,7 @@ impl App {
         match &mut self.proto {
             Proto::Detect => After::Continue,
             Proto::Opaque => After::Continue,
+            Proto::Intercepted(session) => session.on_data(data, cx, tx),
             Proto::Http(sink) => {
                 let (after, tunnel) = sink.feed(data, cx, tx);
                 if let Some(rest) = tunnel {
@@ -224,18 +245,24 @@ impl App {
                 self.proto = Proto::Opaque;
             }
         }
-        if let Proto::Http(sink) = &mut self.proto {
-            let before = tx.len();
-            sink.finish(cx, tx);
-            self.bytes_out += (tx.len() - before) as u64;
+        let before = tx.len();
+        match &mut self.proto {
+            Proto::Http(sink) => sink.finish(cx, tx),
+            Proto::Intercepted(session) => {
+                session.on_eof(cx, tx);
+            }
+            _ => {}
         }
+        self.bytes_out += (tx.len() - before) as u64;
         After::Close
     }
 
     /// The connection is gone (reset, timed out, or closed): record an unfinished request.
     pub(crate) fn on_gone(&mut self, cx: &mut Ctx<'_>) {
-        if let Proto::Http(sink) = &mut self.proto {
-            sink.abandon(cx);
+        match &mut self.proto {
+            Proto::Http(sink) => sink.abandon(cx),
+            Proto::Intercepted(session) => session.on_gone(cx),
+            _ => {}
         }
     }
 }
@@ -591,6 +618,7 @@ mod tests {
                 responses: &self.responses,
                 events: &mut self.events,
                 keep_body: 1 << 20,
+                tls: None,
             };
             for p in pieces {
                 after = app.on_data(p, &mut cx, &mut tx);

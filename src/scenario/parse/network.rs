@@ -1,4 +1,5 @@
-//! The `network:` section: DNS overrides and NXDOMAIN names, IPv6, and the HTTP sink's answers.
+//! The `network:` section: DNS overrides and NXDOMAIN names, IPv6, the HTTP sink's answers, and
+//! TLS interception (`tls: intercept|off`, or a mapping with `mode` and `except`).
 
 use super::{Cx, R};
 use crate::scenario::error::ScenarioErrorKind as K;
@@ -6,7 +7,8 @@ use crate::scenario::values;
 use crate::scenario::*;
 use crate::yaml::{Node, NodeKind, Pos};
 
-const NETWORK_KEYS: [&str; 3] = ["dns", "ipv6", "responses"];
+const NETWORK_KEYS: [&str; 4] = ["dns", "ipv6", "responses", "tls"];
+const TLS_KEYS: [&str; 2] = ["mode", "except"];
 const DNS_KEYS: [&str; 2] = ["overrides", "nxdomain"];
 const RESPONSE_KEYS: [&str; 5] = ["host", "path", "status", "body", "content_type"];
 
@@ -86,6 +88,52 @@ impl Cx<'_> {
                 net.responses.push(resp);
             }
         }
+        if let Some(t) = f.get("tls") {
+            net.tls = self.tls(t, f.key_pos("tls").unwrap_or(at))?;
+        }
         Ok(net)
+    }
+
+    fn tls_mode(&self, n: &Node, key: &str) -> R<bool> {
+        let s = self.string(n, key)?;
+        match s.trim() {
+            "intercept" => Ok(true),
+            "off" => Ok(false),
+            other => Err(self.err(
+                K::InvalidValue,
+                n.pos,
+                "invalid TLS mode",
+                format!("`{other}` is not a TLS mode; write `intercept` (the default) or `off`"),
+            )),
+        }
+    }
+
+    fn tls(&mut self, n: &Node, at: Pos) -> R<TlsSpec> {
+        if !matches!(n.kind, NodeKind::Map(_)) {
+            return Ok(TlsSpec {
+                intercept: self.tls_mode(n, "tls")?,
+                except: Vec::new(),
+            });
+        }
+        let f = self.fields(n, at, "`network.tls`", &TLS_KEYS)?;
+        let mut spec = TlsSpec::default();
+        if let Some(m) = f.get("mode") {
+            spec.intercept = self.tls_mode(m, "mode")?;
+        }
+        if let Some(x) = f.get("except") {
+            for item in self.seq(x, "except")? {
+                let s = self.string(item, "except")?;
+                let s = s.trim();
+                if s.parse::<std::net::Ipv4Addr>().is_ok() {
+                    spec.except.push(s.to_string());
+                } else {
+                    let g = values::check_host_glob(s).map_err(|m| {
+                        self.err(K::InvalidValue, item.pos, "invalid host pattern", m)
+                    })?;
+                    spec.except.push(g.as_str().to_string());
+                }
+            }
+        }
+        Ok(spec)
     }
 }

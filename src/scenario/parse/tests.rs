@@ -193,3 +193,34 @@ fn oversized_input_is_refused() {
     let big = format!("# {}\n", "x".repeat(MAX_SCENARIO_BYTES));
     assert_eq!(kind(&big), K::Syntax);
 }
+
+#[test]
+fn network_tls_forms() {
+    assert!(ok(MIN).network.tls.intercept, "intercept by default");
+    let s = ok(&format!("{MIN}network:\n  tls: off\n"));
+    assert_eq!(
+        s.network.tls,
+        TlsSpec {
+            intercept: false,
+            except: vec![]
+        }
+    );
+    let s = ok(&format!(
+        "{MIN}network:\n  tls: {{mode: intercept, except: [\"*.Bank.example\", 198.51.100.9]}}\n"
+    ));
+    assert!(s.network.tls.intercept);
+    assert_eq!(s.network.tls.except.len(), 2);
+    assert_eq!(s.network.tls.except[1], "198.51.100.9");
+    assert_eq!(
+        kind(&format!("{MIN}network:\n  tls: mitm\n")),
+        K::InvalidValue
+    );
+    assert_eq!(
+        kind(&format!("{MIN}network:\n  tls: {{mode: off, pin: x}}\n")),
+        K::UnknownKey
+    );
+    assert_eq!(
+        kind(&format!("{MIN}network:\n  tls: {{except: [\"a b\"]}}\n")),
+        K::InvalidValue
+    );
+}

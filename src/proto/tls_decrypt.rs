@@ -22,6 +22,8 @@ use chacha20poly1305::ChaCha20Poly1305;
 use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384};
 
+use std::sync::Arc;
+
 use super::keylog::{KeyLog, Secrets};
 
 /// Largest record body accepted (2^14 plaintext + 256 expansion, RFC 8446 §5.2; TLS 1.2 allows 2048).
@@ -407,7 +409,7 @@ impl Dir {
 
 /// Decrypts one TLS connection (both directions) with keys from a [`KeyLog`].
 pub struct TlsDecryptor {
-    keys: KeyLog,
+    keys: Arc<KeyLog>,
     secrets: Option<Secrets>,
     client_random: Option<[u8; 32]>,
     server_random: Option<[u8; 32]>,
@@ -419,7 +421,7 @@ pub struct TlsDecryptor {
 
 impl TlsDecryptor {
     /// A decryptor looking up the connection's keys in `keys` once its ClientHello is seen.
-    pub fn new(keys: KeyLog) -> Self {
+    pub fn new(keys: Arc<KeyLog>) -> Self {
         TlsDecryptor {
             keys,
             secrets: None,
@@ -578,7 +580,9 @@ impl TlsDecryptor {
             match kind {
                 0x16 => {
                     self.clear_handshake(dir, body);
-                    if self.secrets.is_some() {
+                    // The hellos are read by the handshake reader; the rest (TLS 1.2 certificates, key exchange)
+                    // only here.
+                    if self.secrets.is_some() && !matches!(body.first(), Some(1 | 2)) {
                         out.push(Out::Handshake(dir, body.to_vec()));
                     }
                 }
@@ -991,7 +995,7 @@ mod tests {
             "t",
         );
         for seed in 0u32..300 {
-            let mut d = TlsDecryptor::new(keys.clone());
+            let mut d = TlsDecryptor::new(Arc::new(keys.clone()));
             let mut out = Vec::new();
             // A ClientHello with random 0, then junk records of every type and length.
             let mut ch = vec![0x16, 3, 1, 0, 40, 1, 0, 0, 36, 3, 3];

@@ -57,6 +57,10 @@ Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure."
         /// Cap of each TCP direction's out-of-order buffer, in KiB.
         #[arg(long, default_value_t = 512, value_name = "KIB")]
         reassembly_cap: usize,
+        /// TLS key log (NSS format, as SSLKEYLOGFILE writes it); repeatable. Keys in the capture's pcapng
+        /// decryption secrets blocks are used too.
+        #[arg(long, value_name = "FILE")]
+        keylog: Vec<PathBuf>,
     },
     /// Check an identity file and show what will be searched for.
     #[command(
@@ -276,6 +280,31 @@ Example:
         /// Print nothing while running.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// TLS key logs: embed one in a capture.
+    Keylog {
+        #[command(subcommand)]
+        action: KeylogCommand,
+    },
+}
+
+/// `telltale keylog …`.
+#[derive(Subcommand, Debug)]
+pub enum KeylogCommand {
+    /// Write a pcapng with the key log in a decryption secrets block before the packets (what
+    /// `editcap --inject-secrets tls,KEYLOG` writes): one file that Wireshark and `telltale analyze` open decrypted.
+    #[command(after_help = "\
+A pcap input is converted to pcapng; secrets blocks already in a pcapng input are kept (merged into the one block). \
+Exit codes: 0 written, 2 unreadable capture or key log, or a key log without a single key.")]
+    Inject {
+        /// Capture file: pcap or pcapng, optionally gzip-compressed.
+        capture: PathBuf,
+        /// Key log (NSS format); repeatable.
+        #[arg(required = true, value_name = "KEYLOG")]
+        keylog: Vec<PathBuf>,
+        /// The pcapng to write.
+        #[arg(long, short = 'o', value_name = "OUT")]
+        output: PathBuf,
     },
 }
 

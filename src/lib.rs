@@ -50,14 +50,45 @@ pub use report::Report;
 /// Damage in the file (truncation, corrupt records) does not fail the call: the report covers everything before
 /// it and carries a `damaged-capture` warning with the byte offset. `progress` is called now and then with the
 /// number of bytes read so far (of the decompressed stream for `.gz` files).
+///
+/// Keys in the file's pcapng Decryption Secrets Blocks (TLS key logs) are read first, wherever they are in the
+/// file, and added to `cfg.keys`.
 pub fn analyze_file(
     path: &Path,
     matcher: Arc<Matcher>,
-    cfg: Config,
+    mut cfg: Config,
     progress: impl FnMut(u64),
 ) -> Result<Report, Error> {
+    let blocks = capture::secrets::read_secrets(path)?;
+    let notes = add_secrets(&mut cfg, &blocks, &path.display().to_string());
     let reader = capture::CaptureReader::open(path)?;
-    Ok(analyze_capture(reader, matcher, cfg, progress))
+    Ok(run_capture(reader, matcher, cfg, progress, notes))
+}
+
+/// Adds the TLS key logs of pcapng Decryption Secrets Blocks to `cfg.keys`; returns warnings about the others.
+fn add_secrets(
+    cfg: &mut Config,
+    blocks: &[capture::secrets::SecretsBlock],
+    file: &str,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for b in blocks {
+        if b.secrets_type == capture::secrets::SECRETS_TLS_KEYLOG {
+            let source = format!("pcapng decryption secrets block {} of {file}", b.index + 1);
+            Arc::make_mut(&mut cfg.keys).add_bytes(&b.data, &source);
+        } else {
+            let kind = match b.secrets_type {
+                capture::secrets::SECRETS_WIREGUARD => "WireGuard key log".to_string(),
+                t => format!("unknown type {t:#010x}"),
+            };
+            notes.push(format!(
+                "pcapng decryption secrets block {} of {file} ({kind}, {} bytes) is not a TLS key log and was not used",
+                b.index + 1,
+                b.data.len()
+            ));
+        }
+    }
+    notes
 }
 
 /// Analyses capture bytes held in memory (pcap or pcapng, not compressed); `name` is used in the report.
@@ -65,21 +96,36 @@ pub fn analyze_bytes(
     bytes: Vec<u8>,
     name: &str,
     matcher: Arc<Matcher>,
-    cfg: Config,
+    mut cfg: Config,
 ) -> Result<Report, Error> {
+    let blocks = capture::secrets::secrets_from_bytes(&bytes);
+    let notes = add_secrets(&mut cfg, &blocks, name);
     let reader =
         capture::CaptureReader::from_reader(std::io::Cursor::new(bytes), Path::new(name), false)?;
-    Ok(analyze_capture(reader, matcher, cfg, |_| {}))
+    Ok(run_capture(reader, matcher, cfg, |_| {}, notes))
 }
 
 /// Runs the engine over every packet of an opened capture.
 pub fn analyze_capture(
+    reader: capture::CaptureReader,
+    matcher: Arc<Matcher>,
+    cfg: Config,
+    progress: impl FnMut(u64),
+) -> Report {
+    run_capture(reader, matcher, cfg, progress, Vec::new())
+}
+
+fn run_capture(
     mut reader: capture::CaptureReader,
     matcher: Arc<Matcher>,
     cfg: Config,
     mut progress: impl FnMut(u64),
+    notes: Vec<String>,
 ) -> Report {
     let mut an = Analyzer::new(matcher, cfg);
+    for n in notes {
+        an.warn("dsb-not-used", n);
+    }
     let mut n: u32 = 0;
     loop {
         match reader.next_packet() {

@@ -45,6 +45,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             output,
             color,
             reassembly_cap,
+            keylog,
         } => {
             let identity = match &identity {
                 Some(p) => telltale::load_identity(p)?,
@@ -55,6 +56,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             };
             let cfg = Config {
                 reassembly_cap: reassembly_cap.saturating_mul(1024),
+                keys: std::sync::Arc::new(app::load_keylogs(&keylog)?),
                 ..Config::default()
             };
             let progress = FileProgress::new(&capture);
@@ -248,6 +250,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             quiet,
         } => {
             app::vnet::serve(&listen, &pcap, events.as_deref(), quiet)?;
+            Ok(ExitCode::Clean)
+        }
+        Command::Keylog {
+            action:
+                cli::KeylogCommand::Inject {
+                    capture,
+                    keylog,
+                    output,
+                },
+        } => {
+            let done = app::keylog_inject(&capture, &keylog, &output)?;
+            println!(
+                "wrote {}: {} packets, {} keys of {} connections in a decryption secrets block",
+                output.display(),
+                done.packets,
+                done.keys,
+                done.connections
+            );
+            for b in &done.bad_lines {
+                eprintln!("warning: {b}");
+            }
             Ok(ExitCode::Clean)
         }
     }

@@ -148,6 +148,7 @@ fn demo_run(
                 phase: Some("consent_declined".into()),
                 count: 1,
                 excerpt: String::new(),
+                tls: None,
             });
         }
         r.flows.push(h);

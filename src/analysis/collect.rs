@@ -35,6 +35,10 @@ pub(super) struct Collector {
     pub capture: CaptureSummary,
     canaries: Vec<String>,
     findings: Vec<(Raw, u64)>,
+    /// Per finding: found in TLS traffic decrypted with logged keys.
+    findings_decrypted: Vec<bool>,
+    /// Set while the engine feeds decrypted plaintext: the findings made meanwhile are marked.
+    pub decrypting: bool,
     finding_index: FxHashMap<String, usize>,
     dns: Vec<DnsQuery>,
     dns_pending: FxHashMap<(usize, u16), Vec<usize>>,
@@ -68,6 +72,8 @@ impl Collector {
             capture: CaptureSummary::default(),
             canaries,
             findings: Vec::new(),
+            findings_decrypted: Vec::new(),
+            decrypting: false,
             finding_index: FxHashMap::default(),
             dns: Vec::new(),
             dns_pending: FxHashMap::default(),
@@ -142,7 +148,7 @@ impl Collector {
     /// Adds a hit; identical (flow, canary, encoding, direction, protocol, field) hits are counted, not repeated.
     pub fn finding(&mut self, raw: Raw) {
         let key = format!(
-            "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}",
+            "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}",
             self.phase_index(raw.ts).map_or(0, |i| i + 1),
             raw.flow,
             raw.canary,
@@ -151,13 +157,15 @@ impl Collector {
             raw.protocol,
             raw.field,
             raw.decoded_from,
-            raw.http
+            raw.http,
+            self.decrypting
         );
         match self.finding_index.get(&key) {
             Some(&i) => self.findings[i].1 += 1,
             None => {
                 self.finding_index.insert(key, self.findings.len());
                 self.findings.push((raw, 1));
+                self.findings_decrypted.push(self.decrypting);
             }
         }
     }
@@ -265,10 +273,13 @@ impl Collector {
                 None => phases.first().map(|p| p.1.clone()),
             }
         };
+        let decrypted = std::mem::take(&mut self.findings_decrypted);
         let mut findings: Vec<Finding> = self
             .findings
             .into_iter()
-            .map(|(r, count)| Finding {
+            .zip(decrypted.into_iter().chain(std::iter::repeat(false)))
+            .map(|((r, count), dec)| Finding {
+                tls: dec.then(|| "decrypted".to_string()),
                 phase: phase_of(r.ts),
                 canary: self.canaries.get(r.canary).cloned().unwrap_or_default(),
                 encoding: r.encoding,

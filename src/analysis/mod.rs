@@ -18,6 +18,7 @@
 
 mod collect;
 mod tcp;
+mod tls_decrypt;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ pub struct Config {
     /// phases are separate findings (so a connection that spans a phase change still shows
     /// what it sent in each phase). Empty: no phases.
     pub phases: Vec<(u64, String)>,
+    /// TLS session keys (key log files, pcapng decryption secrets blocks): TLS connections whose keys are here are
+    /// decrypted and their plaintext searched like cleartext.
+    pub keys: Arc<crate::proto::keylog::KeyLog>,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             reassembly_cap: 512 << 10,
             idle_timeout_ns: 600 * 1_000_000_000,
             phases: Vec::new(),
+            keys: Arc::default(),
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct Analyzer {
     link_flows: FxHashMap<String, usize>,
     /// Capture damage: (offset, bytes skipped, time of the last packet read before it).
     damaged: Vec<(u64, u64, u64)>,
+    /// ClientHello randoms whose logged keys were used.
+    keys_matched: rustc_hash::FxHashSet<[u8; 32]>,
 }
 
 impl Analyzer {
@@ -176,6 +183,7 @@ impl Analyzer {
             defrag: flow::defrag::Defragmenter::default(),
             link_flows: FxHashMap::default(),
             damaged: Vec::new(),
+            keys_matched: Default::default(),
         }
     }
 
@@ -259,6 +267,25 @@ impl Analyzer {
         if f.sni.is_none() {
             f.sni.clone_from(&ch.sni);
         }
+        let decryption = Some(if f.proto == flow::UDP {
+            crate::report::TlsDecryption {
+                state: "unsupported".into(),
+                detail: Some(
+                    "QUIC 1-RTT decryption is not implemented: only the client's Initial packets were read".into(),
+                ),
+                ..Default::default()
+            }
+        } else {
+            crate::report::TlsDecryption {
+                state: "no_key".into(),
+                detail: Some(if self.cfg.keys.is_empty() {
+                    "no key log given".into()
+                } else {
+                    "no key logged for this connection's ClientHello random".into()
+                }),
+                ..Default::default()
+            }
+        });
         let versions = if ch.supported_versions.is_empty() {
             vec![ch.legacy_version]
         } else {
@@ -273,6 +300,7 @@ impl Analyzer {
             destination: String::new(),
             flow: fi,
             packet,
+            decryption,
         })
     }
 
@@ -748,6 +776,7 @@ impl Analyzer {
             );
             self.out.warn("ip-fragments-dropped", msg, None);
         }
+        self.keylog_warnings();
         for &(offset, bytes, ts) in &self.damaged {
             self.out.unread_damage(offset, bytes, ts);
         }

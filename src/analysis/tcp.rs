@@ -74,11 +74,13 @@ pub(super) struct TcpConn {
     methods: Vec<String>,
     /// Report indices of requests waiting for their response.
     awaiting: VecDeque<usize>,
-    tls_index: Option<usize>,
+    pub(super) tls_index: Option<usize>,
     /// Report index of the request whose body is being read.
     current_request: Option<usize>,
     /// The direction that sends requests (0 unless the side that answered the SYN sends HTTP requests).
     client_dir: usize,
+    /// Decryption of the conversation's TLS with logged keys, and the plaintext's own pipeline.
+    pub(super) tls: Option<Box<super::tls_decrypt::TlsDecrypt>>,
 }
 
 impl TcpConn {
@@ -101,6 +103,7 @@ impl TcpConn {
             tls_index: None,
             current_request: None,
             client_dir: 0,
+            tls: None,
         }
     }
 
@@ -205,6 +208,15 @@ pub(super) fn flush(an: &mut Analyzer, fi: usize) {
         let mut out = Vec::new();
         conn.reasm[dir].flush(&mut |c| out.push(Delivery::of(c, &[])));
         deliver(an, fi, dir, &mut conn, &[], out, ts);
+        finish_dir(an, fi, &mut conn, dir, ts);
+    }
+    super::tls_decrypt::finish(an, fi, &mut conn, ts);
+    an.flows[fi].tcp = Some(conn);
+}
+
+/// End of direction `dir` for the parser and scanners of `conn`.
+pub(super) fn finish_dir(an: &mut Analyzer, fi: usize, conn: &mut TcpConn, dir: usize, ts: u64) {
+    {
         // End of stream for the parser.
         let d = &mut conn.dirs[dir];
         if let Parser::Http(p) = &mut d.parser {
@@ -215,7 +227,7 @@ pub(super) fn flush(an: &mut Analyzer, fi: usize) {
                 ts,
             };
             for e in evs {
-                http_event(an, fi, dir, &mut conn, e, at);
+                http_event(an, fi, dir, conn, e, at);
             }
         }
         let d = &mut conn.dirs[dir];
@@ -231,11 +243,11 @@ pub(super) fn flush(an: &mut Analyzer, fi: usize) {
             report_stream_hit(an, fi, dir, &conn.dirs[dir], h, true);
         }
     }
-    an.flows[fi].tcp = Some(conn);
 }
 
 fn gap(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, n: u64) {
     let ts = an.flows[fi].last_ns;
+    super::tls_decrypt::gap(an, fi, dir, conn, n, ts);
     an.out
         .unread(fi, dir, crate::report::UnreadReason::TcpGap, n, ts);
     let d = &mut conn.dirs[dir];
@@ -312,7 +324,14 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
     }
 }
 
-fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u8], at: At) {
+pub(super) fn data(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    conn: &mut TcpConn,
+    bytes: &[u8],
+    at: At,
+) {
     let start = conn.dirs[dir].offset;
     let opaque_before = matches!(conn.dirs[dir].parser, Parser::Opaque);
     let tls_before = matches!(conn.dirs[dir].parser, Parser::Tls(_));
@@ -320,6 +339,11 @@ fn data(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, bytes: &[u
     parse(an, fi, dir, conn, bytes, start, at);
     // A delivery that ended the TLS handshake reader (records after the hellos) is ciphertext too.
     let opaque = opaque_before || (tls_before && matches!(conn.dirs[dir].parser, Parser::Opaque));
+    // With logged keys, the TLS bytes are also decrypted (their plaintext goes through its own pipeline).
+    if matches!(conn.dirs[dir].parser, Parser::Tls(_)) || opaque {
+        let base = conn.dirs[dir].base;
+        super::tls_decrypt::feed(an, fi, dir, conn, bytes, start, base, at);
+    }
     scan(an, fi, dir, conn, bytes, start, opaque, at);
 }
 
@@ -441,6 +465,11 @@ fn scan(
 ) {
     let d = &mut conn.dirs[dir];
     d.offset = start + bytes.len() as u64;
+    if opaque_before && conn.tls.as_ref().is_some_and(|t| t.owns(dir)) {
+        // The decryptor accounts these bytes (read, or unread with its reason).
+        d.scanner.gap(bytes.len() as u64);
+        return;
+    }
     if opaque_before {
         an.flows[fi].opaque_bytes += bytes.len() as u64;
         // Attributed to the time these bytes were sent, not to the flow's start.

@@ -11,8 +11,11 @@ pub mod batch;
 pub mod bundle;
 pub mod check;
 pub mod exit;
+pub mod keylog;
 pub mod verify;
 pub mod vnet;
+
+pub use keylog::{keylog_inject, load_keylogs};
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,7 @@
 //! trailing length repeating the leading one), and says how many bytes it skipped ([`Damage::skipped`]). Only
 //! damage with nothing readable after it (truncation at the end, an unreadable stream) ends reading.
 
+pub mod secrets;
 pub mod writer;
 
 use std::fs::File;

@@ -7,5 +7,7 @@
 pub mod dhcp;
 pub mod dns;
 pub mod http;
+pub mod keylog;
 pub mod quic;
 pub mod tls;
+pub mod tls_decrypt;

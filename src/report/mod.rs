@@ -188,6 +188,9 @@ pub struct Finding {
     pub count: u64,
     /// A short excerpt around the first occurrence; non-printable bytes escaped.
     pub excerpt: String,
+    /// `"decrypted"` when found in TLS traffic decrypted with logged keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
 }
 
 impl Finding {
@@ -315,6 +318,35 @@ pub struct TlsHello {
     pub flow: usize,
     /// Frame number where the ClientHello completed.
     pub packet: u64,
+    /// What became of the connection's encrypted bytes (decryption with logged keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<TlsDecryption>,
+}
+
+/// The decryption state of one TLS (or QUIC) connection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TlsDecryption {
+    /// `decrypted`, `no_key`, `key_failed` (the logged key did not authenticate), `unsupported_suite`,
+    /// `truncated` (bytes lost, or the handshake not seen), `unsupported` (QUIC 1-RTT).
+    pub state: String,
+    /// Why, in words (which record failed, which suite, what was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Where the keys came from: a key log file, a pcapng decryption secrets block, a run's key log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_source: Option<String>,
+    /// The negotiated cipher suite, when its ServerHello was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<String>,
+    /// Records decrypted (both directions).
+    #[serde(default)]
+    pub records: u64,
+    /// Application data bytes decrypted and searched (both directions).
+    #[serde(default)]
+    pub plaintext_bytes: u64,
+    /// Ciphertext bytes left unread (both directions; also in `unread` as `tls_ciphertext`).
+    #[serde(default)]
+    pub unread_bytes: u64,
 }
 
 /// One DHCP message (devices leak host names and identifiers here).

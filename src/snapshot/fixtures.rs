@@ -70,6 +70,7 @@ pub(crate) fn finding(
         phase: phase.map(str::to_string),
         count: 1,
         excerpt: String::new(),
+        tls: None,
     }
 }
 

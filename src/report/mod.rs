@@ -59,6 +59,12 @@ pub enum UnreadReason {
     TunnelDepth,
     /// Encrypted link-layer frames (802.11 protected).
     EncryptedLink,
+    /// Decoded layers left unopened because a decoding budget (per input or per capture) ran out.
+    DecodeBudget,
+    /// Encoded bytes decoded only in part: the decoded child reached the decompression cap.
+    DecodeCap,
+    /// Decoded bytes at the decoding depth limit that still look encoded.
+    DecodeDepth,
 }
 
 impl UnreadReason {
@@ -72,6 +78,9 @@ impl UnreadReason {
             UnreadReason::CaptureDamage => "capture_damage",
             UnreadReason::TunnelDepth => "tunnel_depth",
             UnreadReason::EncryptedLink => "encrypted_link",
+            UnreadReason::DecodeBudget => "decode_budget",
+            UnreadReason::DecodeCap => "decode_cap",
+            UnreadReason::DecodeDepth => "decode_depth",
         }
     }
 }

@@ -19,6 +19,9 @@
 mod collect;
 mod tcp;
 mod tls_decrypt;
+mod units;
+
+use units::Unit;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -49,6 +52,10 @@ pub struct Config {
     /// TLS session keys (key log files, pcapng decryption secrets blocks): TLS connections whose keys are here are
     /// decrypted and their plaintext searched like cleartext.
     pub keys: Arc<crate::proto::keylog::KeyLog>,
+    /// Limits of the decoding graph per input (depth, bytes, work, decompression cap).
+    pub layers: crate::layers::Limits,
+    /// The decoding graph's budget for the whole capture.
+    pub decode_budget: crate::layers::Budget,
 }
 
 impl Default for Config {
@@ -58,6 +65,8 @@ impl Default for Config {
             idle_timeout_ns: 600 * 1_000_000_000,
             phases: Vec::new(),
             keys: Arc::default(),
+            layers: crate::layers::Limits::default(),
+            decode_budget: crate::layers::Budget::default(),
         }
     }
 }
@@ -159,6 +168,8 @@ pub struct Analyzer {
     damaged: Vec<(u64, u64, u64)>,
     /// ClientHello randoms whose logged keys were used.
     keys_matched: rustc_hash::FxHashSet<[u8; 32]>,
+    /// What is left of the decoding graph's capture-wide budget.
+    budget: crate::layers::Budget,
 }
 
 impl Analyzer {
@@ -171,6 +182,7 @@ impl Analyzer {
             .map(|c| c.name.clone())
             .collect();
         let phases = cfg.phases.clone();
+        let budget = cfg.decode_budget.clone();
         Analyzer {
             matcher,
             cfg,
@@ -182,6 +194,7 @@ impl Analyzer {
             next_sweep: 1 << 16,
             defrag: flow::defrag::Defragmenter::default(),
             link_flows: FxHashMap::default(),
+            budget,
             damaged: Vec::new(),
             keys_matched: Default::default(),
         }
@@ -612,7 +625,8 @@ impl Analyzer {
         }
     }
 
-    /// Searches a DNS name as text and with its labels joined. Returns the canaries found.
+    /// Searches a DNS name as text and with its labels joined (through the decoding graph: base32 or hex spread
+    /// over labels). Returns the canaries found.
     fn scan_dns_name(&mut self, fi: usize, dir: usize, name: &str, at: At) -> Vec<usize> {
         let mut hits = Vec::new();
         self.matcher.find_all(name.as_bytes(), &mut hits);
@@ -639,6 +653,25 @@ impl Analyzer {
                 excerpt: collect::excerpt(&hay, h.start, h.end),
             });
         }
+        // The labels left of the registered domain (its last two labels), joined: data spread over labels.
+        let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
+        let keep = if labels.len() > 2 { labels.len() - 2 } else { labels.len() };
+        let joined: Vec<u8> = labels.iter().take(keep).flat_map(|l| l.bytes()).collect();
+        let more = self.search_unit(Unit {
+            flow: fi,
+            dir,
+            protocol: "dns",
+            field: Some("query name"),
+            prefix: None,
+            decoded_from: None,
+            http: None,
+            bytes: &joined,
+            hint: crate::layers::Hint::None,
+            at,
+            report_root: false,
+            found: &seen,
+        });
+        seen.extend(more);
         seen
     }
 
@@ -667,24 +700,20 @@ impl Analyzer {
         at: At,
         skip: &[usize],
     ) {
-        let mut hits = Vec::new();
-        self.matcher.find_all(payload, &mut hits);
-        for h in hits.iter().filter(|h| !skip.contains(&h.canary)) {
-            self.out.finding(collect::Raw {
-                flow: fi,
-                canary: h.canary,
-                encoding: h.encoding.to_string(),
-                dir,
-                protocol,
-                field: field.map(str::to_string),
-                decoded_from: None,
-                http: None,
-                packet: at.packet,
-                ts: at.ts,
-                offset: h.start as u64,
-                excerpt: collect::excerpt(payload, h.start, h.end),
-            });
-        }
+        self.search_unit(Unit {
+            flow: fi,
+            dir,
+            protocol,
+            field,
+            prefix: None,
+            decoded_from: None,
+            http: None,
+            bytes: payload,
+            hint: crate::layers::Hint::None,
+            at,
+            report_root: true,
+            found: skip,
+        });
     }
 
     fn tcp(

@@ -9,7 +9,8 @@
 use std::collections::VecDeque;
 
 use super::collect::{excerpt, Raw};
-use super::{Analyzer, At};
+use super::{Analyzer, At, Unit};
+use crate::layers::Hint;
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
 use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
@@ -22,6 +23,33 @@ use crate::report::HttpRequest;
 const MAX_PENDING_BACK: u64 = 128 << 10;
 /// HTTP message spans remembered per direction for attribution.
 const SPANS_KEPT: usize = 32;
+/// Bytes of one HTTP body explored through the decoding graph; the rest is accounted as unread when it could
+/// hide a layer (a magic or a long encoding-alphabet run), else only searched as a stream.
+const BODY_WINDOW: usize = 1 << 20;
+/// Bytes at the start of each direction of an unknown TCP protocol explored through the decoding graph; later
+/// deliveries are explored one by one when they show a magic or a long encoding-alphabet run.
+const PLAIN_WINDOW: usize = 64 << 10;
+
+/// Bytes of a message body kept for the decoding graph.
+#[derive(Default)]
+struct BodyBuf {
+    buf: Vec<u8>,
+    /// Bytes beyond the window, and whether any of them could hide a layer.
+    over: u64,
+    hide: bool,
+}
+
+impl BodyBuf {
+    fn push(&mut self, b: &[u8]) {
+        let room = BODY_WINDOW.saturating_sub(self.buf.len());
+        let (keep, rest) = b.split_at(room.min(b.len()));
+        self.buf.extend_from_slice(keep);
+        if !rest.is_empty() {
+            self.over += rest.len() as u64;
+            self.hide = self.hide || crate::layers::graph::could_hide_layers(rest);
+        }
+    }
+}
 
 enum Parser {
     Undecided,
@@ -46,11 +74,16 @@ struct Span {
     raw_head: Vec<u8>,
     /// The parser decodes the body (chunked/compressed) and it decoded cleanly.
     decoded_body: bool,
+    content_type: Option<String>,
+    /// The raw body (when the parser does not decode it), for the decoding graph; None once explored.
+    body: Option<BodyBuf>,
 }
 
 struct BodyScan {
     scanner: StreamScanner,
     layers: String,
+    body: BodyBuf,
+    found: Vec<usize>,
 }
 
 struct Dir {
@@ -64,6 +97,8 @@ struct Dir {
     offset: u64,
     /// Stream offset where the current parser started (after a SOCKS handshake or a CONNECT, not 0).
     base: u64,
+    /// The first bytes of an unknown protocol, for the decoding graph (None once explored).
+    window: Option<Vec<u8>>,
 }
 
 /// State of one live TCP conversation.
@@ -94,6 +129,7 @@ impl TcpConn {
             body: None,
             offset: 0,
             base: 0,
+            window: Some(Vec::new()),
         };
         TcpConn {
             reasm: [Reassembler::new(cap), Reassembler::new(cap)],
@@ -235,6 +271,10 @@ pub(super) fn finish_dir(an: &mut Analyzer, fi: usize, conn: &mut TcpConn, dir: 
         d.scanner.finish(&an.matcher, &mut tail_hits);
         if let Some(b) = d.body.take() {
             finish_body(an, fi, dir, &conn.dirs[dir], b, At { packet: 0, ts });
+        }
+        explore_window(an, fi, dir, &mut conn.dirs[dir], ts);
+        for i in 0..conn.dirs[dir].spans.len() {
+            explore_span_body(an, fi, dir, &mut conn.dirs[dir], i, ts);
         }
         let d = &mut conn.dirs[dir];
         d.pending.extend(tail_hits);
@@ -491,6 +531,43 @@ fn scan(
     let mut hits = Vec::new();
     d.scanner.feed(&an.matcher, bytes, &mut hits);
     d.pending.extend(hits);
+    // 3. The decoding graph: the first bytes of an unknown protocol, and raw (undecoded) HTTP bodies.
+    if matches!(d.parser, Parser::Plain | Parser::Undecided) {
+        let mut rest: &[u8] = bytes;
+        if let Some(w) = &mut d.window {
+            let room = PLAIN_WINDOW.saturating_sub(w.len());
+            let (keep, after) = bytes.split_at(room.min(bytes.len()));
+            w.extend_from_slice(keep);
+            rest = after;
+            if w.len() >= PLAIN_WINDOW {
+                explore_window(an, fi, dir, d, at.ts);
+            }
+        }
+        if !rest.is_empty() && crate::layers::graph::could_hide_layers(rest) {
+            explore_plain(an, fi, dir, rest, at);
+        }
+    } else if let Parser::Http(_) = d.parser {
+        let end_of_delivery = start + bytes.len() as u64;
+        for i in 0..d.spans.len() {
+            let s = &mut d.spans[i];
+            let Some(body) = &mut s.body else {
+                continue;
+            };
+            let from = s.head_end.max(start);
+            let to = s.end.unwrap_or(u64::MAX).min(end_of_delivery);
+            if from < to {
+                let a = usize::try_from(from - start).unwrap_or(usize::MAX);
+                let z = usize::try_from(to - start).unwrap_or(usize::MAX);
+                if let Some(piece) = bytes.get(a..z) {
+                    body.push(piece);
+                }
+            }
+            if s.end.is_some_and(|e| e <= end_of_delivery) {
+                explore_span_body(an, fi, dir, d, i, at.ts);
+            }
+        }
+    }
+    let d = &mut conn.dirs[dir];
     if !d.pending.is_empty() {
         let pending = std::mem::take(&mut conn.dirs[dir].pending);
         for h in pending {
@@ -498,6 +575,90 @@ fn scan(
                 .into_iter()
                 .for_each(|h| conn.dirs[dir].pending.push(h));
         }
+    }
+}
+
+/// Explores the window kept at the start of an unknown protocol's direction.
+fn explore_window(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, ts: u64) {
+    let Some(w) = d.window.take() else {
+        return;
+    };
+    let at = At {
+        packet: d.recent.front().map(|r| r.1).unwrap_or(0),
+        ts,
+    };
+    explore_plain(an, fi, dir, &w, at);
+}
+
+/// Explores bytes of an unknown TCP protocol (its raw stream scan already reported what they show as such).
+fn explore_plain(an: &mut Analyzer, fi: usize, dir: usize, bytes: &[u8], at: At) {
+    let protocol = match an.flows[fi].app {
+        "" => "tcp",
+        a => a,
+    };
+    an.search_unit(Unit {
+        flow: fi,
+        dir,
+        protocol,
+        field: None,
+        prefix: None,
+        decoded_from: None,
+        http: None,
+        bytes,
+        hint: Hint::None,
+        at,
+        report_root: false,
+        found: &[],
+    });
+}
+
+/// Explores the raw body of span `i` (once it is complete, or at the end of the stream).
+fn explore_span_body(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, i: usize, ts: u64) {
+    let packet = d.recent.back().map(|r| r.1).unwrap_or(0);
+    let Some(s) = d.spans.get_mut(i) else {
+        return;
+    };
+    let Some(body) = s.body.take() else {
+        return;
+    };
+    let http = Some((s.method.clone(), s.path.clone()));
+    let ct = s.content_type.clone();
+    explore_body(an, fi, dir, body, ct.as_deref(), None, http, &[], At { packet, ts });
+}
+
+/// Explores an HTTP body through the decoding graph; bytes beyond the window that could hide a layer are unread.
+#[allow(clippy::too_many_arguments)]
+fn explore_body(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    body: BodyBuf,
+    content_type: Option<&str>,
+    decoded_from: Option<&str>,
+    http: Option<(String, String)>,
+    found: &[usize],
+    at: At,
+) {
+    if body.buf.is_empty() {
+        return;
+    }
+    an.search_unit(Unit {
+        flow: fi,
+        dir,
+        protocol: "http",
+        field: Some("body"),
+        prefix: None,
+        decoded_from,
+        http,
+        bytes: &body.buf,
+        hint: content_type.map_or(Hint::None, Hint::ContentType),
+        at,
+        report_root: false,
+        found,
+    });
+    if body.over > 0 && body.hide {
+        an.out
+            .unread(fi, dir, crate::report::UnreadReason::DecodeBudget, body.over, at.ts);
     }
 }
 
@@ -723,9 +884,37 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                 path,
                 raw_head: std::mem::take(&mut h.raw),
                 decoded_body,
+                content_type: h.content_type.clone(),
+                body: (!decoded_body).then(BodyBuf::default),
             });
             if d.spans.len() > SPANS_KEPT {
                 d.spans.pop_front();
+            }
+            // Header values through the decoding graph (the raw scan reported what they show as such).
+            let http_mp = d.spans.back().map(|s| (s.method.clone(), s.path.clone()));
+            for (name, value) in &h.headers {
+                if value.len() < 8 {
+                    continue;
+                }
+                let field = format!("header:{name}");
+                an.search_unit(Unit {
+                    flow: fi,
+                    dir,
+                    protocol: "http",
+                    field: Some(&field),
+                    prefix: None,
+                    decoded_from: None,
+                    http: http_mp.clone(),
+                    bytes: value.as_bytes(),
+                    hint: if name.eq_ignore_ascii_case("cookie") {
+                        Hint::Cookie
+                    } else {
+                        Hint::None
+                    },
+                    at,
+                    report_root: false,
+                    found: &[],
+                });
             }
         }
         OwnedEvent::Body {
@@ -737,12 +926,16 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
             let body = d.body.get_or_insert_with(|| BodyScan {
                 scanner: StreamScanner::new(&an.matcher),
                 layers: layers.clone(),
+                body: BodyBuf::default(),
+                found: Vec::new(),
             });
+            body.body.push(&decoded);
             if body.scanner.offset() < decoded_offset {
                 body.scanner.gap(decoded_offset - body.scanner.offset());
             }
             let mut hits = Vec::new();
             body.scanner.feed(&an.matcher, &decoded, &mut hits);
+            body.found.extend(hits.iter().map(|h| h.canary));
             let layers = body.layers.clone();
             report_body_hits(an, fi, dir, &conn.dirs[dir], hits, &layers, at);
         }
@@ -850,7 +1043,12 @@ fn finish_body(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, mut b: BodySca
     } else {
         at
     };
+    b.found.extend(hits.iter().map(|h| h.canary));
     report_body_hits(an, fi, dir, d, hits, &b.layers, at);
+    let span = d.spans.back();
+    let http = span.map(|s| (s.method.clone(), s.path.clone()));
+    let ct = span.and_then(|s| s.content_type.clone());
+    explore_body(an, fi, dir, b.body, ct.as_deref(), Some(&b.layers), http, &b.found, at);
 }
 
 fn report_body_hits(
@@ -896,6 +1094,22 @@ fn scan_query(
     for (name, value) in http::split_query(query) {
         hits.clear();
         an.matcher.find_all(&value, &mut hits);
+        let field = format!("query:{name}");
+        let found: Vec<usize> = hits.iter().map(|h| h.canary).collect();
+        an.search_unit(Unit {
+            flow: fi,
+            dir,
+            protocol: "http",
+            field: Some(&field),
+            prefix: None,
+            decoded_from: None,
+            http: Some((method.to_string(), path.to_string())),
+            bytes: &value,
+            hint: Hint::None,
+            at,
+            report_root: false,
+            found: &found,
+        });
         if hits.is_empty() {
             continue;
         }

@@ -5,6 +5,19 @@
 //! one link of a finding's encoding chain (`multipart[report]>gzip>raw`, `protobuf[1]>varint`). The children are
 //! searched for canaries and opened again, to a bounded depth and within budgets; see the decoding graph in this
 //! module's submodules. Everything here is sans-IO and panic-free on hostile input.
+//!
+//! - [`graph`]: the decoding graph ([`graph::explore`]), its limits and budgets, and the registry of detectors
+//!   ([`graph::DETECTORS`]).
+//! - [`codec`]: compression found by magic (gzip, zlib, raw deflate, zstd, xz, bzip2).
+//! - [`container`]: multipart, zip, tar.
+//! - [`text`]: JSON, XML, forms, cookies, percent-encoding, base64/base32/hex runs.
+
+pub mod codec;
+pub mod container;
+pub mod graph;
+pub mod text;
+
+pub use graph::{explore, Budget, Explored, Hint, Limits, Node, Stop, Unopened};
 
 /// One decoded piece of a layer, to be searched and opened again.
 #[derive(Debug, Clone, PartialEq, Eq)]

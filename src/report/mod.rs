@@ -63,6 +63,12 @@ pub enum UnreadReason {
     /// Certificate, silence after the handshake, or no common version or suite): pinned, or not trusting
     /// the run's CA; whatever it would have sent was never sent where telltale could read it.
     TlsRefused,
+    /// Decoded layers left unopened because a decoding budget (per input or per capture) ran out.
+    DecodeBudget,
+    /// Encoded bytes decoded only in part: the decoded child reached the decompression cap.
+    DecodeCap,
+    /// Decoded bytes at the decoding depth limit that still look encoded.
+    DecodeDepth,
 }
 
 impl UnreadReason {
@@ -77,6 +83,9 @@ impl UnreadReason {
             UnreadReason::TunnelDepth => "tunnel_depth",
             UnreadReason::EncryptedLink => "encrypted_link",
             UnreadReason::TlsRefused => "tls_refused",
+            UnreadReason::DecodeBudget => "decode_budget",
+            UnreadReason::DecodeCap => "decode_cap",
+            UnreadReason::DecodeDepth => "decode_depth",
         }
     }
 }

@@ -236,6 +236,9 @@ pub fn reason_words(reason: &str) -> &'static str {
         "capture_damage" => "the capture is damaged there",
         "tunnel_depth" => "tunnels nested too deep",
         "encrypted_link" => "encrypted at the link layer",
+        "decode_budget" => "layers left unopened (decoding budget)",
+        "decode_cap" => "decoded only in part (decompression cap)",
+        "decode_depth" => "still encoded at the decoding depth limit",
         "encrypted_payload" => "an encrypted payload",
         "tls_refused" => {
             "the client refused telltale's certificate: pinned or not trusting the run's CA"

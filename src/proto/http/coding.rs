@@ -208,6 +208,50 @@ impl Decode {
     }
 }
 
+/// A whole body decoded at once (for protocols that hand over complete messages: HTTP/2 streams, gRPC messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// The decoded bytes (the input itself when nothing was undone).
+    pub bytes: Vec<u8>,
+    /// What was undone, in order (`gzip`, `br`, `gzip-sniffed`), empty when nothing was.
+    pub layers: String,
+    /// Decoding stopped at `cap` decoded bytes.
+    pub capped: bool,
+    /// Why decoding failed (corrupt data, unsupported coding); `bytes` holds what was decoded before.
+    pub error: Option<String>,
+}
+
+/// Decodes `body`, encoded with `applied` (content codings in the order applied, as in a `Content-Encoding`
+/// header; empty: only a gzip magic is sniffed), keeping at most `cap` decoded bytes.
+pub fn decode_whole(applied: &[String], body: &[u8], cap: u64) -> Decoded {
+    let (mut decode, error) = build_decode(false, applied, cap);
+    let mut out = Decoded {
+        error: error.map(|e| e.to_string()),
+        ..Decoded::default()
+    };
+    let mut sink = |e: HttpEvent<'_>| {
+        if let HttpEvent::Body {
+            decoded, layers, ..
+        } = e
+        {
+            out.bytes.extend_from_slice(decoded);
+            if out.layers.is_empty() {
+                out.layers = layers.to_owned();
+            }
+        }
+    };
+    decode.feed(body, 0, cap, &mut sink);
+    let (_, capped, err) = decode.finish(body.len() as u64, cap, &mut sink);
+    if matches!(decode, Decode::Raw) {
+        out.bytes = body.to_vec();
+    }
+    out.capped = capped;
+    if out.error.is_none() {
+        out.error = err.map(|e| e.to_string());
+    }
+    out
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Go,

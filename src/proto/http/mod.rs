@@ -51,7 +51,7 @@ use body::{
 use coding::build_decode;
 use head::{parse_head, probe_verdict, scan_eoh, Eoh, ParseMode, Verdict};
 
-pub use coding::DEFAULT_DECODED_CAP;
+pub use coding::{decode_whole, Decoded, DEFAULT_DECODED_CAP};
 pub use head::{looks_like_http_request, looks_like_http_response, Head, HeadKind, MAX_HEAD_LEN};
 pub use url::{percent_decode, split_query};
 

@@ -15,7 +15,7 @@ const POLICY_KEYS: [&str; 4] = [
 ];
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
-pub(crate) const UNREAD_REASONS: [&str; 8] = [
+pub(crate) const UNREAD_REASONS: [&str; 11] = [
     "tls_ciphertext",
     "quic_ciphertext",
     "tcp_gap",
@@ -24,6 +24,9 @@ pub(crate) const UNREAD_REASONS: [&str; 8] = [
     "tunnel_depth",
     "encrypted_link",
     "tls_refused",
+    "decode_budget",
+    "decode_cap",
+    "decode_depth",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

@@ -1,0 +1,160 @@
+//! Searching one unit of readable bytes through the decoding graph ([`crate::layers::explore`]).
+//!
+//! A *unit* is a piece of bytes with a known place (flow, direction, protocol, field): a UDP or ICMP payload, a
+//! decoded HTTP body, a header value, a query value, a DNS name, a window of an unknown TCP stream — and, from
+//! other parsers, HTTP/2 header values and bodies, WebSocket and MQTT payloads, decrypted TLS. Every unit goes
+//! through [`Analyzer::search_unit`]: the unit itself is searched (or was, by the caller's scan), then every layer
+//! the graph opens is searched, and a canary is reported from a decoded layer only when its parent did not show
+//! it already. Findings name the full chain, outermost first, ending with the matcher's form of the innermost
+//! hit (`multipart[report]>gzip>raw`, `base64>zlib>raw`). What the graph left unopened (a budget, the
+//! decompression cap, the depth limit on bytes that still look encoded) becomes an unread span.
+
+use rustc_hash::FxHashMap;
+
+use super::collect::{excerpt, Raw};
+use super::{Analyzer, At};
+use crate::layers::{self, Hint, Stop};
+use crate::report::UnreadReason;
+
+/// Units shorter than this are not explored (no layer fits a canary in fewer bytes).
+const MIN_UNIT: usize = 8;
+
+/// One unit of readable bytes and its place.
+pub(super) struct Unit<'a> {
+    pub flow: usize,
+    pub dir: usize,
+    pub protocol: &'static str,
+    /// The field (`body`, `header:Cookie`, `query:id`, …); a decoded layer's own field path is appended.
+    pub field: Option<&'a str>,
+    /// Layers the caller already undid, outermost first (e.g. `h2>hpack`), prefixed to every chain.
+    pub prefix: Option<&'a str>,
+    /// What the HTTP layer decoded (`chunked+gzip`), for the finding's `decoded_from`.
+    pub decoded_from: Option<&'a str>,
+    /// HTTP method and path of the message the unit belongs to.
+    pub http: Option<(String, String)>,
+    pub bytes: &'a [u8],
+    pub hint: Hint<'a>,
+    pub at: At,
+    /// Search and report the unit's own bytes too (false when the caller's scan did already).
+    pub report_root: bool,
+    /// Canaries already reported for these bytes.
+    pub found: &'a [usize],
+}
+
+impl Analyzer {
+    /// Searches a unit and every layer the decoding graph opens in it; returns the canaries reported.
+    pub(super) fn search_unit(&mut self, u: Unit<'_>) -> Vec<usize> {
+        let matcher = self.matcher.clone();
+        let mut reported: Vec<usize> = Vec::new();
+        let link = |form: &str, chain: &str| -> String {
+            let mut s = String::new();
+            for part in [u.prefix.unwrap_or(""), chain] {
+                if !part.is_empty() {
+                    s.push_str(part);
+                    s.push('>');
+                }
+            }
+            s.push_str(form);
+            s
+        };
+        let mut raws: Vec<Raw> = Vec::new();
+        let make = |canary: usize, encoding: String, field: Option<String>, ex: String, off: usize| Raw {
+            flow: u.flow,
+            canary,
+            encoding,
+            dir: u.dir,
+            protocol: u.protocol,
+            field,
+            decoded_from: u.decoded_from.map(str::to_string),
+            http: u.http.clone(),
+            packet: u.at.packet,
+            ts: u.at.ts,
+            offset: off as u64,
+            excerpt: ex,
+        };
+        let mut hits = Vec::new();
+        // Canaries visible in the unit itself: computed now when reported, lazily otherwise (only when a layer
+        // shows a canary), so that the path without layers costs no second search.
+        let mut root: Option<Vec<usize>> = None;
+        if u.report_root {
+            matcher.find_all(u.bytes, &mut hits);
+            let mut seen = u.found.to_vec();
+            for h in &hits {
+                if !u.found.contains(&h.canary) {
+                    let enc = link(&h.encoding, "");
+                    raws.push(make(
+                        h.canary,
+                        enc,
+                        u.field.map(str::to_string),
+                        excerpt(u.bytes, h.start, h.end),
+                        h.start,
+                    ));
+                    reported.push(h.canary);
+                }
+                seen.push(h.canary);
+            }
+            root = Some(seen);
+        }
+        let mut explored = layers::Explored::default();
+        if u.bytes.len() >= MIN_UNIT {
+            // The parent of every node, and the canaries each node showed (for the rule: reported from a layer
+            // only when no ancestor showed the canary).
+            let mut parent_of: FxHashMap<usize, usize> = FxHashMap::default();
+            let mut shown: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
+            let mut budget = std::mem::take(&mut self.budget);
+            explored = layers::explore(u.bytes, u.hint, &self.cfg.layers, &mut budget, &mut |n| {
+                parent_of.insert(n.id, n.parent);
+                hits.clear();
+                matcher.find_all(n.bytes, &mut hits);
+                if hits.is_empty() {
+                    return;
+                }
+                let r = root.get_or_insert_with(|| {
+                    let mut v = u.found.to_vec();
+                    let mut h0 = Vec::new();
+                    matcher.find_all(u.bytes, &mut h0);
+                    v.extend(h0.iter().map(|h| h.canary));
+                    v
+                });
+                let mut above: Vec<usize> = r.clone();
+                let mut p = n.parent;
+                while p != 0 {
+                    if let Some(s) = shown.get(&p) {
+                        above.extend_from_slice(s);
+                    }
+                    p = parent_of.get(&p).copied().unwrap_or(0);
+                }
+                for h in &hits {
+                    if !above.contains(&h.canary) && !reported.contains(&h.canary) {
+                        let field = match (u.field, n.field) {
+                            (Some(a), Some(b)) => Some(format!("{a}/{b}")),
+                            (a, b) => b.or(a).map(str::to_string),
+                        };
+                        raws.push(make(
+                            h.canary,
+                            link(&h.encoding, n.chain),
+                            field,
+                            excerpt(n.bytes, h.start, h.end),
+                            h.start,
+                        ));
+                        reported.push(h.canary);
+                    }
+                }
+                shown.insert(n.id, hits.iter().map(|h| h.canary).collect());
+            });
+            self.budget = budget;
+        }
+        for r in raws {
+            self.out.finding(r);
+        }
+        for un in explored.unopened {
+            let reason = match un.reason {
+                Stop::Budget => UnreadReason::DecodeBudget,
+                Stop::Cap => UnreadReason::DecodeCap,
+                Stop::Depth => UnreadReason::DecodeDepth,
+            };
+            self.out.unread(u.flow, u.dir, reason, un.bytes, u.at.ts);
+        }
+        reported
+    }
+}

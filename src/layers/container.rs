@@ -1,0 +1,204 @@
+//! Containers: multipart bodies (each part with its own headers: name, transfer and content encodings), zip
+//! members (the zip crate's streaming reader over local headers, in memory) and tar members (the tar crate).
+//!
+//! Multipart is split by hand with memchr: the crates that exist (`multer`, `multipart`) are async or tied to
+//! a server framework's request types, and the job here is only to cut a complete in-memory body at its
+//! boundary lines and read each part's few headers.
+
+use std::io::{Cursor, Read};
+
+use memchr::memmem;
+
+use super::graph::{Cx, Hint};
+use super::Child;
+
+/// Parts read per multipart body at most.
+const MAX_PARTS: usize = 256;
+/// Members read per archive at most.
+const MAX_MEMBERS: usize = 256;
+
+/// The boundary named by a Content-Type's `boundary=` parameter.
+fn boundary_param(ct: &str) -> Option<&str> {
+    let lower = ct.to_ascii_lowercase();
+    if !lower.starts_with("multipart/") {
+        return None;
+    }
+    let at = lower.find("boundary=")? + "boundary=".len();
+    let rest = ct.get(at..)?;
+    let v = rest.split(';').next()?.trim().trim_matches('"');
+    (!v.is_empty() && v.len() <= 200).then_some(v)
+}
+
+/// The boundary a body starts with (`--boundary` on the first non-empty line).
+fn sniff_boundary(b: &[u8]) -> Option<&[u8]> {
+    let start = b.iter().position(|&c| c != b'\r' && c != b'\n')?;
+    let b = b.get(start..)?;
+    if !b.starts_with(b"--") {
+        return None;
+    }
+    let line_end = memchr::memchr(b'\n', b)?;
+    let line = b.get(2..line_end)?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let ok = (1..=200).contains(&line.len())
+        && line
+            .iter()
+            .all(|&c| c.is_ascii_graphic() || c == b' ')
+        && !line.ends_with(b"--");
+    ok.then_some(line)
+}
+
+/// A multipart body (by the Content-Type hint's boundary, or by its first line): one child per part, labelled
+/// `multipart[NAME]` (the Content-Disposition name, else the file name, else the part's index).
+pub fn multipart(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+    let hinted = match cx.hint {
+        Hint::ContentType(ct) => boundary_param(ct).map(|s| s.as_bytes().to_vec()),
+        _ => None,
+    };
+    let boundary = match hinted {
+        Some(h) => h,
+        None => sniff_boundary(b)?.to_vec(),
+    };
+    let mut delim = b"--".to_vec();
+    delim.extend_from_slice(&boundary);
+    let finder = memmem::Finder::new(&delim);
+    let positions: Vec<usize> = finder.find_iter(b).take(MAX_PARTS + 1).collect();
+    let mut out = Vec::new();
+    for (i, w) in positions.windows(2).enumerate() {
+        let (a, z) = (w[0], w[1]);
+        let Some(part) = b.get(a + delim.len()..z) else {
+            continue;
+        };
+        // After the delimiter: optional whitespace, CRLF; before the next: CRLF.
+        let Some(nl) = memchr::memchr(b'\n', part) else {
+            continue;
+        };
+        let part = part.get(nl + 1..).unwrap_or_default();
+        let part = part
+            .strip_suffix(b"\r\n")
+            .or_else(|| part.strip_suffix(b"\n"))
+            .unwrap_or(part);
+        let (headers, body) = match memmem::find(part, b"\r\n\r\n") {
+            Some(h) => (part.get(..h).unwrap_or_default(), part.get(h + 4..).unwrap_or_default()),
+            None => match memmem::find(part, b"\n\n") {
+                Some(h) => (part.get(..h).unwrap_or_default(), part.get(h + 2..).unwrap_or_default()),
+                None => (&b""[..], part),
+            },
+        };
+        let mut name = None;
+        let mut filename = None;
+        let mut encoding = None;
+        for line in String::from_utf8_lossy(headers).lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            let k = k.trim().to_ascii_lowercase();
+            if k == "content-disposition" {
+                name = param(v, "name");
+                filename = param(v, "filename");
+            } else if k == "content-encoding" {
+                encoding = Some(v.trim().to_ascii_lowercase());
+            }
+        }
+        let label_name = name
+            .clone()
+            .or_else(|| filename.clone())
+            .unwrap_or_else(|| i.to_string());
+        let mut bytes = body.to_vec();
+        let mut label = format!("multipart[{label_name}]");
+        if encoding.as_deref() == Some("br") {
+            // Brotli has no magic: opened only where a part declares it.
+            let mut dec = Vec::new();
+            let r = brotli_decompressor::Decompressor::new(body, 4096);
+            let limit = u64::try_from(cx.cap).unwrap_or(u64::MAX).saturating_add(1);
+            if r.take(limit).read_to_end(&mut dec).is_ok() || !dec.is_empty() {
+                if dec.len() > cx.cap {
+                    dec.truncate(cx.cap);
+                    cx.truncated = true;
+                }
+                bytes = dec;
+                label.push_str(">br");
+            }
+        }
+        out.push(Child {
+            label,
+            field: Some(match filename {
+                Some(f) if name.is_some() => format!("{label_name}({f})"),
+                _ => label_name,
+            }),
+            bytes,
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A parameter of a header value (`name="x"`, `filename=y`), not matching `filename` for `name`.
+fn param(v: &str, key: &str) -> Option<String> {
+    for p in v.split(';') {
+        let Some((k, val)) = p.split_once('=') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case(key) {
+            return Some(val.trim().trim_matches('"').chars().take(128).collect());
+        }
+    }
+    None
+}
+
+/// zip members, from the first local file header on (streaming reader: no central directory needed, so a
+/// truncated archive still yields its complete members).
+pub fn zip(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+    let at = memmem::find(b, b"PK\x03\x04")?;
+    let mut r = Cursor::new(b.get(at..)?);
+    let mut out = Vec::new();
+    for _ in 0..MAX_MEMBERS {
+        let Ok(Some(mut f)) = ::zip::read::read_zipfile_from_stream(&mut r) else {
+            break;
+        };
+        let name: String = f.name().chars().take(128).collect();
+        let mut data = Vec::new();
+        let limit = u64::try_from(cx.cap).unwrap_or(u64::MAX).saturating_add(1);
+        let _ = (&mut f).take(limit).read_to_end(&mut data);
+        if data.len() > cx.cap {
+            data.truncate(cx.cap);
+            cx.truncated = true;
+        }
+        drop(f);
+        out.push(Child {
+            label: format!("zip[{name}]"),
+            field: Some(name),
+            bytes: data,
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// tar members (a ustar header at the start).
+pub fn tar(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+    if b.get(257..262) != Some(b"ustar") {
+        return None;
+    }
+    let mut a = ::tar::Archive::new(b);
+    let mut out = Vec::new();
+    for e in a.entries().ok()?.take(MAX_MEMBERS) {
+        let Ok(mut e) = e else {
+            break;
+        };
+        let name: String = e
+            .path()
+            .map(|p| p.to_string_lossy().chars().take(128).collect())
+            .unwrap_or_default();
+        let mut data = Vec::new();
+        let limit = u64::try_from(cx.cap).unwrap_or(u64::MAX).saturating_add(1);
+        let _ = (&mut e).take(limit).read_to_end(&mut data);
+        if data.len() > cx.cap {
+            data.truncate(cx.cap);
+            cx.truncated = true;
+        }
+        out.push(Child {
+            label: format!("tar[{name}]"),
+            field: Some(name),
+            bytes: data,
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}

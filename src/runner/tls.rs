@@ -199,6 +199,7 @@ pub fn add_vnet_tls(
                             phase: phase_at(*ts),
                             count: 1,
                             excerpt: excerpt_at(hay, h.start, h.end),
+                            tls: Some("decrypted".to_string()),
                         });
                     }
                 }

@@ -237,6 +237,7 @@ pub fn reason_words(reason: &str) -> &'static str {
         "tunnel_depth" => "tunnels nested too deep",
         "encrypted_link" => "encrypted at the link layer",
         "encrypted_payload" => "an encrypted payload",
+        "http_cap" => "past an HTTP parser cap",
         _ => "a protocol telltale does not read",
     }
 }

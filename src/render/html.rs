@@ -1433,9 +1433,11 @@ mod tests {
         let svg = html.find("<svg").unwrap();
         let table = html.find("<table class=\"findings\"").unwrap();
         assert!(claim < svg && svg < table);
-        // Two sync requests carried canaries, the cdn request and the DHCP/DNS flows did not.
+        // Two sync requests carried canaries, the cdn request did not; the DHCP/DNS flows are the network's
+        // own services: not drawn, listed apart.
         assert_eq!(html.matches("class=\"m-leak\"").count(), 2);
-        assert_eq!(html.matches("class=\"m-plain\"").count(), 3);
+        assert_eq!(html.matches("class=\"m-plain\"").count(), 1);
+        assert!(html.contains("<span class=\"services\">Not counted, listed apart: the network's own services — DHCP"), "{html}");
         assert!(html.contains("canaries: contacts[0] (sha1&gt;hex), imei (base64)"));
         // Rows: the destination that received canaries comes first and is marked.
         let sync = html.find("t-dest leak").unwrap();
@@ -1450,7 +1452,11 @@ mod tests {
         assert!(html.contains("<td class=\"num\">2</td>"));
         assert!(html.contains("VIOLATED"));
         assert!(html.contains("(line 35)"));
-        assert!(html.contains("The device made 5 uploads to 4 destinations"));
+        // The DHCP and DNS flows are the network's own: not uploads, not destinations.
+        assert!(
+            html.contains("The device made 3 uploads to 2 destinations"),
+            "{html}"
+        );
     }
 
     #[test]

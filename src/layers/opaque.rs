@@ -260,7 +260,7 @@ fn is_pgp_binary(p: &[u8]) -> bool {
                     1 => matches!(version, Some(3 | 6)),
                     _ => matches!(version, Some(4..=6)),
                 };
-                let Some(bl) = bl.filter(|&l| ok && l >= 4 && l < 8192) else {
+                let Some(bl) = bl.filter(|&l| ok && (4..8192).contains(&l)) else {
                     return false;
                 };
                 keys += 1;

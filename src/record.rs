@@ -215,7 +215,32 @@ pub struct Manifest {
     pub seconds: f64,
 }
 
-/// SHA-256 of a file, streamed.
+/// `path` with `.` and `dir/..` pairs removed, without touching the file system (a scenario's
+/// `../target/demo-images/vmlinuz` is recorded as `target/demo-images/vmlinuz`, not
+/// `scenarios/../target/…`). A leading `..` that nothing cancels is kept.
+pub fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(c),
+            },
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
+/// SHA-256 of a file, streamed (its path recorded as [`lexical`] gives it).
 pub fn hash_file(path: &Path) -> std::io::Result<FileHash> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
@@ -231,7 +256,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<FileHash> {
         bytes += n as u64;
     }
     Ok(FileHash {
-        path: path.display().to_string(),
+        path: lexical(path).display().to_string(),
         sha256: hex(&h.finalize()),
         bytes,
     })
@@ -520,5 +545,24 @@ mod atomic_tests {
         // A folder that does not exist: an error, nothing written.
         assert!(super::write_atomic(&dir.join("no/such.json"), b"x").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod lexical_tests {
+    use super::lexical;
+    use std::path::Path;
+
+    #[test]
+    fn parent_components_are_resolved_in_the_text() {
+        let l = |p: &str| lexical(Path::new(p)).display().to_string();
+        assert_eq!(
+            l("scenarios/../target/demo-images/vmlinuz"),
+            "target/demo-images/vmlinuz"
+        );
+        assert_eq!(l("./a/./b/../c"), "a/c");
+        assert_eq!(l("../images/x"), "../images/x", "nothing to cancel: kept");
+        assert_eq!(l("/a/../../b"), "/b");
+        assert_eq!(l("a/.."), ".");
     }
 }

@@ -204,9 +204,11 @@ fn page_from_report_json() {
     for needle in ["http://", "https://", "src=", "@import", "url("] {
         assert!(!html.contains(needle), "the page refers to {needle}");
     }
-    // Both sync requests are red, the config request and DHCP/DNS grey (in both runs).
+    // Both sync requests are red, the config requests grey (in both runs); DHCP and DNS to the resolver are the
+    // network's own services: not drawn, listed apart.
     assert_eq!(html.matches("class=\"m-leak\"").count(), 2);
-    assert_eq!(html.matches("class=\"m-plain\"").count(), 4 + 6);
+    assert_eq!(html.matches("class=\"m-plain\"").count(), 4);
+    assert_eq!(html.matches("<span class=\"services\">").count(), 2);
     assert!(html.contains("<span class=\"reg\">REGRESSION:"));
     // The snapshot gate is shown for every gated run, the unchanged one included.
     assert_eq!(html.matches("<h3>Snapshot gate</h3>").count(), 2);

@@ -5,7 +5,7 @@
 //! process of the run is left.
 //!
 //! Needs root, `ip` (iproute2), `nsenter` (util-linux) and busybox; the Chromium test needs
-//! `chromium`. `.ci/run` has all of them; elsewhere each test says why it is skipped.
+//! `chromium`, the encrypted-upload test `gpg` (gnupg) and `curl` (not busybox). `.ci/run` has all of them; elsewhere each test says why it is skipped.
 
 mod common;
 
@@ -348,7 +348,88 @@ fn the_program_runs_unprivileged_and_cannot_leave_its_namespace() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A real packaged program encrypts the device's report before uploading it: `gpg --symmetric` (binary OpenPGP:
+/// a symmetric-key session-key packet, then encrypted data), posted by `curl` over plain HTTP during the judged
+/// phase. No canary can be seen in it; the body is recognised as an encrypted payload, an unread span, so the
+/// forbid rule over that phase is INCONCLUSIVE (exit 4), never PASS.
+fn a_gpg_encrypted_upload_over_plain_http_is_inconclusive_not_pass() {
+    let needs = || -> Option<String> {
+        if !telltale::driver::is_root() {
+            return Some(
+                "needs root (network namespaces, TAP devices); `.ci/run` runs as root".into(),
+            );
+        }
+        for tool in ["ip", "nsenter", "gpg", "curl", "sh"] {
+            if !on_path(tool) {
+                return Some(format!(
+                    "needs `{tool}` (Debian: iproute2, util-linux, gnupg, curl); `.ci/run` installs it"
+                ));
+            }
+        }
+        None
+    };
+    if skip(needs()) {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("gpg");
+    let marker = format!("tt-netns-gpg-{}", std::process::id());
+    let scenario = dir.join("gpg.yaml");
+    // gpg without an agent (`--no-autostart`: nothing is left running); it still writes the message and exits 2
+    // for the agent it could not reach, hence the `test -s`.
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name: netns-gpg
+target:
+  kind: netns
+  command: [sh, -c, 'echo "agent: ready"; while [ ! -f imei ]; do sleep 0.2; done; mkdir -m 700 -p gh; printf "imei=%s\nphone=%s\n" "$(cat imei)" "$(cat phone)" > report.txt; gpg --batch --yes --quiet --no-autostart --homedir gh --pinentry-mode loopback --passphrase vendor-secret --symmetric -o report.gpg report.txt 2>/dev/null; test -s report.gpg && curl -s --noproxy "*" -H "Content-Type: application/octet-stream" --data-binary @report.gpg http://telemetry.vendor.example/v1/report; echo; echo "agent: sent"; sleep 600', {marker}]
+  boot_timeout: 20s
+identity:
+  seed: 7
+steps:
+  - wait_for: "agent: ready"
+  - phase: consent_declined
+  - plant: {{path: phone, content: "{{{{phone}}}}"}}
+  - plant: {{path: imei, content: "{{{{imei}}}}"}}
+  - wait_for: "agent: sent"
+    timeout: 20s
+policy:
+  forbid:
+    - canaries: all
+      phases: [consent_declined]
+"#
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_clean(&scenario, &out, &marker);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{all}");
+    assert!(all.contains("INCONCLUSIVE"), "{all}");
+    let r = report(&out.join("netns-gpg"));
+    assert_eq!(r["verdict"], "inconclusive", "{all}");
+    assert!(
+        uploads(&r).is_empty(),
+        "nothing readable carries a canary: {:#?}",
+        uploads(&r)
+    );
+    let unread = r["analysis"]["unread"].as_array().unwrap();
+    let span = unread
+        .iter()
+        .find(|u| u["reason"] == "encrypted_payload")
+        .unwrap_or_else(|| panic!("no encrypted_payload span: {unread:#?}"));
+    assert_eq!(span["direction"], "up");
+    assert_eq!(span["destination"], "telemetry.vendor.example");
+    assert_eq!(span["phase"], "consent_declined");
+    assert!(span["bytes"].as_u64().unwrap() >= 60, "{span}");
+    let warnings = r["analysis"]["warnings"].to_string();
+    assert!(warnings.contains("encrypted payload (PGP"), "{warnings}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 tests!(
+    a_gpg_encrypted_upload_over_plain_http_is_inconclusive_not_pass,
     busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries,
     chromium_phones_home_on_its_own_from_about_blank,
     a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing,

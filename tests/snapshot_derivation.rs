@@ -35,6 +35,10 @@ fn flow(
         last_ns: at + 4_000_000,
         first_packet: id as u64 * 9 + 1,
         opaque_bytes: 0,
+        read_up: up,
+        unread_up: 0,
+        read_down: 114,
+        unread_down: 0,
         tcp: None,
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Raw {
     pub ts: u64,
     pub offset: u64,
     pub excerpt: String,
+    /// The destination when it is not the flow's server: for a canary in a DNS query name, the zone queried.
+    pub zone: Option<String>,
 }
 
 /// At most this many warnings of one kind are listed; the rest are counted.
@@ -160,6 +162,10 @@ impl Collector {
             raw.http,
             self.decrypting
         );
+        let key = match &raw.zone {
+            Some(z) => format!("{key}\u{1}{z}"),
+            None => key,
+        };
         match self.finding_index.get(&key) {
             Some(&i) => self.findings[i].1 += 1,
             None => {
@@ -283,7 +289,7 @@ impl Collector {
                 phase: phase_of(r.ts),
                 canary: self.canaries.get(r.canary).cloned().unwrap_or_default(),
                 encoding: r.encoding,
-                destination: dest(r.flow),
+                destination: r.zone.clone().unwrap_or_else(|| dest(r.flow)),
                 address: addr(r.flow),
                 protocol: r.protocol.to_string(),
                 direction: direction(r.dir),
@@ -334,6 +340,16 @@ impl Collector {
             self.capture.link_types.insert(name, *n);
         }
         let mut capped = 0u64;
+        // Per flow and direction, the bytes of its unread spans.
+        let mut unread_of: FxHashMap<usize, [u64; 2]> = FxHashMap::default();
+        for u in &self.unread {
+            if let Some(f) = u.flow {
+                let e = unread_of.entry(f).or_default();
+                if let Some(n) = e.get_mut(u.dir) {
+                    *n = n.saturating_add(u.bytes);
+                }
+            }
+        }
         let flows_out: Vec<FlowRecord> = flows
             .iter()
             .enumerate()
@@ -341,6 +357,7 @@ impl Collector {
                 if let Some(s) = &f.tcp_stats {
                     capped += s[0].cap_hits + s[1].cap_hits;
                 }
+                let unread = unread_of.get(&i).copied().unwrap_or_default();
                 FlowRecord {
                     id: i,
                     protocol: super::proto_name(f.proto),
@@ -356,6 +373,10 @@ impl Collector {
                     last_ns: f.last_ns,
                     first_packet: f.first_packet,
                     opaque_bytes: f.opaque_bytes,
+                    read_up: f.bytes[0].saturating_sub(unread[0]),
+                    unread_up: unread[0],
+                    read_down: f.bytes[1].saturating_sub(unread[1]),
+                    unread_down: unread[1],
                     tcp: f.tcp_stats,
                 }
             })

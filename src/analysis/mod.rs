@@ -437,6 +437,7 @@ impl Analyzer {
                 ts: at.ts,
                 offset: h.start as u64,
                 excerpt: collect::excerpt(p.data, h.start, h.end),
+                zone: None,
             });
         }
     }
@@ -547,6 +548,16 @@ impl Analyzer {
                 );
                 "quic"
             } else {
+                if dir == 0 && crate::layers::opaque::classify(payload).is_some() {
+                    // A datagram the device encrypted itself (PGP, CMS, age, JWE, high entropy): not read.
+                    self.out.unread(
+                        fi,
+                        dir,
+                        UnreadReason::EncryptedPayload,
+                        payload.len() as u64,
+                        at.ts,
+                    );
+                }
                 "udp"
             };
             self.scan_datagram(fi, dir, protocol, payload, at, &[]);
@@ -601,7 +612,17 @@ impl Analyzer {
         let mut found_in_names: Vec<usize> = Vec::new();
         if let Ok(msg) = crate::proto::dns::parse_dns(payload) {
             for q in &msg.questions {
-                found_in_names.extend(self.scan_dns_name(fi, dir, &q.name, at));
+                if msg.is_response {
+                    // The question echoed in an answer is the query's canary again, not a second finding:
+                    // skipped in the raw search below too.
+                    let mut hits = Vec::new();
+                    self.matcher.find_all(q.name.as_bytes(), &mut hits);
+                    let joined: Vec<u8> = q.name.bytes().filter(|&b| b != b'.').collect();
+                    self.matcher.find_all(&joined, &mut hits);
+                    found_in_names.extend(hits.iter().map(|h| h.canary));
+                } else {
+                    found_in_names.extend(self.scan_dns_name(fi, dir, &q.name, at));
+                }
             }
             self.out.dns(fi, &msg, at.packet);
             self.learn_names(&msg);
@@ -651,6 +672,8 @@ impl Analyzer {
                 ts: at.ts,
                 offset: h.start as u64,
                 excerpt: collect::excerpt(&hay, h.start, h.end),
+                // The leak goes to whoever answers for the name, not to the resolver that forwards it.
+                zone: Some(crate::proto::dns::zone_of(name)),
             });
         }
         // The labels left of the registered domain (its last two labels), joined: data spread over labels.
@@ -670,6 +693,7 @@ impl Analyzer {
             at,
             report_root: false,
             found: &seen,
+            zone: Some(crate::proto::dns::zone_of(name)),
         });
         seen.extend(more);
         seen
@@ -713,6 +737,7 @@ impl Analyzer {
             at,
             report_root: true,
             found: skip,
+            zone: None,
         });
     }
 

@@ -14,10 +14,11 @@ use crate::layers::Hint;
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
 use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
+use crate::layers::opaque::Sniffer;
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{self, HandshakeReader, TlsProgress};
-use crate::report::HttpRequest;
+use crate::report::{HttpRequest, UnreadReason};
 
 /// How far back (in stream bytes) a raw hit may wait for the head of its HTTP message.
 const MAX_PENDING_BACK: u64 = 128 << 10;
@@ -99,6 +100,17 @@ struct Dir {
     base: u64,
     /// The first bytes of an unknown protocol, for the decoding graph (None once explored).
     window: Option<Vec<u8>>,
+    /// The body of the current upload, watched for an encrypted payload (see [`sniff_event`]).
+    sniff: Option<BodySniff>,
+}
+
+/// An HTTP body being classified by `layers::opaque`: its decoded bytes when the parser decodes it, else its
+/// raw bytes from the stream (`start`: stream offset of the body's first byte; `fed`: fed up to here).
+struct BodySniff {
+    sniffer: Sniffer,
+    decoded: bool,
+    start: u64,
+    fed: u64,
 }
 
 /// State of one live TCP conversation.
@@ -130,6 +142,7 @@ impl TcpConn {
             offset: 0,
             base: 0,
             window: Some(Vec::new()),
+            sniff: None,
         };
         TcpConn {
             reasm: [Reassembler::new(cap), Reassembler::new(cap)],
@@ -263,6 +276,7 @@ pub(super) fn finish_dir(an: &mut Analyzer, fi: usize, conn: &mut TcpConn, dir: 
                 ts,
             };
             for e in evs {
+                sniff_event(an, fi, dir, conn, &e, (&[], 0), at);
                 http_event(an, fi, dir, conn, e, at);
             }
         }
@@ -304,7 +318,9 @@ fn gap(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, n: u64) {
             let packet = d.recent.back().map(|r| r.1).unwrap_or(0);
             let ts = an.flows[fi].last_ns;
             for e in evs {
-                http_event(an, fi, dir, conn, e, At { packet, ts });
+                let at = At { packet, ts };
+                sniff_event(an, fi, dir, conn, &e, (&[], 0), at);
+                http_event(an, fi, dir, conn, e, at);
             }
         }
         Parser::Dns(f) => f.gap(),
@@ -418,7 +434,11 @@ fn parse(
                 tunnel = p.tunnel_start();
             }
             for e in evs {
+                sniff_event(an, fi, dir, conn, &e, (bytes, start), at);
                 http_event(an, fi, dir, conn, e, at);
+            }
+            if let Some(s) = &mut conn.dirs[dir].sniff {
+                s.feed(bytes, start, u64::MAX);
             }
             if let Some(t) = tunnel {
                 // CONNECT or an upgrade: what follows is another protocol (often TLS through a proxy).
@@ -609,6 +629,7 @@ fn explore_plain(an: &mut Analyzer, fi: usize, dir: usize, bytes: &[u8], at: At)
         at,
         report_root: false,
         found: &[],
+        zone: None,
     });
 }
 
@@ -655,6 +676,7 @@ fn explore_body(
         at,
         report_root: false,
         found,
+        zone: None,
     });
     if body.over > 0 && body.hide {
         an.out
@@ -914,6 +936,7 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                     at,
                     report_root: false,
                     found: &[],
+                    zone: None,
                 });
             }
         }
@@ -991,6 +1014,107 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                 super::sockaddr(f.server)
             );
             an.out.warn("http-desync", msg, None);
+        }
+    }
+}
+
+impl BodySniff {
+    /// Feeds the raw bytes of a delivery (`bytes` at stream offset `start`) that fall in the body, below `upto`.
+    fn feed(&mut self, bytes: &[u8], start: u64, upto: u64) {
+        if self.decoded {
+            return;
+        }
+        let from = self.fed.max(self.start).max(start);
+        let end = upto.min(start + bytes.len() as u64);
+        if end <= from {
+            return;
+        }
+        let piece = bytes.get((from - start) as usize..(end - start) as usize);
+        self.sniffer.push(piece.unwrap_or_default());
+        self.fed = end;
+    }
+}
+
+/// Watches upload bodies for encrypted payloads (`layers::opaque`): a body that is PGP, CMS, age, JWE or
+/// high-entropy bytes of no known format is framed but not read, an unread span of reason `encrypted_payload`
+/// with the body's wire bytes, so a rule or claim over it is INCONCLUSIVE. Also makes the HTTP parser's cap hits
+/// unread spans (`http_cap`). Only the device's direction (0) is watched: downloads are not leaks.
+/// `delivery`: the bytes of the delivery the event came from, at their stream offset (empty at a gap or the end).
+fn sniff_event(
+    an: &mut Analyzer,
+    fi: usize,
+    dir: usize,
+    conn: &mut TcpConn,
+    e: &OwnedEvent,
+    delivery: (&[u8], u64),
+    at: At,
+) {
+    if dir != 0 {
+        return;
+    }
+    let d = &mut conn.dirs[dir];
+    match e {
+        OwnedEvent::Head(h) => {
+            let start = d.base + h.stream_offset + h.head_len as u64;
+            d.sniff = Some(BodySniff {
+                sniffer: Sniffer::new(),
+                decoded: h.chunked || !h.content_encoding.is_empty(),
+                start,
+                fed: start,
+            });
+        }
+        OwnedEvent::Body { decoded, .. } => {
+            if let Some(s) = d.sniff.as_mut().filter(|s| s.decoded) {
+                s.sniffer.push(decoded);
+            }
+        }
+        OwnedEvent::End {
+            body_wire_len,
+            decoded_capped,
+            ..
+        } => {
+            let Some(mut s) = d.sniff.take() else {
+                return;
+            };
+            s.feed(delivery.0, delivery.1, s.start + body_wire_len);
+            let what = d
+                .spans
+                .back()
+                .map(|s| format!("{} {}", s.method, s.path))
+                .unwrap_or_default();
+            let where_ = format!("flow {fi} ({}), {what}", an.flows[fi].destination());
+            if *decoded_capped {
+                // The decoded body past the cap was never searched: the whole body is counted unread.
+                an.out
+                    .unread(fi, dir, UnreadReason::HttpCap, *body_wire_len, at.ts);
+            } else if let Some(o) = s.sniffer.finish() {
+                an.out.unread(
+                    fi,
+                    dir,
+                    UnreadReason::EncryptedPayload,
+                    *body_wire_len,
+                    at.ts,
+                );
+                let msg = format!(
+                    "{where_}: the body ({body_wire_len} bytes) is an encrypted payload ({}, {:.2} bits/byte); it was not read",
+                    o.kind.as_str(),
+                    o.entropy
+                );
+                an.out.warn("encrypted-payload", msg, None);
+            }
+        }
+        OwnedEvent::Desync(reason) => {
+            d.sniff = None;
+            if reason.contains("exceeds") {
+                // A head or chunk line past the parser's cap: skipped, searched raw only.
+                an.out.unread(
+                    fi,
+                    dir,
+                    UnreadReason::HttpCap,
+                    http::MAX_HEAD_LEN as u64,
+                    at.ts,
+                );
+            }
         }
     }
 }
@@ -1075,6 +1199,7 @@ fn report_body_hits(
             ts: at.ts,
             offset: h.start,
             excerpt: h.excerpt,
+            zone: None,
         });
     }
 }
@@ -1109,6 +1234,7 @@ fn scan_query(
             at,
             report_root: false,
             found: &found,
+            zone: None,
         });
         if hits.is_empty() {
             continue;
@@ -1148,6 +1274,7 @@ fn scan_query(
                 ts: at.ts,
                 offset: h.start as u64,
                 excerpt: excerpt(&value, h.start, h.end),
+                zone: None,
             });
         }
     }
@@ -1207,6 +1334,7 @@ fn report_stream_hit(
         ts,
         offset: h.start,
         excerpt: h.excerpt,
+        zone: None,
     });
     None
 }

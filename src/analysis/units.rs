@@ -39,6 +39,8 @@ pub(super) struct Unit<'a> {
     pub report_root: bool,
     /// Canaries already reported for these bytes.
     pub found: &'a [usize],
+    /// The destination when it is not the flow's server (a DNS name's zone), for every finding of the unit.
+    pub zone: Option<String>,
 }
 
 impl Analyzer {
@@ -71,6 +73,7 @@ impl Analyzer {
             ts: u.at.ts,
             offset: off as u64,
             excerpt: ex,
+            zone: u.zone.clone(),
         };
         let mut hits = Vec::new();
         // Canaries visible in the unit itself: computed now when reported, lazily otherwise (only when a layer

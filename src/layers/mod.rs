@@ -30,3 +30,5 @@ pub struct Child {
     /// their decimal text, so a numeric canary (an IMEI, a phone number's digits) matches them as raw text.
     pub bytes: Vec<u8>,
 }
+
+pub mod opaque;

@@ -251,6 +251,9 @@ td.unsure { color: var(--amber); font-weight: 700; }
 .t-tick { font-size: 11px; fill: #6b7280; }
 .rowline { stroke: #eceff3; stroke-width: 1; }
 .boundary { stroke: #9aa4b2; stroke-width: 1; stroke-dasharray: 3 3; }
+.reboot { stroke: #b45309; stroke-width: 2; stroke-dasharray: 6 3; }
+.t-reboot { font-size: 11px; fill: #b45309; }
+.services { color: #4b5563; }
 .axis { stroke: #9aa4b2; stroke-width: 1; }
 .span { stroke: #b6bcc6; stroke-width: 3; stroke-linecap: round; }
 .m-leak { fill: var(--red); stroke: #7f1010; stroke-width: 1.2; }
@@ -452,11 +455,12 @@ fn summary(run: &StoredRun) -> Markup {
     let a = &run.analysis;
     let uploads = uploads_count(run);
     let dests: BTreeSet<&str> = a
-        .flows
-        .iter()
-        .filter(|f| f.bytes_up > 0)
-        .map(|f| f.destination.as_str())
+        .traffic_by_destination()
+        .into_iter()
+        .filter(|(_, t)| t.up > 0)
+        .map(|(d, _)| d)
         .collect();
+    let services = a.network_services();
     // destination -> canary -> encodings
     let mut sent: BTreeMap<&str, BTreeMap<&str, BTreeSet<&str>>> = BTreeMap::new();
     for f in a.findings.iter().filter(|f| f.direction == Direction::Up) {
@@ -471,6 +475,17 @@ fn summary(run: &StoredRun) -> Markup {
         p class="summary" {
             "The device made " (plural(uploads, "upload", "uploads"))
             " to " (plural(dests.len(), "destination", "destinations")) " during the run. "
+            @if !services.is_empty() {
+                span class="services" {
+                    "Not counted, listed apart: the network's own services — "
+                    @for (i, (k, t)) in services.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (k.as_str()) " (" (plural(t.flows as usize, "conversation", "conversations")) ", "
+                        (bytes(t.up)) " sent)"
+                    }
+                    ". "
+                }
+            }
             @if sent.is_empty() {
                 span class="ok" { "No canary was found in anything it sent." }
             } @else {
@@ -585,12 +600,27 @@ fn canary_label(f: &Finding) -> String {
 
 fn uploads_count(run: &StoredRun) -> usize {
     let a = &run.analysis;
+    let services = service_flows(run);
     let with_http: BTreeSet<usize> = a.http_requests.iter().map(|r| r.flow).collect();
-    a.http_requests.len()
+    a.http_requests
+        .iter()
+        .filter(|r| !services.contains(&r.flow))
+        .count()
         + a.flows
             .iter()
-            .filter(|f| f.bytes_up > 0 && !with_http.contains(&f.id))
+            .filter(|f| f.bytes_up > 0 && !with_http.contains(&f.id) && !services.contains(&f.id))
             .count()
+}
+
+/// Flows that are the network's own services (`FlowRecord::network_service`): not uploads, not timeline rows
+/// (a canary found in one is still drawn, at its own time).
+fn service_flows(run: &StoredRun) -> BTreeSet<usize> {
+    run.analysis
+        .flows
+        .iter()
+        .filter(|f| f.is_network_service())
+        .map(|f| f.id)
+        .collect()
 }
 
 /// Every upload of the run per destination, with the canaries it carried.
@@ -599,7 +629,12 @@ fn build_rows(run: &StoredRun) -> BTreeMap<String, Row> {
     let start = run.start_ns;
     let mut marks: Vec<(String, Mark)> = Vec::new();
     let mut by_flow: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for r in &a.http_requests {
+    let services = service_flows(run);
+    for r in a
+        .http_requests
+        .iter()
+        .filter(|r| !services.contains(&r.flow))
+    {
         by_flow.entry(r.flow).or_default().push(marks.len());
         marks.push((
             r.destination.clone(),
@@ -617,7 +652,7 @@ fn build_rows(run: &StoredRun) -> BTreeMap<String, Row> {
     // Flows without HTTP requests, by flow id.
     let mut flow_mark: BTreeMap<usize, usize> = BTreeMap::new();
     for f in &a.flows {
-        if f.bytes_up == 0 || by_flow.contains_key(&f.id) {
+        if f.bytes_up == 0 || by_flow.contains_key(&f.id) || services.contains(&f.id) {
             continue;
         }
         flow_mark.insert(f.id, marks.len());
@@ -750,6 +785,7 @@ struct Band<'r> {
 
 fn timeline(run: &StoredRun) -> Markup {
     let rows_map = build_rows(run);
+    let traffic = run.analysis.traffic_by_destination();
     let mut rows: Vec<(String, Row)> = rows_map.into_iter().collect();
     // Destinations that received canaries first, then by first upload.
     rows.sort_by(|(an, a), (bn, b)| {
@@ -788,6 +824,17 @@ fn timeline(run: &StoredRun) -> Markup {
                 x0: x(s),
                 x1: x(e),
             }
+        })
+        .collect();
+    // Reboots (a `reboot` step): the device restarted here, so its boot-time traffic (a new DHCP lease, the
+    // first lookups) appears again after it.
+    let reboots: Vec<(f64, u64, usize)> = run
+        .steps
+        .iter()
+        .filter(|st| st.kind == "reboot")
+        .map(|st| {
+            let t = st.start_ns.saturating_sub(run.start_ns).min(dur);
+            (x(t), t, st.index)
         })
         .collect();
     // Time axis ticks: position and label.
@@ -844,11 +891,19 @@ fn timeline(run: &StoredRun) -> Markup {
                     } "\n"
                 }
             }
+            @for (rx, t, index) in &reboots {
+                line class="reboot" x1=(f1(*rx)) x2=(f1(*rx)) y1=(f1(TOP - 26.0)) y2=(f1(plot_bottom)) {
+                    title { "reboot (step " (index) ") at " (secs(*t)) }
+                } "\n"
+                text class="t-reboot" x=(f1(*rx + 3.0)) y=(f1(plot_bottom - 4.0)) { "⟲ reboot" } "\n"
+            }
             // Rows.
             @for (r, (dest, row)) in rows.iter().enumerate() {
                 @let y = TOP + ROW_H * r as f64 + ROW_H / 2.0;
                 @let n = row.marks.len() + row.dropped;
-                @let sent: u64 = row.marks.iter().map(|m| m.bytes).sum();
+                // Bytes sent: the report's one definition (transport payload of the device's conversations
+                // to this destination), as in the terminal summary and report.json.
+                @let sent: u64 = traffic.get(dest.as_str()).map_or(0, |t| t.up);
                 @let apps: BTreeSet<&str> = row.marks.iter().map(|m| m.app.as_str()).collect();
                 @let apps: Vec<&str> = apps.into_iter().take(3).collect();
                 line class="rowline" x1="8" x2=(f0(PLOT_X1)) y1=(f1(y + ROW_H / 2.0))
@@ -856,7 +911,7 @@ fn timeline(run: &StoredRun) -> Markup {
                 text class={ "t-dest" @if row.leaks() { " leak" } } x=(f1(PLOT_X0 - 10.0))
                     y=(f1(y + 4.0)) text-anchor="end" {
                     title {
-                        (text(dest)) ": " (plural(n, "upload", "uploads")) ", " (bytes(sent)) " drawn"
+                        (text(dest)) ": " (plural(n, "upload", "uploads")) ", " (bytes(sent)) " sent"
                     }
                     (text(&clip_chars(dest, 28)))
                     tspan class="t-app" { " · " (text_max(&clip_chars(&apps.join(","), 14), 20)) }
@@ -903,6 +958,13 @@ fn timeline(run: &StoredRun) -> Markup {
         div class="legend" {
             span { span class="sw leak" {} "upload carrying a canary" }
             span { span class="sw plain" {} "upload without canary" }
+            @if !reboots.is_empty() {
+                span { span class="t-reboot" { "⟲" } " device reboot (its boot-time traffic starts again)" }
+            }
+            span {
+                "the network's own services (DHCP, DNS to the resolver, NTP, ARP) are not drawn; they are listed "
+                "above the timeline"
+            }
             @for b in bands.iter().take(MAX_ROWS) {
                 span {
                     span class="sw band" style={ "background:" (b.fill) } {}
@@ -1371,9 +1433,11 @@ mod tests {
         let svg = html.find("<svg").unwrap();
         let table = html.find("<table class=\"findings\"").unwrap();
         assert!(claim < svg && svg < table);
-        // Two sync requests carried canaries, the cdn request and the DHCP/DNS flows did not.
+        // Two sync requests carried canaries, the cdn request did not; the DHCP/DNS flows are the network's
+        // own services: not drawn, listed apart.
         assert_eq!(html.matches("class=\"m-leak\"").count(), 2);
-        assert_eq!(html.matches("class=\"m-plain\"").count(), 3);
+        assert_eq!(html.matches("class=\"m-plain\"").count(), 1);
+        assert!(html.contains("<span class=\"services\">Not counted, listed apart: the network's own services — DHCP"), "{html}");
         assert!(html.contains("canaries: contacts[0] (sha1&gt;hex), imei (base64)"));
         // Rows: the destination that received canaries comes first and is marked.
         let sync = html.find("t-dest leak").unwrap();
@@ -1388,7 +1452,11 @@ mod tests {
         assert!(html.contains("<td class=\"num\">2</td>"));
         assert!(html.contains("VIOLATED"));
         assert!(html.contains("(line 35)"));
-        assert!(html.contains("The device made 5 uploads to 4 destinations"));
+        // The DHCP and DNS flows are the network's own: not uploads, not destinations.
+        assert!(
+            html.contains("The device made 3 uploads to 2 destinations"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -135,6 +135,20 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             let _ = writeln!(s, "    {ph}: {}", list.join("; "));
         }
     }
+    // The network's own services, apart: not uploads, not destinations.
+    let services: Vec<String> = r
+        .analysis
+        .network_services()
+        .iter()
+        .map(|(k, t)| format!("{} ({} conn, {} up)", k.as_str(), t.flows, bytes(t.up)))
+        .collect();
+    if !services.is_empty() {
+        let _ = writeln!(
+            s,
+            "  network services (not counted as uploads): {}",
+            services.join("; ")
+        );
+    }
     // Canaries that went up, added up over conversations.
     let mut ups: Vec<(String, u64)> = Vec::new();
     for f in r

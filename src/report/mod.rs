@@ -69,6 +69,12 @@ pub enum UnreadReason {
     DecodeCap,
     /// Decoded bytes at the decoding depth limit that still look encoded.
     DecodeDepth,
+    /// A payload inside a readable protocol (an HTTP body, a UDP datagram) that the device encrypted itself:
+    /// OpenPGP, CMS/PKCS#7, age, JWE, or high-entropy bytes of no known format (`layers::opaque`).
+    EncryptedPayload,
+    /// Bytes past one of the HTTP parser's caps (decoded body per message, head, chunk line, trailers): framed
+    /// or searched raw only, not decoded.
+    HttpCap,
 }
 
 impl UnreadReason {
@@ -86,6 +92,8 @@ impl UnreadReason {
             UnreadReason::DecodeBudget => "decode_budget",
             UnreadReason::DecodeCap => "decode_cap",
             UnreadReason::DecodeDepth => "decode_depth",
+            UnreadReason::EncryptedPayload => "encrypted_payload",
+            UnreadReason::HttpCap => "http_cap",
         }
     }
 }
@@ -243,6 +251,19 @@ pub struct FlowRecord {
     pub first_packet: u64,
     /// Bytes not searched because they were encrypted application data (TLS after the handshake).
     pub opaque_bytes: u64,
+    /// The flow's visibility account, client to server: transport payload bytes read (searched as cleartext
+    /// or after decoding) — `bytes_up` minus `unread_up`.
+    #[serde(default)]
+    pub read_up: u64,
+    /// Bytes from the client in the flow's unread spans (`Report::unread`, every reason).
+    #[serde(default)]
+    pub unread_up: u64,
+    /// As `read_up`, server to client.
+    #[serde(default)]
+    pub read_down: u64,
+    /// As `unread_up`, server to client.
+    #[serde(default)]
+    pub unread_down: u64,
     /// TCP reassembly counters, up then down (absent for UDP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<[crate::flow::reassembly::ReassemblyStats; 2]>,
@@ -392,30 +413,116 @@ pub struct Warning {
 }
 
 impl FlowRecord {
-    /// Whether the conversation is the network's own service rather than a device upload: ARP, DHCP (by
-    /// application or UDP port 67/68), and DNS to telltale's resolver (the gateway). The device's traffic to
-    /// anything else — DNS to another server included — is the device's own.
+    /// Whether the conversation is the network's own service rather than a device upload (see
+    /// [`FlowRecord::network_service`]).
     pub fn is_network_service(&self) -> bool {
-        use crate::net::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, GATEWAY};
-        if self.app.eq_ignore_ascii_case("dhcp") || self.app.eq_ignore_ascii_case("arp") {
-            return true;
+        self.network_service().is_some()
+    }
+
+    /// Which of the network's own services the conversation is, if any: ARP, DHCP (by application or UDP port
+    /// 67/68), DNS to telltale's resolver (the gateway), NTP (UDP port 123: the vnet answers every NTP request
+    /// itself, whatever the address). The device's traffic to anything else — DNS to another server included —
+    /// is the device's own. These are listed apart, never counted as uploads or destinations.
+    pub fn network_service(&self) -> Option<NetworkService> {
+        use crate::net::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, GATEWAY, NTP_PORT};
+        if self.app.eq_ignore_ascii_case("arp") {
+            return Some(NetworkService::Arp);
+        }
+        if self.app.eq_ignore_ascii_case("dhcp") {
+            return Some(NetworkService::Dhcp);
         }
         let parse = |s: &str| s.trim().parse::<std::net::SocketAddr>().ok();
         let (client, server) = (parse(&self.client), parse(&self.server));
         let udp = self.protocol.eq_ignore_ascii_case("udp");
-        let dhcp_port = |a: Option<std::net::SocketAddr>| {
-            a.is_some_and(|a| matches!(a.port(), DHCP_SERVER_PORT | DHCP_CLIENT_PORT))
+        let port_in = |a: Option<std::net::SocketAddr>, ports: &[u16]| {
+            a.is_some_and(|a| ports.contains(&a.port()))
         };
-        if udp && (dhcp_port(client) || dhcp_port(server)) {
-            return true;
+        if udp
+            && (port_in(client, &[DHCP_SERVER_PORT, DHCP_CLIENT_PORT])
+                || port_in(server, &[DHCP_SERVER_PORT, DHCP_CLIENT_PORT]))
+        {
+            return Some(NetworkService::Dhcp);
+        }
+        if udp && port_in(server, &[NTP_PORT]) {
+            return Some(NetworkService::Ntp);
         }
         let server_ip = server
             .map(|a| a.ip())
             .or_else(|| self.server.trim().parse::<std::net::IpAddr>().ok());
         let to_gateway = server_ip == Some(std::net::IpAddr::V4(GATEWAY));
-        to_gateway
+        (to_gateway
             && (server.is_some_and(|a| a.port() == DNS_PORT)
-                || self.app.eq_ignore_ascii_case("dns"))
+                || self.app.eq_ignore_ascii_case("dns")))
+        .then_some(NetworkService::Dns)
+    }
+}
+
+/// One of the network's own services (see [`FlowRecord::network_service`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NetworkService {
+    /// Address resolution on the segment.
+    Arp,
+    /// DHCP (the vnet's lease).
+    Dhcp,
+    /// DNS to telltale's resolver.
+    Dns,
+    /// NTP (answered by the vnet).
+    Ntp,
+}
+
+impl NetworkService {
+    /// Words for people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkService::Arp => "ARP",
+            NetworkService::Dhcp => "DHCP",
+            NetworkService::Dns => "DNS to the network's resolver",
+            NetworkService::Ntp => "NTP",
+        }
+    }
+}
+
+/// Traffic totals, in the one definition every view uses (terminal, HTML, JSON, snapshots): transport payload
+/// bytes (TCP or UDP payload, no headers; for non-IP frames the frame payload), as in `FlowRecord::bytes_up`
+/// and `bytes_down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    /// Conversations.
+    pub flows: u64,
+    /// Bytes the device sent.
+    pub up: u64,
+    /// Bytes the device received.
+    pub down: u64,
+}
+
+impl Traffic {
+    fn add(&mut self, f: &FlowRecord) {
+        self.flows += 1;
+        self.up = self.up.saturating_add(f.bytes_up);
+        self.down = self.down.saturating_add(f.bytes_down);
+    }
+}
+
+impl Report {
+    /// The device's traffic per destination (network services left out, see [`FlowRecord::network_service`]).
+    pub fn traffic_by_destination(&self) -> std::collections::BTreeMap<&str, Traffic> {
+        let mut out: std::collections::BTreeMap<&str, Traffic> = std::collections::BTreeMap::new();
+        for f in self.flows.iter().filter(|f| !f.is_network_service()) {
+            out.entry(f.destination.as_str()).or_default().add(f);
+        }
+        out
+    }
+
+    /// The network's own services used during the run, with their traffic: listed apart from the device's.
+    pub fn network_services(&self) -> std::collections::BTreeMap<NetworkService, Traffic> {
+        let mut out: std::collections::BTreeMap<NetworkService, Traffic> =
+            std::collections::BTreeMap::new();
+        for f in &self.flows {
+            if let Some(s) = f.network_service() {
+                out.entry(s).or_default().add(f);
+            }
+        }
+        out
     }
 }
 

@@ -243,6 +243,10 @@ mod tests {
             first_packet: 1,
             opaque_bytes: 0,
             tcp: None,
+            read_up: 0,
+            unread_up: 0,
+            read_down: 0,
+            unread_down: 0,
         }
     }
 

@@ -243,6 +243,7 @@ pub fn reason_words(reason: &str) -> &'static str {
         "tls_refused" => {
             "the client refused telltale's certificate: pinned or not trusting the run's CA"
         }
+        "http_cap" => "past an HTTP parser cap",
         _ => "a protocol telltale does not read",
     }
 }

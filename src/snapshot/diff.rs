@@ -7,7 +7,8 @@
 //! * a structured classification, for the verdict, computed on the parsed snapshots rather than
 //!   on text lines (so `upload <16KiB` replacing `upload <1KiB` is recognised as larger). Anything
 //!   new is a regression: a destination, a protocol or request, a query parameter name, a DNS
-//!   lookup, a canary, a new encoding of a canary, a larger upload bucket. Things that are gone
+//!   lookup, a canary, a new encoding of a canary, a larger upload bucket, a new reason of unread
+//!   traffic (an upload telltale could not read). Things that are gone
 //!   (and smaller uploads) are notes; `--strict` callers fail on them too ([`SnapshotDiff::fails`]).
 //!
 //! Facts are per phase: the same upload moving from `setup` into `consent_declined` is new in
@@ -56,6 +57,11 @@ pub enum ChangeKind {
     GoneCanary,
     /// A smaller upload bucket.
     SmallerUpload,
+    /// Something the device sent to this destination could not be read, for a reason not seen before
+    /// (a release that starts hiding an upload inside TLS or an encrypted body).
+    NewUnread,
+    /// A reason of unread traffic no longer seen.
+    GoneUnread,
 }
 
 impl ChangeKind {
@@ -70,6 +76,7 @@ impl ChangeKind {
                 | ChangeKind::NewCanary
                 | ChangeKind::NewEncoding
                 | ChangeKind::LargerUpload
+                | ChangeKind::NewUnread
         )
     }
 }
@@ -334,6 +341,13 @@ fn phase_changes(ap: &PhaseSnapshot, np: &PhaseSnapshot, phase: &str, out: &mut 
                 Some(name),
                 format!("new destination {name}{upload}"),
             );
+            for r in &nd.unread {
+                push(
+                    ChangeKind::NewUnread,
+                    Some(name),
+                    format!("unread traffic to {name} ({r})"),
+                );
+            }
             let none = DestinationSnapshot::default();
             for (ch, nc) in &nd.channels {
                 for c in &nc.canaries {
@@ -355,6 +369,20 @@ fn phase_changes(ap: &PhaseSnapshot, np: &PhaseSnapshot, phase: &str, out: &mut 
                 ChangeKind::SmallerUpload,
                 Some(name),
                 format!("smaller upload to {name}: {a} → {n}"),
+            );
+        }
+        for r in nd.unread.difference(&ad.unread) {
+            push(
+                ChangeKind::NewUnread,
+                Some(name),
+                format!("unread traffic to {name} ({r})"),
+            );
+        }
+        for r in ad.unread.difference(&nd.unread) {
+            push(
+                ChangeKind::GoneUnread,
+                Some(name),
+                format!("no more unread traffic to {name} ({r})"),
             );
         }
         let none = ChannelSnapshot::default();

@@ -37,6 +37,10 @@ pub(crate) fn flow(
         last_ns: first_ns + 5_000_000,
         first_packet: id as u64 * 10 + 1,
         opaque_bytes: 0,
+        read_up: bytes_up,
+        unread_up: 0,
+        read_down: 114,
+        unread_down: 0,
         tcp: None,
     }
 }

@@ -28,8 +28,8 @@
 //!
 //! # Scope
 //!
-//! The network's own infrastructure is left out: DHCP (UDP ports 67/68) and DNS to the vnet's
-//! gateway ([`GATEWAY`]) — unless a canary was found in that traffic, which then appears under
+//! The network's own infrastructure is left out: ARP, DHCP (UDP ports 67/68), NTP (UDP port 123, answered by
+//! the vnet) and DNS to the vnet's gateway ([`GATEWAY`]) — unless a canary was found in that traffic, which then appears under
 //! its destination like any other. The DNS names asked for are listed per phase (`lookup`).
 //! A flow belongs to the phase in which its first frame falls; an HTTP request to the phase of
 //! its own time; a finding to its own `phase` (none = `boot`); a DNS question to the phase of
@@ -91,6 +91,10 @@ pub struct DestinationSnapshot {
     pub upload: Option<UploadBucket>,
     /// Protocols and requests, with the canaries sent over each.
     pub channels: BTreeMap<Channel, ChannelSnapshot>,
+    /// Why some of what the device sent there in this phase could not be read (the report's unread reasons:
+    /// `tls_ciphertext`, `encrypted_payload`, …): a release that starts hiding an upload is a change even
+    /// when no canary is seen.
+    pub unread: BTreeSet<String>,
 }
 
 /// A protocol, or an HTTP request line (method and normalised path).
@@ -172,7 +176,18 @@ impl PrivacySnapshot {
         let clock = PhaseClock::new(phases);
         let names = synthetic_names(report);
         let by_id: HashMap<usize, &FlowRecord> = report.flows.iter().map(|f| (f.id, f)).collect();
-        let carrying: HashSet<usize> = report.findings.iter().map(|f| f.flow).collect();
+        // Flows that carried a canary to their own server (a canary in a DNS query name goes to the zone queried,
+        // not to the resolver: the resolver's flow stays infrastructure).
+        let carrying: HashSet<usize> = report
+            .findings
+            .iter()
+            .filter(|fd| {
+                by_id
+                    .get(&fd.flow)
+                    .is_some_and(|f| f.destination == fd.destination)
+            })
+            .map(|fd| fd.flow)
+            .collect();
         let kept = |f: &FlowRecord| carrying.contains(&f.id) || !f.is_network_service();
         let with_requests: HashSet<usize> = report.http_requests.iter().map(|r| r.flow).collect();
         let dest_name = |raw: &str| normalize::normalize_destination(raw, &names);
@@ -234,6 +249,19 @@ impl PrivacySnapshot {
                     encoding: normalize::token(&fd.encoding, &[]),
                     received: fd.direction == Direction::Down,
                 });
+        }
+
+        for u in &report.unread {
+            let Some(f) = u.flow.and_then(|i| by_id.get(&i).copied()) else {
+                continue;
+            };
+            if u.direction != Direction::Up || !kept(f) {
+                continue;
+            }
+            let phase = u.phase.as_deref().unwrap_or_else(|| clock.at(u.first_ns));
+            b.destination(phase, dest_name(&f.destination))
+                .unread
+                .insert(u.reason.as_str().to_string());
         }
 
         let packets = PacketClock::new(report);
@@ -399,7 +427,7 @@ pub(crate) mod fixtures;
 mod tests {
     use super::fixtures::*;
     use super::*;
-    use crate::report::{DnsQuery, Finding};
+    use crate::report::{DnsQuery, Finding, UnreadReason, UnreadSpan};
 
     fn body(run: &StoredRun) -> String {
         PrivacySnapshot::from_run(run).render_body()
@@ -511,9 +539,24 @@ phase consent_declined
             48,
             T0,
         );
+        assert_eq!(
+            f.network_service(),
+            Some(crate::report::NetworkService::Ntp),
+            "the vnet answers NTP itself"
+        );
+        let f = fixtures::flow(
+            9,
+            "udp",
+            "",
+            "10.77.0.10:4000",
+            "10.77.0.1:9",
+            "10.77.0.1",
+            48,
+            T0,
+        );
         assert!(
             !f.is_network_service(),
-            "only DHCP and DNS are infrastructure"
+            "only ARP, DHCP, DNS to the resolver and NTP are infrastructure"
         );
         assert_eq!(GATEWAY, crate::net::GATEWAY);
     }
@@ -537,6 +580,61 @@ phase consent_declined
             ),
             "{s}"
         );
+    }
+
+    #[test]
+    fn unread_uploads_are_recorded_and_new_ones_are_a_regression() {
+        let before = v3_like_no_canaries();
+        let mut after = before.clone();
+        // The same upload, now inside an encrypted body (no canary seen), and unread bytes the server sent
+        // (downloads are not recorded).
+        let f = after
+            .analysis
+            .flows
+            .iter()
+            .find(|f| f.destination == "api.account.kestrel.example")
+            .cloned()
+            .unwrap();
+        for (reason, direction) in [
+            (UnreadReason::EncryptedPayload, Direction::Up),
+            (UnreadReason::TlsCiphertext, Direction::Down),
+        ] {
+            after.analysis.unread.push(UnreadSpan {
+                reason,
+                flow: Some(f.id),
+                direction,
+                destination: f.destination.clone(),
+                bytes: 300,
+                first_ns: f.first_ns,
+                last_ns: f.first_ns,
+                phase: Some("consent_declined".into()),
+                capture_offset: None,
+            });
+        }
+        let (a, b) = (
+            PrivacySnapshot::from_run(&before),
+            PrivacySnapshot::from_run(&after),
+        );
+        let text = b.render_body();
+        assert!(
+            text.contains(
+                "  to api.account.kestrel.example  upload <1KiB  unread encrypted_payload\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("tls_ciphertext"), "{text}");
+        let back = PrivacySnapshot::parse_body(&text).unwrap();
+        assert_eq!(back.phases, b.phases);
+        let d = compare_snapshots(&a, &b);
+        assert!(d.is_regression(), "{d:?}");
+        assert!(d
+            .changes
+            .iter()
+            .any(|c| c.kind == ChangeKind::NewUnread && c.text.contains("encrypted_payload")));
+        // Back to readable: a note, not a regression.
+        let d = compare_snapshots(&b, &a);
+        assert!(!d.is_regression(), "{d:?}");
+        assert!(d.changes.iter().any(|c| c.kind == ChangeKind::GoneUnread));
     }
 
     fn v3_like_no_canaries() -> StoredRun {

@@ -21,7 +21,8 @@
 //!
 //! * `phase NAME` — phases in run order, a blank line between them;
 //! * `lookup NAME` — a DNS name asked for in that phase;
-//! * `to DESTINATION [upload BUCKET]` — a destination, with the bucket of its largest upload;
+//! * `to DESTINATION [upload BUCKET] [unread REASON,…]` — a destination, with the bucket of its largest
+//!   upload and the reasons of what the device sent there that telltale could not read;
 //! * `PROTOCOL [METHOD PATH[?KEY&KEY…]]` — a protocol or an HTTP request to it;
 //! * `CANARY ENCODING [received]` — a canary found there (`received`: in what the server sent).
 //!
@@ -35,6 +36,9 @@ use super::{CanaryUse, Channel, ChannelSnapshot, PhaseSnapshot, PrivacySnapshot,
 
 /// Longest excerpt of an offending line kept in an error.
 const EXCERPT: usize = 120;
+/// What a line at the destination level may be.
+const TO_LINE: &str =
+    "expected `lookup NAME` or `to DESTINATION [upload BUCKET] [unread REASON,REASON…]`";
 
 /// A snapshot file or body that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -167,6 +171,10 @@ impl PrivacySnapshot {
                 if let Some(u) = d.upload {
                     out.push_str(&format!("  upload {u}"));
                 }
+                if !d.unread.is_empty() {
+                    let reasons: Vec<&str> = d.unread.iter().map(String::as_str).collect();
+                    out.push_str(&format!("  unread {}", reasons.join(",")));
+                }
                 out.push('\n');
                 for (ch, facts) in &d.channels {
                     out.push_str(&format!("    {}", channel_line(ch, facts)));
@@ -258,23 +266,33 @@ fn parse_body_at(body: &str, offset: usize) -> Result<PrivacySnapshot, SnapError
                         p.lookups.insert(name.to_string());
                         dest = None;
                     }
-                    ["to", name] | ["to", name, "upload", _] => {
-                        let upload = match rest.get(3) {
-                            Some(label) => Some(
-                                UploadBucket::from_label(label)
-                                    .ok_or_else(|| bad("unknown upload bucket"))?,
-                            ),
-                            None => None,
-                        };
+                    ["to", name, tail @ ..] if tail.len() % 2 == 0 && tail.len() <= 4 => {
+                        let mut upload = None;
+                        let mut unread = Vec::new();
+                        for kv in tail.chunks(2) {
+                            match kv {
+                                ["upload", label] if upload.is_none() && unread.is_empty() => {
+                                    upload = Some(
+                                        UploadBucket::from_label(label)
+                                            .ok_or_else(|| bad("unknown upload bucket"))?,
+                                    );
+                                }
+                                ["unread", reasons] if unread.is_empty() => {
+                                    unread = reasons
+                                        .split(',')
+                                        .filter(|r| !r.is_empty())
+                                        .map(str::to_string)
+                                        .collect();
+                                }
+                                _ => return Err(bad(TO_LINE)),
+                            }
+                        }
                         let d = p.destinations.entry(name.to_string()).or_default();
                         d.upload = d.upload.max(upload);
+                        d.unread.extend(unread);
                         dest = Some(name.to_string());
                     }
-                    _ => {
-                        return Err(bad(
-                            "expected `lookup NAME` or `to DESTINATION [upload BUCKET]`",
-                        ))
-                    }
+                    _ => return Err(bad(TO_LINE)),
                 }
             }
             (4, rest) => {
@@ -409,6 +427,30 @@ mod tests {
         ));
         assert!(text.ends_with("imei  base64\n"));
         assert!(!text.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn to_line_takes_upload_and_unread_in_order() {
+        let s = PrivacySnapshot::parse_body(
+            "phase a\n  to x  upload <1KiB  unread encrypted_payload,tls_ciphertext\n  to y  unread tcp_gap\n",
+        )
+        .unwrap();
+        let p = s.phase("a").unwrap();
+        let x = &p.destinations["x"];
+        assert_eq!(x.upload, Some(UploadBucket::Under1KiB));
+        assert_eq!(
+            x.unread.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["encrypted_payload", "tls_ciphertext"]
+        );
+        assert_eq!(p.destinations["y"].upload, None);
+        assert_eq!(s.render_body(), "phase a\n  to x  upload <1KiB  unread encrypted_payload,tls_ciphertext\n  to y  unread tcp_gap\n");
+        for bad in [
+            "phase a\n  to x  unread tcp_gap  upload <1KiB\n",
+            "phase a\n  to x  upload\n",
+            "phase a\n  to x  size <1KiB\n",
+        ] {
+            assert!(PrivacySnapshot::parse_body(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

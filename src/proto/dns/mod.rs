@@ -64,10 +64,12 @@ mod name;
 mod tcp;
 #[cfg(test)]
 mod testutil;
+pub mod zone;
 
 pub use message::{looks_like_dns, parse_dns, DnsAnswer, DnsData, DnsMessage, DnsQuestion};
 pub use name::{NAME_POINTER_LOOP, NAME_TOO_LONG, NAME_UNKNOWN_EXTENDED_LABEL, ROOT_NAME};
 pub use tcp::DnsTcpFramer;
+pub use zone::zone_of;
 
 /// Errors from DNS parsing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

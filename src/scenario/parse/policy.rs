@@ -15,7 +15,7 @@ const POLICY_KEYS: [&str; 4] = [
 ];
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
-pub(crate) const UNREAD_REASONS: [&str; 11] = [
+pub(crate) const UNREAD_REASONS: [&str; 13] = [
     "tls_ciphertext",
     "quic_ciphertext",
     "tcp_gap",
@@ -27,6 +27,8 @@ pub(crate) const UNREAD_REASONS: [&str; 11] = [
     "decode_budget",
     "decode_cap",
     "decode_depth",
+    "encrypted_payload",
+    "http_cap",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

@@ -1,0 +1,214 @@
+//! Encrypted payloads inside a readable protocol (issue 14): an HTTP body the device encrypted itself (OpenPGP,
+//! high-entropy bytes of no known format) is framed but not read, so it is an unread span of reason
+//! `encrypted_payload` in the visibility account and a rule over it is INCONCLUSIVE; compressed bodies that a
+//! layer opens (gzip, as a content encoding or as raw bytes) are read and never called encrypted. Captures are
+//! written by the tests (`telltale::synth`).
+
+mod common;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::runs::workdir;
+use telltale::app::{self, RunRequest};
+use telltale::record::{RuleStatus, Verdict};
+use telltale::report::{Direction, Report, UnreadReason};
+use telltale::runner::NoProgress;
+use telltale::synth::{Side, Synth, Tcp};
+
+const IMEI: &str = common::IMEI;
+
+/// Pseudo-random bytes (xorshift): what ciphertext looks like.
+fn random(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+/// A binary OpenPGP message as `gpg --symmetric` writes it: an old-format symmetric-key session-key packet
+/// (tag 3, version 4) then a symmetrically encrypted, integrity-protected data packet (tag 18).
+fn pgp_message(len: usize) -> Vec<u8> {
+    let mut m = vec![0x8c, 0x0d, 0x04, 0x09, 0x03, 0x02];
+    m.extend(random(8, 11));
+    m.push(0x60);
+    let body = len.saturating_sub(m.len() + 3).max(1);
+    m.extend([0xd2, 0xff]);
+    m.extend(((body as u32).to_be_bytes()).iter());
+    m.push(0x01);
+    m.extend(random(body - 1, 12));
+    m
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A JSON report like a device's, `lines` lines long, with the IMEI in it or not.
+fn json(lines: usize, with_imei: bool) -> Vec<u8> {
+    let imei = if with_imei { IMEI } else { "000000000000000" };
+    (0..lines)
+        .map(|i| {
+            format!(
+                "{{\"seq\":{i},\"imei\":\"{imei}\",\"battery\":{},\"apps\":[\"maps\",\"mail\"]}}\n",
+                i % 100
+            )
+        })
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// One HTTP POST of `body` (with `headers`) from the device to 198.18.0.20:80 for `host`, answered 200.
+fn post(s: &mut Synth, port: u16, host: &str, headers: &str, body: &[u8]) {
+    let client: SocketAddr = format!("10.77.0.10:{port}").parse().unwrap();
+    let server: SocketAddr = "198.18.0.20:80".parse().unwrap();
+    let mut t = Tcp::new(client, server, 1000, 9000);
+    t.open(s);
+    let mut req = format!(
+        "POST /v1/report HTTP/1.1\r\nHost: {host}\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    t.send(s, Side::Client, &req, 1400);
+    t.send(
+        s,
+        Side::Server,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        1400,
+    );
+    t.close(s);
+}
+
+fn analyze_post(headers: &str, body: &[u8]) -> Report {
+    let mut s = Synth::ethernet();
+    post(&mut s, 40000, "telemetry.vendor.example", headers, body);
+    common::analyze(s.finish())
+}
+
+fn encrypted(r: &Report) -> u64 {
+    r.unread
+        .iter()
+        .filter(|u| u.reason == UnreadReason::EncryptedPayload)
+        .map(|u| u.bytes)
+        .sum()
+}
+
+#[test]
+fn an_openpgp_body_is_an_unread_span_with_its_bytes() {
+    let body = pgp_message(900);
+    let r = analyze_post("Content-Type: application/octet-stream\r\n", &body);
+    let span = r
+        .unread
+        .iter()
+        .find(|u| u.reason == UnreadReason::EncryptedPayload)
+        .unwrap_or_else(|| panic!("{:#?}", r.unread));
+    assert_eq!(span.direction, Direction::Up);
+    assert_eq!(span.bytes, body.len() as u64);
+    assert_eq!(span.destination, "telemetry.vendor.example");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.kind == "encrypted-payload" && w.message.contains("PGP")),
+        "{:#?}",
+        r.warnings
+    );
+    // The flow's visibility account: the body unread, the head read; nothing the server sent is unread.
+    let f = &r.flows[0];
+    assert_eq!(f.unread_up, body.len() as u64);
+    assert_eq!(f.read_up + f.unread_up, f.bytes_up);
+    assert!(f.read_up > 40, "the request head was read: {f:?}");
+    assert_eq!((f.unread_down, f.read_down), (0, f.bytes_down));
+}
+
+#[test]
+fn random_bytes_of_no_known_format_are_an_encrypted_payload() {
+    let body = random(3000, 5);
+    let r = analyze_post("", &body);
+    assert_eq!(encrypted(&r), body.len() as u64, "{:#?}", r.unread);
+    // Too short to tell: read (searched raw), not called encrypted.
+    let r = analyze_post("", &random(100, 6));
+    assert_eq!(encrypted(&r), 0, "{:#?}", r.unread);
+}
+
+#[test]
+fn compressed_bodies_a_layer_opens_are_read_not_called_encrypted() {
+    // Raw gzip bytes (no Content-Encoding): high entropy, but the gzip layer opens them and finds the IMEI.
+    let raw = gzip(&json(200, true));
+    let r = analyze_post("Content-Type: application/octet-stream\r\n", &raw);
+    assert_eq!(encrypted(&r), 0, "{:#?}", r.unread);
+    assert!(
+        r.findings.iter().any(|f| f.canary == "imei"),
+        "the gzip layer was opened: {:#?}",
+        r.findings
+    );
+    // As a content encoding: decoded by the HTTP layer, the decoded text is what is judged.
+    let r = analyze_post("Content-Encoding: gzip\r\n", &gzip(&json(200, false)));
+    assert_eq!(encrypted(&r), 0, "{:#?}", r.unread);
+    assert!(r.unread.is_empty(), "{:#?}", r.unread);
+    let f = &r.flows[0];
+    assert_eq!((f.read_up, f.unread_up), (f.bytes_up, 0));
+    // Plain JSON, text and base64 are read.
+    for body in [json(100, false), b"a=b&c=d".repeat(300)] {
+        let r = analyze_post("", &body);
+        assert!(r.unread.is_empty(), "{:#?}", r.unread);
+    }
+}
+
+#[test]
+fn an_encrypted_upload_in_a_forbidden_phase_is_inconclusive() {
+    let dir = workdir("encrypted-payload-verdict");
+    let mut s = Synth::ethernet();
+    for i in 0..200u16 {
+        s.udp(
+            "10.77.0.10:5000".parse().unwrap(),
+            "10.77.0.1:9".parse().unwrap(),
+            &i.to_be_bytes(),
+        );
+    }
+    post(
+        &mut s,
+        40001,
+        "telemetry.vendor.example",
+        "",
+        &pgp_message(700),
+    );
+    std::fs::write(dir.join("cap.pcap"), s.finish()).unwrap();
+    let scenario = dir.join("s.yaml");
+    std::fs::write(
+        &scenario,
+        format!("name: enc\ntarget:\n  kind: capture\n  file: cap.pcap\n  phases:\n    - {{name: consent_declined, at: 100ms}}\nidentity:\n  values: {{imei: \"{IMEI}\"}}\npolicy:\n  forbid:\n    - canaries: all\n      phases: [consent_declined]\n"),
+    )
+    .unwrap();
+    let req = RunRequest {
+        out: dir.join("out"),
+        jobs: 1,
+        accel: vec!["tcg".into()],
+        keep: false,
+        command_line: vec![],
+    };
+    let scenarios = app::load_scenarios(&[scenario], Default::default()).unwrap();
+    let b = app::execute(app::plan(scenarios, &req.out), &req, Arc::new(NoProgress)).unwrap();
+    let r = &b.runs[0]
+        .outcome
+        .as_ref()
+        .expect("the run completed")
+        .report;
+    assert!(r.analysis.findings.is_empty());
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{:#?}", r.judgement);
+    assert_eq!(b.exit_code(), telltale::ExitCode::Inconclusive);
+    let rule = &r.judgement.rules[0];
+    assert_eq!(rule.status(), RuleStatus::Inconclusive);
+    let why = rule.inconclusive.join("\n");
+    assert!(why.contains("an encrypted payload"), "{why}");
+    assert!(why.contains("telemetry.vendor.example"), "{why}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -82,6 +82,24 @@ pub enum Error {
     /// A bug or resource failure inside telltale.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A snapshot file (the accepted one, or the pending one written next to it) cannot be read or written.
+    #[error("{what}: {source}")]
+    SnapshotFile {
+        /// Which file, and what was being done.
+        what: &'static str,
+        /// The file's error (it names the path).
+        #[source]
+        source: crate::snapshot::FileError,
+    },
+    /// The accepted snapshot is not a snapshot telltale can compare with.
+    #[error("the accepted snapshot {} is damaged: {source}", path.display())]
+    SnapshotDamaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: crate::snapshot::SnapError,
+    },
 }
 
 impl Error {

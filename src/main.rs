@@ -187,7 +187,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 format!("{}@after", base.name),
             ];
             let progress = Arc::new(RunProgress::new(&names));
-            let outcome = app::verify(
+            let outcome = app::verify::verify_loaded(
+                base,
                 &scenario,
                 &before,
                 &after,

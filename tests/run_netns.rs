@@ -324,7 +324,12 @@ fn the_program_runs_unprivileged_and_cannot_leave_its_namespace() {
     // Keeping root is opt-in, and then it is root.
     std::fs::write(&scenario, body("  root: true\n")).unwrap();
     let o = Command::new(bin())
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

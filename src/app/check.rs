@@ -61,12 +61,13 @@ pub fn gate_snapshot(
     let snap = PrivacySnapshot::from_run(run);
     let path = snapshot_path(dir, &run.scenario);
     let text = snap.render(scenario_file);
-    let file_err = |e: crate::snapshot::FileError| Error::Internal(e.to_string());
-    let accepted = read_accepted(&path).map_err(|e| {
-        Error::Internal(format!(
-            "the accepted snapshot {} cannot be read: {e}",
-            path.display()
-        ))
+    let file_err = |source| Error::SnapshotFile {
+        what: "the pending snapshot cannot be written",
+        source,
+    };
+    let accepted = read_accepted(&path).map_err(|source| Error::SnapshotFile {
+        what: "the accepted snapshot cannot be read",
+        source,
     })?;
     let Some(accepted) = accepted else {
         if let Some(parent) = path.parent() {
@@ -84,11 +85,9 @@ pub fn gate_snapshot(
             ),
         });
     };
-    let diff = compare(&accepted.body, &snap).map_err(|e| {
-        Error::Internal(format!(
-            "the accepted snapshot {} is damaged: {e}",
-            path.display()
-        ))
+    let diff = compare(&accepted.body, &snap).map_err(|source| Error::SnapshotDamaged {
+        path: path.clone(),
+        source,
     })?;
     let pending = crate::snapshot::pending_path(&path);
     if diff.is_unchanged() {

@@ -47,7 +47,11 @@ impl Error {
             | Error::Scenario(_)
             | Error::Scenarios { .. }
             | Error::Usage(_) => ExitCode::BadInput,
-            Error::Output(_) | Error::Infrastructure(_) | Error::Internal(_) => ExitCode::Internal,
+            Error::Output(_)
+            | Error::Infrastructure(_)
+            | Error::Internal(_)
+            | Error::SnapshotFile { .. }
+            | Error::SnapshotDamaged { .. } => ExitCode::Internal,
         }
     }
 }

@@ -116,6 +116,20 @@ pub fn verify(
     progress: Arc<dyn Progress>,
 ) -> Result<VerifyOutcome, Error> {
     let base = Scenario::load(scenario)?;
+    verify_loaded(base, scenario, before, after, req, sign_key, progress)
+}
+
+/// [`verify`] of a scenario already loaded from the file `scenario` (which goes into the bundle), so that a
+/// caller that needs the scenario first does not load it twice.
+pub fn verify_loaded(
+    base: Scenario,
+    scenario: &Path,
+    before: &Path,
+    after: &Path,
+    req: &RunRequest,
+    sign_key: Option<&ed25519_dalek::SigningKey>,
+    progress: Arc<dyn Progress>,
+) -> Result<VerifyOutcome, Error> {
     if base.claims.is_empty() {
         return Err(Error::Usage(format!(
             "{} has no `claims:`; verify checks a release's claims (add one, see scenarios/README.md)",

@@ -73,6 +73,12 @@ pub fn serve(
                 summary.stats.frames_out,
                 summary.stats.connections
             );
+            if summary.stats.events_dropped > 0 {
+                eprintln!(
+                    "telltale vnet: {} events not shown or kept (the event log is full; the capture has their frames)",
+                    summary.stats.events_dropped
+                );
+            }
         }
         Ok(())
     })

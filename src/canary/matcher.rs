@@ -1,7 +1,9 @@
 //! One-pass multi-pattern matcher for all encoded forms of all canaries.
 //!
 //! Every [`Form`](super::forms::Form) of every canary is lower-cased and put into ONE
-//! ASCII-case-insensitive, leftmost-longest Aho-Corasick automaton (a DFA when it builds).
+//! ASCII-case-insensitive, leftmost-longest Aho-Corasick automaton (a DFA when it builds), or, for
+//! identities of thousands of canaries, into one hash index of the patterns stored once (an
+//! automaton's states grow with every pattern byte: 3,000 contacts cost 340 MB).
 //! Patterns equal after lower-casing share one automaton pattern; each automaton pattern maps
 //! to a short list of targets `(canary, encoding, exact bytes, case-sensitive?)`, and a match is
 //! verified against the exact bytes only for case-sensitive targets (base64 text). The
@@ -141,6 +143,107 @@ impl QGram {
     }
 }
 
+/// The searcher of large identities (more than [`DFA_MAX_PATTERN_BYTES`] of patterns, thousands of
+/// canaries): instead of an automaton, whose states grow with every pattern byte (about 340 MB for 3,000
+/// contacts' 170,000 patterns, built as a non-contiguous NFA first), two hash tables over the lower-cased
+/// patterns stored once: the first `key_len` bytes of a candidate start give the distinct lengths of the
+/// patterns that begin so, and each length is then one exact lookup of the whole lower-cased pattern.
+/// Memory is the pattern bytes plus two table entries per pattern. It runs only behind the q-gram
+/// filter, at each start it lets through, and answers what the anchored leftmost-longest automaton
+/// would there, except that it gives the longest pattern that also verifies (exact case where needed).
+#[derive(Debug)]
+struct PrefixIndex {
+    /// Bytes of the bucket key: the shortest pattern's length, at most 8.
+    key_len: usize,
+    /// Lower-cased first `key_len` bytes -> lengths of the patterns beginning so, longest first.
+    lengths: HashMap<u64, Box<[u32]>>,
+    /// Lower-cased pattern -> its pattern id.
+    ids: HashMap<Box<[u8]>, u32>,
+}
+
+impl PrefixIndex {
+    fn new(patterns: &[Box<[u8]>]) -> Option<PrefixIndex> {
+        let key_len = patterns.iter().map(|p| p.len()).min()?.min(8);
+        if key_len == 0 || u32::try_from(patterns.len()).is_err() {
+            return None;
+        }
+        let mut lengths: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut ids = HashMap::with_capacity(patterns.len());
+        for (pid, p) in patterns.iter().enumerate() {
+            let key = Self::key(p.get(..key_len)?);
+            let len = u32::try_from(p.len()).ok()?;
+            let l = lengths.entry(key).or_default();
+            if !l.contains(&len) {
+                l.push(len);
+            }
+            ids.insert(p.clone(), pid as u32);
+        }
+        let lengths = lengths
+            .into_iter()
+            .map(|(k, mut v)| {
+                v.sort_unstable_by(|a, b| b.cmp(a));
+                (k, v.into_boxed_slice())
+            })
+            .collect();
+        Some(PrefixIndex {
+            key_len,
+            lengths,
+            ids,
+        })
+    }
+
+    #[inline]
+    fn key(bytes: &[u8]) -> u64 {
+        let mut k = [0u8; 8];
+        for (d, b) in k.iter_mut().zip(bytes) {
+            *d = b.to_ascii_lowercase();
+        }
+        u64::from_le_bytes(k)
+    }
+
+    /// The longest pattern at `start` that `accepts` verifies: (end, pattern id).
+    fn find_at(
+        &self,
+        hay: &[u8],
+        start: usize,
+        buf: &mut Vec<u8>,
+        accepts: impl Fn(usize, &[u8]) -> bool,
+    ) -> Option<(usize, usize)> {
+        let rest = hay.get(start..)?;
+        let head = rest.get(..self.key_len)?;
+        let lengths = self.lengths.get(&Self::key(head))?;
+        for &len in lengths.iter() {
+            let Some(cand) = rest.get(..len as usize) else {
+                continue;
+            };
+            buf.clear();
+            buf.extend(cand.iter().map(u8::to_ascii_lowercase));
+            if let Some(&pid) = self.ids.get(buf.as_slice()) {
+                if accepts(pid as usize, cand) {
+                    return Some((start + cand.len(), pid as usize));
+                }
+            }
+        }
+        None
+    }
+
+    /// About how many heap bytes the tables hold.
+    fn memory_usage(&self) -> usize {
+        let lengths: usize = self.lengths.values().map(|v| 4 * v.len() + 32).sum();
+        let ids: usize = self.ids.keys().map(|k| k.len() + 28).sum();
+        lengths + ids
+    }
+}
+
+/// How the patterns are searched.
+#[derive(Debug)]
+enum Engine {
+    /// One Aho-Corasick automaton (a DFA for small identities).
+    Automaton(AhoCorasick),
+    /// Large identities: hash tables behind the q-gram filter.
+    Index(PrefixIndex),
+}
+
 #[derive(Debug, Default)]
 struct AtomicStats {
     blobs: AtomicU64,
@@ -157,7 +260,7 @@ const DFA_MAX_PATTERN_BYTES: usize = 64 << 10;
 #[derive(Debug)]
 pub struct Matcher {
     identity: Identity,
-    ac: AhoCorasick,
+    engine: Engine,
     /// Lower-cased bytes per automaton pattern.
     lower: Vec<Box<[u8]>>,
     /// Targets per automaton pattern (empty for the pure trigger pattern).
@@ -189,6 +292,11 @@ impl Matcher {
 
     /// Build the matcher, reporting automaton construction failure as an error.
     pub fn try_new(identity: &Identity) -> Result<Matcher, MatcherError> {
+        Matcher::build(identity, false)
+    }
+
+    /// Build the matcher; `force_index` uses the hash index whatever the identity's size (tests).
+    fn build(identity: &Identity, force_index: bool) -> Result<Matcher, MatcherError> {
         let mut index: HashMap<Box<[u8]>, usize> = HashMap::new();
         let mut lower: Vec<Box<[u8]>> = Vec::new();
         let mut targets: Vec<Vec<Target>> = Vec::new();
@@ -240,20 +348,31 @@ impl Matcher {
                 .kind(kind)
                 .build(ac_patterns)
         };
-        // A DFA costs a full transition table per state (about 0.75 MB per canary with its ~30 forms), so it is
-        // used only for identities of a few dozen canaries; larger ones get the contiguous NFA, whose memory
-        // grows with the pattern bytes (the prefilter still skips most of the haystack).
-        let pattern_bytes: usize = ac_patterns.iter().map(|p| p.len()).sum();
-        let kind = if pattern_bytes <= DFA_MAX_PATTERN_BYTES {
-            AhoCorasickKind::DFA
-        } else {
-            AhoCorasickKind::ContiguousNFA
-        };
-        let ac = build(Some(kind)).or_else(|_| build(None))?;
         let prefilter = if separate_trigger {
             QGram::new(ac_patterns)
         } else {
             None
+        };
+        // A DFA costs a full transition table per state (about 0.75 MB per canary with its ~57 forms), so it is
+        // used only for identities of a few dozen canaries. Larger ones get the hash index (memory: the pattern
+        // bytes and two table entries per pattern) behind the q-gram filter, or, when a pattern is too short for
+        // the filter, the contiguous NFA (memory grows with every pattern byte).
+        let pattern_bytes: usize = ac_patterns.iter().map(|p| p.len()).sum();
+        let small = pattern_bytes <= DFA_MAX_PATTERN_BYTES && !force_index;
+        let index = match (&prefilter, small) {
+            (Some(_), false) => PrefixIndex::new(ac_patterns),
+            _ => None,
+        };
+        let engine = match index {
+            Some(i) => Engine::Index(i),
+            None => {
+                let kind = if small {
+                    AhoCorasickKind::DFA
+                } else {
+                    AhoCorasickKind::ContiguousNFA
+                };
+                Engine::Automaton(build(Some(kind)).or_else(|_| build(None))?)
+            }
         };
         let trigger_finder = memchr::memmem::Finder::new(GZIP_B64_MAGIC).into_owned();
         let mut by_len_desc: Vec<usize> = (0..lower.len()).collect();
@@ -261,7 +380,7 @@ impl Matcher {
         let max_len = lower.iter().map(|p| p.len()).max().unwrap_or(1).max(1);
         Ok(Matcher {
             identity: identity.clone(),
-            ac,
+            engine,
             lower,
             targets,
             trigger,
@@ -299,9 +418,33 @@ impl Matcher {
         self.lower.len()
     }
 
-    /// Which automaton implementation was built (DFA unless it could not be).
-    pub fn automaton_kind(&self) -> AhoCorasickKind {
-        self.ac.kind()
+    /// Which automaton implementation was built (DFA for small identities), or None when large
+    /// identities are searched with the hash index instead.
+    pub fn automaton_kind(&self) -> Option<AhoCorasickKind> {
+        match &self.engine {
+            Engine::Automaton(ac) => Some(ac.kind()),
+            Engine::Index(_) => None,
+        }
+    }
+
+    /// About how many heap bytes the search structures hold (automaton or index, patterns, targets).
+    pub fn memory_usage(&self) -> usize {
+        let engine = match &self.engine {
+            Engine::Automaton(ac) => ac.memory_usage(),
+            Engine::Index(i) => i.memory_usage(),
+        };
+        let patterns: usize = self.lower.iter().map(|p| p.len() + 16).sum();
+        let targets: usize = self
+            .targets
+            .iter()
+            .map(|l| {
+                24 + l
+                    .iter()
+                    .map(|t| std::mem::size_of::<Target>() + t.exact.len())
+                    .sum::<usize>()
+            })
+            .sum();
+        engine + patterns + targets + 8 * self.by_len_desc.len()
     }
 
     /// Length of the longest pattern.
@@ -480,11 +623,11 @@ impl Matcher {
         next_trigger: &mut Option<Option<usize>>,
     ) -> Option<(usize, usize, usize)> {
         let Some(q) = &self.prefilter else {
-            let m = self
-                .ac
-                .try_find(Input::new(hay).range(pos..))
-                .ok()
-                .flatten()?;
+            // No filter (a pattern shorter than 4 bytes, or the trigger shares a pattern): always an automaton.
+            let Engine::Automaton(ac) = &self.engine else {
+                return None;
+            };
+            let m = ac.try_find(Input::new(hay).range(pos..)).ok().flatten()?;
             return Some((m.start(), m.end(), m.pattern().as_usize()));
         };
         let trig = match *next_trigger {
@@ -500,12 +643,23 @@ impl Matcher {
         };
         // A canary match must start no later than the trigger to come first (at the same start it is longer).
         let last_start = trig.unwrap_or(hay.len());
-        let hit = q.find(hay, pos, last_start, |s| {
-            let input = Input::new(hay).range(s..).anchored(Anchored::Yes);
-            self.ac.try_find(input).ok().flatten()
-        });
+        let hit = match &self.engine {
+            Engine::Automaton(ac) => q.find(hay, pos, last_start, |s| {
+                let input = Input::new(hay).range(s..).anchored(Anchored::Yes);
+                let m = ac.try_find(input).ok().flatten()?;
+                Some((m.start(), m.end(), m.pattern().as_usize()))
+            }),
+            Engine::Index(index) => {
+                let mut buf = Vec::with_capacity(self.max_len);
+                q.find(hay, pos, last_start, |s| {
+                    index
+                        .find_at(hay, s, &mut buf, |pid, b| self.pattern_accepts(pid, b))
+                        .map(|(end, pid)| (s, end, pid))
+                })
+            }
+        };
         match (hit, trig) {
-            (Some(m), _) => Some((m.start(), m.end(), m.pattern().as_usize())),
+            (Some(m), _) => Some(m),
             (None, Some(t)) => Some((t, t + GZIP_B64_MAGIC.len(), self.trigger)),
             (None, None) => None,
         }
@@ -898,7 +1052,7 @@ pub(super) mod tests {
         assert!(p.iter().any(|x| x == GZIP_B64_MAGIC));
         assert_eq!(m.max_pattern_len(), p.iter().map(Vec::len).max().unwrap());
         assert!(m.automaton_patterns() <= p.len());
-        assert_eq!(m.automaton_kind(), AhoCorasickKind::DFA);
+        assert_eq!(m.automaton_kind(), Some(AhoCorasickKind::DFA));
         fn is_send_sync<T: Send + Sync>() {}
         is_send_sync::<Matcher>();
     }
@@ -912,13 +1066,36 @@ pub(super) mod tests {
             m.prefilter.is_some(),
             "the test identity must enable the prefilter"
         );
+        assert_eq!(m.automaton_kind(), Some(AhoCorasickKind::DFA));
+        same_hits_as_plain_automaton(&m);
+    }
+
+    /// The hash index of large identities finds what the automaton finds.
+    #[test]
+    fn index_search_equals_plain_automaton_search() {
+        let m = Matcher::build(&identity(), true).unwrap();
+        assert_eq!(m.automaton_kind(), None, "the index is used");
+        same_hits_as_plain_automaton(&m);
+        // A case-sensitive form in the wrong case falls back to the shorter pattern that verifies.
+        let b64 = STANDARD.encode(IMEI);
+        let h = hits(&m, format!("x{}y", b64.to_ascii_lowercase()).as_bytes());
+        assert!(h.iter().all(|h| &*h.encoding != "base64"), "{h:?}");
+        let h = hits(&m, format!("x{b64}y").as_bytes());
+        assert!(h.iter().any(|h| &*h.encoding == "base64"), "{h:?}");
+    }
+
+    /// Planted forms (in every case, touching each other, at every offset): hits equal those of the plain,
+    /// unfiltered automaton.
+    fn same_hits_as_plain_automaton(m: &Matcher) {
         let mut plain = Matcher::new(&identity());
         plain.prefilter = None;
-        plain.ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&plain.lower)
-            .unwrap();
+        plain.engine = super::Engine::Automaton(
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&plain.lower)
+                .unwrap(),
+        );
         let forms: Vec<Vec<u8>> = m.patterns();
         let mut rng = Rng(0xfeed_beef);
         for round in 0..300 {
@@ -942,6 +1119,68 @@ pub(super) mod tests {
             plain.find_all(&hay, &mut b);
             assert_eq!(a, b, "round {round}: {:?}", String::from_utf8_lossy(&hay));
         }
+    }
+
+    /// 3,000 contacts (about 170,000 patterns) cost a few tens of MB, not 0.75 MB each (issue 18), and a
+    /// planted contact is still found in its encodings.
+    #[test]
+    fn thousands_of_contacts_stay_small() {
+        let mut yaml = String::from("imei: \"356938035643809\"\ncontacts:\n");
+        let syl = [
+            "ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "shu", "dra", "gen",
+        ];
+        let mut rng = Rng(7);
+        let mut names = std::collections::BTreeSet::new();
+        while names.len() < 3000 {
+            let mut n = String::new();
+            for i in 0..7 {
+                if i == 3 {
+                    n.push(' ');
+                }
+                n.push_str(syl[rng.below(syl.len())]);
+            }
+            names.insert(n[..1].to_uppercase() + &n[1..]);
+        }
+        for n in &names {
+            yaml.push_str(&format!("  - \"{n}\"\n"));
+        }
+        let id = Identity::from_yaml(&yaml, "contacts.yaml").unwrap();
+        let m = Matcher::new(&id);
+        assert!(
+            m.automaton_patterns() > 100_000,
+            "{}",
+            m.automaton_patterns()
+        );
+        assert_eq!(m.automaton_kind(), None);
+        let mb = m.memory_usage() as f64 / (1 << 20) as f64;
+        // Informational (other tests share the process): the peak RSS so far, for BENCHMARKS.md.
+        let hwm = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM"))
+                    .map(str::to_owned)
+            });
+        eprintln!("{} patterns, {mb:.1} MB; {hwm:?}", m.automaton_patterns());
+        assert!(mb < 64.0, "{mb:.1} MB");
+        let last = names.iter().last().unwrap();
+        let hay = format!(
+            "{{\"n\":\"{}\",\"h\":\"{}\"}}",
+            STANDARD.encode(last),
+            String::from_utf8_lossy(&hex(&Sha256::digest(last.as_bytes())))
+        );
+        let h = hits(&m, hay.as_bytes());
+        let want = id.canaries.iter().position(|c| c.value == *last).unwrap();
+        assert!(
+            h.iter()
+                .any(|h| h.canary == want && &*h.encoding == "base64"),
+            "{h:?}"
+        );
+        assert!(
+            h.iter()
+                .any(|h| h.canary == want && &*h.encoding == "sha256>hex"),
+            "{h:?}"
+        );
     }
 
     #[test]

@@ -323,16 +323,26 @@ mod tests {
             c.push(&chunk);
             assert!(c.buf.len() <= 2 * CONSOLE_WINDOW + chunk.len());
         }
-        assert!(c.buf.capacity() <= 4 * CONSOLE_WINDOW, "{}", c.buf.capacity());
+        assert!(
+            c.buf.capacity() <= 4 * CONSOLE_WINDOW,
+            "{}",
+            c.buf.capacity()
+        );
         c.push(b"\nagent: ready\n");
         assert_eq!(c.total(), 4096 * 64 * 1024 + 14);
         // Everything past the window is counted, and a wait still sees the newest output.
         let kept = c.buf.len() as u64;
         assert_eq!(c.unsearched(), c.total() - kept);
         assert!(c.unsearched() > 250 << 20);
-        assert_eq!(c.find(&Regex::new("agent: ready").unwrap()).as_deref(), Some("agent: ready"));
+        assert_eq!(
+            c.find(&Regex::new("agent: ready").unwrap()).as_deref(),
+            Some("agent: ready")
+        );
         let tail = c.tail(2);
-        assert!(tail.contains("left the 4 MiB console window unsearched"), "{tail}");
+        assert!(
+            tail.contains("left the 4 MiB console window unsearched"),
+            "{tail}"
+        );
     }
 
     #[test]

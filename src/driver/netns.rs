@@ -129,7 +129,9 @@ impl RunAs {
         match self {
             RunAs::Root => Ok(()),
             RunAs::User { uid, gid } => std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
-                .map_err(|e| TargetError::Io(format!("cannot give {} to uid {uid}: {e}", path.display()))),
+                .map_err(|e| {
+                    TargetError::Io(format!("cannot give {} to uid {uid}: {e}", path.display()))
+                }),
         }
     }
 }
@@ -566,7 +568,9 @@ mod tests {
             let e = RunAs::user_in(Some(root), PASSWD).unwrap_err().to_string();
             assert!(e.contains("root: true"), "{root}: {e}");
         }
-        let e = RunAs::user_in(Some("ghost"), PASSWD).unwrap_err().to_string();
+        let e = RunAs::user_in(Some("ghost"), PASSWD)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no such user"), "{e}");
     }
 

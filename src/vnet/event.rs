@@ -230,3 +230,171 @@ impl VnetEvent {
         }
     }
 }
+
+/// Most events a run's log keeps; later ones are counted ([`EventLog::dropped`], reported as
+/// `vnet.stats.events_dropped`) and not kept. The capture still has every frame.
+pub const EVENT_LOG_MAX_EVENTS: usize = 100_000;
+/// Most bytes (events and what they hold, such as HTTP bodies) a run's log keeps; as
+/// [`EVENT_LOG_MAX_EVENTS`].
+pub const EVENT_LOG_MAX_BYTES: usize = 32 << 20;
+
+impl VnetEvent {
+    /// About how many bytes of memory the event holds.
+    pub fn weight(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<VnetEvent>()
+            + match self {
+                VnetEvent::Dhcp {
+                    mac,
+                    received,
+                    sent,
+                    ..
+                } => mac.len() + received.len() + opt(sent),
+                VnetEvent::Dns {
+                    name,
+                    qtype,
+                    transport,
+                    outcome,
+                    ..
+                } => {
+                    name.len()
+                        + qtype.len()
+                        + transport.len()
+                        + match outcome {
+                            DnsOutcome::Addresses(a) => 4 * a.len(),
+                            _ => 0,
+                        }
+                }
+                VnetEvent::TcpOpen { name, .. } => opt(name),
+                VnetEvent::Http {
+                    name,
+                    method,
+                    target,
+                    host,
+                    body_sha256,
+                    body,
+                    ..
+                } => {
+                    opt(name)
+                        + method.len()
+                        + target.len()
+                        + opt(host)
+                        + body_sha256.len()
+                        + body.len()
+                }
+                VnetEvent::TlsHello { name, sni, .. } => opt(name) + opt(sni),
+                VnetEvent::TcpClose { protocol, .. } => protocol.len(),
+                VnetEvent::Refused { what, .. } => what.len(),
+                VnetEvent::UdpRefused { .. } | VnetEvent::Ntp { .. } | VnetEvent::Ping { .. } => 0,
+            }
+    }
+}
+
+/// A run's event log, bounded by [`EVENT_LOG_MAX_EVENTS`] and [`EVENT_LOG_MAX_BYTES`]: it keeps
+/// the first events (leases and the first answers, which a run needs to be read) and counts the
+/// rest, so a target that floods the vnet (DNS queries, connections) cannot grow telltale's
+/// memory. What is judged comes from the capture, not from this log.
+#[derive(Debug, Default, Clone)]
+pub struct EventLog {
+    events: Vec<VnetEvent>,
+    bytes: usize,
+    dropped: u64,
+}
+
+impl EventLog {
+    /// An empty log.
+    pub fn new() -> EventLog {
+        EventLog::default()
+    }
+
+    /// Keeps `e`, or counts it when the log is full.
+    pub fn push(&mut self, e: VnetEvent) {
+        let w = e.weight();
+        if self.events.len() >= EVENT_LOG_MAX_EVENTS || self.bytes + w > EVENT_LOG_MAX_BYTES {
+            self.dropped += 1;
+            return;
+        }
+        self.bytes += w;
+        self.events.push(e);
+    }
+
+    /// Keeps or counts each event.
+    pub fn extend(&mut self, events: impl IntoIterator<Item = VnetEvent>) {
+        for e in events {
+            self.push(e);
+        }
+    }
+
+    /// The events kept, in order.
+    pub fn events(&self) -> &[VnetEvent] {
+        &self.events
+    }
+
+    /// Events not kept because the log was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// About how many bytes the kept events hold.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dns(i: u64) -> VnetEvent {
+        VnetEvent::Dns {
+            ts: i,
+            client: "10.0.2.15:5353".parse().unwrap(),
+            server: Ipv4Addr::new(10, 0, 2, 2),
+            transport: Cow::Borrowed("udp"),
+            name: format!("{i:0>200}.flood.example"),
+            qtype: "A".into(),
+            outcome: DnsOutcome::Addresses(vec![Ipv4Addr::new(198, 18, 0, 1)]),
+        }
+    }
+
+    #[test]
+    fn a_dns_flood_cannot_grow_the_log() {
+        let mut log = EventLog::new();
+        let n = 1_000_000u64;
+        for i in 0..n {
+            log.push(dns(i));
+        }
+        let kept = log.events().len();
+        assert!(kept <= EVENT_LOG_MAX_EVENTS && kept > 1000, "{kept}");
+        assert!(log.bytes() <= EVENT_LOG_MAX_BYTES);
+        // The heap it holds: the events' slots plus their names.
+        let held = log.events.capacity() * std::mem::size_of::<VnetEvent>() + kept * 230;
+        assert!(held <= 2 * EVENT_LOG_MAX_BYTES, "{held}");
+        assert_eq!(log.dropped(), n - kept as u64);
+        // The first events are the ones kept.
+        assert_eq!(log.events()[0].ts(), 0);
+        assert_eq!(log.events()[kept - 1].ts(), kept as u64 - 1);
+    }
+
+    #[test]
+    fn big_bodies_count_by_bytes() {
+        let mut log = EventLog::new();
+        let http = |i| VnetEvent::Http {
+            ts: i,
+            conn: i,
+            server: "198.18.0.1:80".parse().unwrap(),
+            name: None,
+            method: "POST".into(),
+            target: "/".into(),
+            host: None,
+            body_len: 1 << 20,
+            body_sha256: String::new(),
+            body: vec![0; 1 << 20],
+            complete: true,
+            status: 200,
+        };
+        log.extend((0..100).map(http));
+        assert!(log.events().len() < 32, "{}", log.events().len());
+        assert_eq!(log.dropped(), 100 - log.events().len() as u64);
+    }
+}

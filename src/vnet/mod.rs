@@ -124,6 +124,9 @@ pub struct VnetStats {
     pub connections: u64,
     /// SYNs reset because of the connection limit.
     pub refused_connections: u64,
+    /// Events not kept in the run's log because it was full (`vnet::event::EVENT_LOG_MAX_EVENTS`,
+    /// `EVENT_LOG_MAX_BYTES`; a flood); the capture has their frames.
+    pub events_dropped: u64,
 }
 
 /// A smoltcp device that is two queues of packets: what to hand smoltcp, and what it sent.

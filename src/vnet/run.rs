@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::event::EventLog;
 use super::port::{FrameRead, FrameWrite, StreamPort};
 use super::{PortId, Vnet, VnetConfig, VnetEvent, VnetStats};
 use crate::capture::writer::{linktype, PcapngWriter, DSB_TLS_KEY_LOG};
@@ -117,7 +118,7 @@ pub struct StaticLease {
 pub struct VnetHandle {
     control: mpsc::UnboundedSender<Control>,
     task: Option<JoinHandle<io::Result<VnetSummary>>>,
-    live: Arc<Mutex<Vec<VnetEvent>>>,
+    live: Arc<Mutex<EventLog>>,
 }
 
 /// Nanoseconds since the Unix epoch.
@@ -146,7 +147,7 @@ impl VnetHandle {
         let key_log = pcap.with_file_name(KEY_LOG_FILE);
         let _ = std::fs::remove_file(&key_log);
         let (control, control_rx) = mpsc::unbounded_channel();
-        let live = Arc::new(Mutex::new(Vec::new()));
+        let live = Arc::new(Mutex::new(EventLog::new()));
         let vnet = Vnet::new(cfg, now_nanos());
         let task = tokio::spawn(drive(
             vnet,
@@ -214,7 +215,8 @@ impl VnetHandle {
         self.live
             .lock()
             .map(|e| {
-                e.get(start..)
+                e.events()
+                    .get(start..)
                     .map(<[VnetEvent]>::to_vec)
                     .unwrap_or_default()
             })
@@ -252,7 +254,7 @@ async fn drive(
     mut vnet: Vnet,
     mut pcap: PcapngWriter<BufWriter<File>>,
     mut control: mpsc::UnboundedReceiver<Control>,
-    live: Arc<Mutex<Vec<VnetEvent>>>,
+    live: Arc<Mutex<EventLog>>,
     pcap_path: PathBuf,
     key_log: PathBuf,
 ) -> io::Result<VnetSummary> {
@@ -368,19 +370,22 @@ async fn drive(
     }
     let frames_recorded = pcap.frames();
     pcap.writer_mut().flush()?;
-    let all = match live.lock() {
+    let (all, events_dropped) = match live.lock() {
         Ok(mut l) => {
             l.extend(vnet.take_events());
-            l.clone()
+            (l.events().to_vec(), l.dropped())
         }
-        Err(_) => vnet.take_events(),
+        Err(_) => (vnet.take_events(), 0),
     };
     if let Some(ack) = stop_ack {
         let _ = ack.send(());
     }
     Ok(VnetSummary {
         events: all,
-        stats: vnet.stats(),
+        stats: VnetStats {
+            events_dropped,
+            ..vnet.stats()
+        },
         frames_recorded,
         frames_dropped: dropped,
         pcap: pcap_path,

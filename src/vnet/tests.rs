@@ -508,3 +508,41 @@ fn connection_limit_resets_and_logs() {
         |e| matches!(e, VnetEvent::Refused { what, .. } if what.contains("connection limit"))
     ));
 }
+
+#[test]
+fn a_dns_flood_is_counted_not_kept_beyond_the_event_log_cap() {
+    use super::event::{EventLog, EVENT_LOG_MAX_BYTES, EVENT_LOG_MAX_EVENTS};
+    let mut net = net();
+    let mut log = EventLog::new();
+    let n = EVENT_LOG_MAX_EVENTS + 20_000;
+    let mut dns_events = 0u64;
+    let mut answers = 0usize;
+    for i in 0..n {
+        let q = crate::synth::dns_query(i as u16, &format!("q{i}.flood.example"));
+        net.handle_frame(0, &udp_frame(Ipv4Addr::new(10, 77, 0, 1), 53, &q), T0);
+        // As the driver does: drain the segment's events into the run's log each round.
+        if i % 1000 == 999 || i == n - 1 {
+            net.poll(T0);
+            answers += net.take_output().count();
+            let fresh = net.take_events();
+            dns_events += fresh
+                .iter()
+                .filter(|e| matches!(e, VnetEvent::Dns { .. }))
+                .count() as u64;
+            log.extend(fresh);
+        }
+    }
+    assert!(answers >= n, "every query answered: {answers}");
+    assert_eq!(dns_events, n as u64, "every query logged by the segment");
+    assert!(log.events().len() <= EVENT_LOG_MAX_EVENTS);
+    assert!(log.bytes() <= EVENT_LOG_MAX_BYTES);
+    assert!(log.dropped() >= 20_000, "{}", log.dropped());
+    assert_eq!(log.dropped() + log.events().len() as u64, dns_events);
+    // The counter reaches the report (vnet.stats.events_dropped).
+    let stats = VnetStats {
+        events_dropped: log.dropped(),
+        ..net.stats()
+    };
+    let json = serde_json::to_value(stats).unwrap();
+    assert_eq!(json["events_dropped"], log.dropped());
+}

@@ -59,6 +59,12 @@ pub enum UnreadReason {
     TunnelDepth,
     /// Encrypted link-layer frames (802.11 protected).
     EncryptedLink,
+    /// TLS records whose logged key did not authenticate (a wrong key log): nothing of them was searched.
+    TlsKeyFailed,
+    /// TLS records of a negotiated cipher suite telltale does not decrypt (the report's TLS record names it).
+    TlsUnsupportedSuite,
+    /// TLS records with logged keys that could not be decrypted because bytes were lost or the record was cut.
+    TlsTruncated,
 }
 
 impl UnreadReason {
@@ -72,6 +78,9 @@ impl UnreadReason {
             UnreadReason::CaptureDamage => "capture_damage",
             UnreadReason::TunnelDepth => "tunnel_depth",
             UnreadReason::EncryptedLink => "encrypted_link",
+            UnreadReason::TlsKeyFailed => "tls_key_failed",
+            UnreadReason::TlsUnsupportedSuite => "tls_unsupported_suite",
+            UnreadReason::TlsTruncated => "tls_truncated",
         }
     }
 }

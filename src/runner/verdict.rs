@@ -236,6 +236,9 @@ pub fn reason_words(reason: &str) -> &'static str {
         "capture_damage" => "the capture is damaged there",
         "tunnel_depth" => "tunnels nested too deep",
         "encrypted_link" => "encrypted at the link layer",
+        "tls_key_failed" => "TLS whose logged key did not authenticate",
+        "tls_unsupported_suite" => "TLS with a cipher suite telltale does not decrypt",
+        "tls_truncated" => "TLS with keys, but records lost or cut",
         "encrypted_payload" => "an encrypted payload",
         _ => "a protocol telltale does not read",
     }

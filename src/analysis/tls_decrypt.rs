@@ -154,8 +154,16 @@ fn handle(an: &mut Analyzer, fi: usize, st: &mut TlsDecrypt, out: Vec<Out>, at: 
             }
             Out::Unread(dir, n) => {
                 an.flows[fi].opaque_bytes += n;
-                an.out
-                    .unread(fi, dir, UnreadReason::TlsCiphertext, n, at.ts);
+                // The reason is the connection's state after this batch (a wrong key, a suite, lost bytes).
+                let reason = match st.dec.status() {
+                    Status::KeyFailed(_) => UnreadReason::TlsKeyFailed,
+                    Status::UnsupportedSuite(_) => UnreadReason::TlsUnsupportedSuite,
+                    Status::Truncated(_) => UnreadReason::TlsTruncated,
+                    Status::Waiting | Status::NoKey | Status::Decrypting => {
+                        UnreadReason::TlsCiphertext
+                    }
+                };
+                an.out.unread(fi, dir, reason, n, at.ts);
             }
         }
     }

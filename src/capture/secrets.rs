@@ -64,8 +64,16 @@ pub fn secrets_from_bytes(bytes: &[u8]) -> Vec<SecretsBlock> {
     scan(io::Cursor::new(bytes.to_vec()))
 }
 
-fn scan<R: Read>(r: R) -> Vec<SecretsBlock> {
+fn scan<R: Read>(mut r: R) -> Vec<SecretsBlock> {
     let mut out = Vec::new();
+    // The pcapng reader checks the section header in its first read, which must hold all of it: a reader
+    // chained after the sniffed magic would give it 4 bytes.
+    let mut first = vec![0u8; HEAD_BYTES];
+    let Ok(n) = read_up_to(&mut r, &mut first) else {
+        return out;
+    };
+    first.truncate(n);
+    let r = io::Cursor::new(first).chain(r);
     let Ok(mut reader) = pcap_parser::pcapng::PcapNGReader::new(super::READ_BUFFER, r) else {
         return out;
     };
@@ -99,6 +107,9 @@ fn scan<R: Read>(r: R) -> Vec<SecretsBlock> {
     }
     out
 }
+
+/// Bytes read before the pcapng reader starts (a section header and more).
+const HEAD_BYTES: usize = 64 << 10;
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;

@@ -125,7 +125,7 @@ impl RunAs {
     }
 
     /// Gives a file telltale made for the program to the program's user.
-    fn give(&self, path: &Path) -> Result<(), TargetError> {
+    pub fn give(&self, path: &Path) -> Result<(), TargetError> {
         match self {
             RunAs::Root => Ok(()),
             RunAs::User { uid, gid } => std::os::unix::fs::chown(path, Some(*uid), Some(*gid))

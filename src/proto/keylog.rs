@@ -212,7 +212,10 @@ enum Label {
 }
 
 /// One line: `Ok(Some)` a key, `Ok(None)` a well-formed line of a label not used here, `Err` garbage.
-fn parse_line(line: &str) -> Result<Option<(Label, [u8; 32], Vec<u8>)>, String> {
+/// A key line: its label, client random and secret.
+type KeyLine = (Label, [u8; 32], Vec<u8>);
+
+fn parse_line(line: &str) -> Result<Option<KeyLine>, String> {
     let mut parts = line.split_ascii_whitespace();
     let (Some(label), Some(random), Some(secret), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

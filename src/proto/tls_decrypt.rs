@@ -114,7 +114,7 @@ fn suite(id: u16) -> Option<Suite> {
         0x1303 => s(Aead::ChaCha, Hash::Sha256, true),
         0x009c | 0x009e | 0xc02b | 0xc02f => s(Aead::Aes128Gcm, Hash::Sha256, false),
         0x009d | 0x009f | 0xc02c | 0xc030 => s(Aead::Aes256Gcm, Hash::Sha384, false),
-        0xcca8 | 0xcca9 | 0xccaa => s(Aead::ChaCha, Hash::Sha256, false),
+        0xcca8..=0xccaa => s(Aead::ChaCha, Hash::Sha256, false),
         _ => None,
     }
 }

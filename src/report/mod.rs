@@ -75,6 +75,12 @@ pub enum UnreadReason {
     /// Bytes past one of the HTTP parser's caps (decoded body per message, head, chunk line, trailers): framed
     /// or searched raw only, not decoded.
     HttpCap,
+    /// TLS records whose logged key did not authenticate (a wrong key log): nothing of them was searched.
+    TlsKeyFailed,
+    /// TLS records of a negotiated cipher suite telltale does not decrypt (the report's TLS record names it).
+    TlsUnsupportedSuite,
+    /// TLS records with logged keys that could not be decrypted because bytes were lost or the record was cut.
+    TlsTruncated,
 }
 
 impl UnreadReason {
@@ -94,6 +100,9 @@ impl UnreadReason {
             UnreadReason::DecodeDepth => "decode_depth",
             UnreadReason::EncryptedPayload => "encrypted_payload",
             UnreadReason::HttpCap => "http_cap",
+            UnreadReason::TlsKeyFailed => "tls_key_failed",
+            UnreadReason::TlsUnsupportedSuite => "tls_unsupported_suite",
+            UnreadReason::TlsTruncated => "tls_truncated",
         }
     }
 }

@@ -44,6 +44,70 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Kernel command line when the scenario gives none.
 pub const DEFAULT_APPEND: &str = "console=ttyS0 quiet loglevel=3";
+/// The TLS key log a `netns` target's programs write (`SSLKEYLOGFILE` points at it unless the scenario sets it),
+/// in the run folder; the run's analysis decrypts with it.
+pub const KEYLOG_FILE: &str = "tls-keys.log";
+/// Largest run key log read.
+pub const MAX_RUN_KEYLOG_BYTES: u64 = 256 << 20;
+
+/// Where a `netns` target's key log is: the scenario's own `SSLKEYLOGFILE` (relative to the program's working
+/// folder), or [`KEYLOG_FILE`] in the run folder. `None` for other targets.
+fn run_keylog_path(scenario: &Scenario, dir: &Path) -> Option<PathBuf> {
+    let Target::Netns(n) = &scenario.target else {
+        return None;
+    };
+    Some(match n.env.iter().find(|(k, _)| k == "SSLKEYLOGFILE") {
+        Some((_, v)) => {
+            let home = match &n.workdir {
+                Some(w) => dir.join("home").join(w),
+                None => dir.join("home"),
+            };
+            home.join(v)
+        }
+        None => absolute(&dir.join(KEYLOG_FILE)),
+    })
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The run's key log as the analysis uses it (empty when the programs wrote none, or it is too large: then a
+/// line of the progress says so).
+fn run_keylog(
+    scenario: &Scenario,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> crate::proto::keylog::KeyLog {
+    let mut keys = crate::proto::keylog::KeyLog::new();
+    let Some(path) = run_keylog_path(scenario, dir) else {
+        return keys;
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() > MAX_RUN_KEYLOG_BYTES => progress.note(
+            &scenario.name,
+            &format!(
+                "the run's TLS key log {} is larger than {} MiB and was not used",
+                path.display(),
+                MAX_RUN_KEYLOG_BYTES >> 20
+            ),
+        ),
+        Ok(_) => {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let name = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                keys.add_bytes(
+                    &bytes,
+                    &format!("the run's key log {name} (SSLKEYLOGFILE of the target)"),
+                );
+            }
+        }
+        Err(_) => {}
+    }
+    keys
+}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -409,6 +473,7 @@ fn conclude(
             .iter()
             .map(|p| (p.start_ns, p.name.clone()))
             .collect(),
+        keys: Arc::new(run_keylog(scenario, dir, progress)),
         ..Config::default()
     };
     let mut analysis = crate::analyze_file(c.pcap, matcher.clone(), cfg, |_| {})
@@ -565,16 +630,29 @@ async fn start_target(
             };
             let ca_pem = dir.join(tls::CA_PEM_FILE);
             let fill = |t: &String| tls::fill_run_templates(t, &ca_pem);
+            // The CA for common clients first, so that the scenario's own variables win.
+            let mut env: Vec<(String, String)> = tls::ca_env(&ca_pem)
+                .into_iter()
+                .chain(n.env.iter().map(|(k, v)| (k.clone(), fill(v))))
+                .collect();
+            // TLS keys of curl, Python, NSS, Chromium, rustls…: into the run folder, for the analysis. The file is
+            // made here and given to the program's user, who cannot create files in the run folder.
+            if !n.env.iter().any(|(k, _)| k == "SSLKEYLOGFILE") {
+                let path = absolute(&dir.join(KEYLOG_FILE));
+                let made = std::fs::File::create(&path)
+                    .map_err(|e| TargetError::Io(format!("cannot make {}: {e}", path.display())))
+                    .and_then(|_| run_as.give(&path));
+                if let Err(e) = made {
+                    return Err((e, launched));
+                }
+                env.push(("SSLKEYLOGFILE".into(), path.display().to_string()));
+            }
             let spec = NetnsSpec {
                 command: match &n.command {
                     HostCommand::Shell(s) => HostCommand::Shell(fill(s)),
                     HostCommand::Argv(v) => HostCommand::Argv(v.iter().map(fill).collect()),
                 },
-                // The CA for common clients first, so that the scenario's own variables win.
-                env: tls::ca_env(&ca_pem)
-                    .into_iter()
-                    .chain(n.env.iter().map(|(k, v)| (k.clone(), fill(v))))
-                    .collect(),
+                env,
                 // The scenario checked that `workdir` is relative and does not climb.
                 workdir: match &n.workdir {
                     Some(w) => dir.join("home").join(w),

@@ -239,6 +239,9 @@ pub fn reason_words(reason: &str) -> &'static str {
         "decode_budget" => "layers left unopened (decoding budget)",
         "decode_cap" => "decoded only in part (decompression cap)",
         "decode_depth" => "still encoded at the decoding depth limit",
+        "tls_key_failed" => "TLS whose logged key did not authenticate",
+        "tls_unsupported_suite" => "TLS with a cipher suite telltale does not decrypt",
+        "tls_truncated" => "TLS with keys, but records lost or cut",
         "encrypted_payload" => "an encrypted payload",
         "tls_refused" => {
             "the client refused telltale's certificate: pinned or not trusting the run's CA"

@@ -286,6 +286,21 @@ impl VnetEvent {
                 VnetEvent::TcpClose { protocol, .. } => protocol.len(),
                 VnetEvent::Refused { what, .. } => what.len(),
                 VnetEvent::UdpRefused { .. } | VnetEvent::Ntp { .. } | VnetEvent::Ping { .. } => 0,
+                VnetEvent::TlsIntercepted {
+                    sni,
+                    certificate_name,
+                    version,
+                    cipher_suite,
+                    alpn,
+                    ..
+                } => opt(sni) + certificate_name.len() + version.len() + cipher_suite.len() + opt(alpn),
+                VnetEvent::TlsRefused {
+                    sni,
+                    destination,
+                    detail,
+                    ..
+                } => opt(sni) + destination.len() + detail.len(),
+                VnetEvent::TlsNotIntercepted { destination, .. } => destination.len(),
             }
     }
 }

@@ -15,7 +15,7 @@ const POLICY_KEYS: [&str; 4] = [
 ];
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
-pub(crate) const UNREAD_REASONS: [&str; 13] = [
+pub(crate) const UNREAD_REASONS: [&str; 16] = [
     "tls_ciphertext",
     "quic_ciphertext",
     "tcp_gap",
@@ -29,6 +29,9 @@ pub(crate) const UNREAD_REASONS: [&str; 13] = [
     "decode_depth",
     "encrypted_payload",
     "http_cap",
+    "tls_key_failed",
+    "tls_unsupported_suite",
+    "tls_truncated",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

@@ -65,6 +65,12 @@ pub enum UnreadReason {
     DecodeCap,
     /// Decoded bytes at the decoding depth limit that still look encoded.
     DecodeDepth,
+    /// Bytes of a stream protocol (HTTP/2, WebSocket, MQTT) beyond one of its reader's caps (frame, header block,
+    /// body, message, inflate output, packet size).
+    StreamCap,
+    /// Bytes of a stream protocol its reader could not decode: a corrupt compressed message, a header block after
+    /// the HPACK state was lost, everything after the reader lost the framing or the stream had a gap.
+    StreamUndecoded,
 }
 
 impl UnreadReason {
@@ -81,6 +87,8 @@ impl UnreadReason {
             UnreadReason::DecodeBudget => "decode_budget",
             UnreadReason::DecodeCap => "decode_cap",
             UnreadReason::DecodeDepth => "decode_depth",
+            UnreadReason::StreamCap => "stream_cap",
+            UnreadReason::StreamUndecoded => "stream_undecoded",
         }
     }
 }

@@ -239,6 +239,8 @@ pub fn reason_words(reason: &str) -> &'static str {
         "decode_budget" => "layers left unopened (decoding budget)",
         "decode_cap" => "decoded only in part (decompression cap)",
         "decode_depth" => "still encoded at the decoding depth limit",
+        "stream_cap" => "beyond a stream protocol reader's cap",
+        "stream_undecoded" => "a stream protocol telltale could not decode there",
         "encrypted_payload" => "an encrypted payload",
         _ => "a protocol telltale does not read",
     }

@@ -15,7 +15,7 @@ const POLICY_KEYS: [&str; 4] = [
 ];
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
-pub(crate) const UNREAD_REASONS: [&str; 10] = [
+pub(crate) const UNREAD_REASONS: [&str; 12] = [
     "tls_ciphertext",
     "quic_ciphertext",
     "tcp_gap",
@@ -26,6 +26,8 @@ pub(crate) const UNREAD_REASONS: [&str; 10] = [
     "decode_budget",
     "decode_cap",
     "decode_depth",
+    "stream_cap",
+    "stream_undecoded",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

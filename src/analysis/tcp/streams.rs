@@ -52,10 +52,13 @@ const REQUESTS_KEPT: usize = 64;
 pub(super) fn detect(dir: usize, first: &[u8]) -> Option<StreamKind> {
     if dir == 0 {
         let n = first.len().min(PREFACE.len());
-        if n >= 16 && first.get(..n) == PREFACE.get(..n) {
+        // A delivery may be short: a prefix of the preface is enough (a wrong guess fails the reader, which
+        // leaves the rest unread, never silently passed).
+        if n >= 4 && first.get(..n) == PREFACE.get(..n) {
             return Some(StreamKind::H2);
         }
-        if looks_like_connect(first) == Some(true) {
+        let connect = looks_like_connect(first);
+        if connect == Some(true) || (connect.is_none() && first.first() == Some(&0x10)) {
             return Some(StreamKind::Mqtt);
         }
     }

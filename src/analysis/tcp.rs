@@ -10,10 +10,10 @@ use std::collections::VecDeque;
 
 use super::collect::{excerpt, Raw};
 use super::{Analyzer, At, Unit};
-use crate::layers::Hint;
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
 use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
+use crate::layers::Hint;
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{self, HandshakeReader, TlsProgress};
@@ -594,7 +594,17 @@ fn explore_span_body(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, i: u
     };
     let http = Some((s.method.clone(), s.path.clone()));
     let ct = s.content_type.clone();
-    explore_body(an, fi, dir, body, ct.as_deref(), None, http, &[], At { packet, ts });
+    explore_body(
+        an,
+        fi,
+        dir,
+        body,
+        ct.as_deref(),
+        None,
+        http,
+        &[],
+        At { packet, ts },
+    );
 }
 
 /// Explores an HTTP body through the decoding graph; bytes beyond the window that could hide a layer are unread.
@@ -628,8 +638,13 @@ fn explore_body(
         found,
     });
     if body.over > 0 && body.hide {
-        an.out
-            .unread(fi, dir, crate::report::UnreadReason::DecodeBudget, body.over, at.ts);
+        an.out.unread(
+            fi,
+            dir,
+            crate::report::UnreadReason::DecodeBudget,
+            body.over,
+            at.ts,
+        );
     }
 }
 
@@ -1019,7 +1034,17 @@ fn finish_body(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, mut b: BodySca
     let span = d.spans.back();
     let http = span.map(|s| (s.method.clone(), s.path.clone()));
     let ct = span.and_then(|s| s.content_type.clone());
-    explore_body(an, fi, dir, b.body, ct.as_deref(), Some(&b.layers), http, &b.found, at);
+    explore_body(
+        an,
+        fi,
+        dir,
+        b.body,
+        ct.as_deref(),
+        Some(&b.layers),
+        http,
+        &b.found,
+        at,
+    );
 }
 
 fn report_body_hits(

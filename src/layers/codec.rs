@@ -65,7 +65,12 @@ pub fn zlib(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut out = Vec::new();
-    push(&mut out, "zlib", read_capped(flate2::read::ZlibDecoder::new(b), cx.cap), cx);
+    push(
+        &mut out,
+        "zlib",
+        read_capped(flate2::read::ZlibDecoder::new(b), cx.cap),
+        cx,
+    );
     some(out)
 }
 

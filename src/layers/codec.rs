@@ -88,7 +88,7 @@ pub fn deflate(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut d = flate2::Decompress::new(false);
-    let mut buf = vec![0u8; cx.cap.min(1 << 20).max(64)];
+    let mut buf = vec![0u8; cx.cap.clamp(64, 1 << 20)];
     let mut out = Vec::new();
     let mut input = b;
     loop {

@@ -336,7 +336,7 @@ fn worth_opening(s: &[u8], had_escape: bool) -> bool {
             || has_long_run(s, MIN_RUN)
             || memchr::memchr(b'%', s).is_some()
             || matches!(trim(s).first(), Some(b'{' | b'[' | b'<'))
-            || s.iter().any(|&c| c >= 0x80 || c < 0x20))
+            || s.iter().any(|&c| !(0x20..0x80).contains(&c)))
 }
 
 /// A JSON document: its string values (unescaped) that are worth opening, labelled `json`, with their path.
@@ -368,14 +368,12 @@ fn walk(
     }
     let len = path.len();
     match v {
-        serde_json::Value::String(s) => {
-            if worth_opening(s.as_bytes(), escaped) {
-                out.push(Child {
-                    label: "json".into(),
-                    field: Some(path.clone()),
-                    bytes: s.as_bytes().to_vec(),
-                });
-            }
+        serde_json::Value::String(s) if worth_opening(s.as_bytes(), escaped) => {
+            out.push(Child {
+                label: "json".into(),
+                field: Some(path.clone()),
+                bytes: s.as_bytes().to_vec(),
+            });
         }
         serde_json::Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {

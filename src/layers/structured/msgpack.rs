@@ -28,13 +28,8 @@ pub fn examine(input: &[u8]) -> Opened {
     }
     let mut sink = Sink::default();
     let mut rest = input;
-    let r = value(&mut rest, &mut sink, 0, None).and_then(|_| {
-        if rest.is_empty() {
-            Ok(())
-        } else {
-            Err(Stop::Invalid)
-        }
-    });
+    let r = value(&mut rest, &mut sink, 0, None)
+        .and_then(|_| rest.is_empty().then_some(()).ok_or(Stop::Invalid));
     // A malformed input hands on nothing, even what came before the fault.
     if r == Err(Stop::Invalid) {
         return Opened::NotThisFormat;

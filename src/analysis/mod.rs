@@ -678,7 +678,11 @@ impl Analyzer {
         }
         // The labels left of the registered domain (its last two labels), joined: data spread over labels.
         let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
-        let keep = if labels.len() > 2 { labels.len() - 2 } else { labels.len() };
+        let keep = if labels.len() > 2 {
+            labels.len() - 2
+        } else {
+            labels.len()
+        };
         let joined: Vec<u8> = labels.iter().take(keep).flat_map(|l| l.bytes()).collect();
         let more = self.search_unit(Unit {
             flow: fi,

@@ -10,15 +10,17 @@ use std::collections::VecDeque;
 
 use super::collect::{excerpt, Raw};
 use super::{Analyzer, At, Unit};
-use crate::layers::Hint;
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
 use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
 use crate::layers::opaque::Sniffer;
+use crate::layers::Hint;
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{self, HandshakeReader, TlsProgress};
 use crate::report::{HttpRequest, UnreadReason};
+
+mod streams;
 
 /// How far back (in stream bytes) a raw hit may wait for the head of its HTTP message.
 const MAX_PENDING_BACK: u64 = 128 << 10;
@@ -63,6 +65,8 @@ enum Parser {
     Opaque,
     /// Unknown protocol: scanned raw only.
     Plain,
+    /// A stream protocol (HTTP/2, WebSocket, MQTT), read into units (see `streams`).
+    Stream(Box<streams::StreamState>),
 }
 
 /// An HTTP message's place in its direction's stream.
@@ -128,6 +132,8 @@ pub(super) struct TcpConn {
     client_dir: usize,
     /// Decryption of the conversation's TLS with logged keys, and the plaintext's own pipeline.
     pub(super) tls: Option<Box<super::tls_decrypt::TlsDecrypt>>,
+    /// The stream protocol the last HTTP/1.1 request asked to upgrade to (switched to on the server's 101).
+    upgrade: Option<crate::proto::stream::StreamKind>,
 }
 
 impl TcpConn {
@@ -153,6 +159,7 @@ impl TcpConn {
             current_request: None,
             client_dir: 0,
             tls: None,
+            upgrade: None,
         }
     }
 
@@ -280,6 +287,11 @@ pub(super) fn finish_dir(an: &mut Analyzer, fi: usize, conn: &mut TcpConn, dir: 
                 http_event(an, fi, dir, conn, e, at);
             }
         }
+        let at = At {
+            packet: conn.dirs[dir].recent.back().map(|r| r.1).unwrap_or(0),
+            ts,
+        };
+        streams::finish(an, fi, dir, conn, at);
         let d = &mut conn.dirs[dir];
         let mut tail_hits = Vec::new();
         d.scanner.finish(&an.matcher, &mut tail_hits);
@@ -302,6 +314,10 @@ pub(super) fn finish_dir(an: &mut Analyzer, fi: usize, conn: &mut TcpConn, dir: 
 fn gap(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, n: u64) {
     let ts = an.flows[fi].last_ns;
     super::tls_decrypt::gap(an, fi, dir, conn, n, ts);
+    if matches!(conn.dirs[dir].parser, Parser::Stream(_)) {
+        let packet = conn.dirs[dir].recent.back().map(|r| r.1).unwrap_or(0);
+        streams::gap(an, fi, dir, conn, At { packet, ts });
+    }
     an.out
         .unread(fi, dir, crate::report::UnreadReason::TcpGap, n, ts);
     let d = &mut conn.dirs[dir];
@@ -337,7 +353,10 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
     let midstream = conn.reasm[dir].stats().started_midstream;
     let request = http::looks_like_http_request(first);
     let response = http::looks_like_http_response(first);
-    let app: &'static str = if (dir == 0 && request) || (dir == 1 && response) {
+    let stream = streams::detect(dir, first);
+    let app: &'static str = if let Some(k) = stream {
+        k.name()
+    } else if (dir == 0 && request) || (dir == 1 && response) {
         "http"
     } else if dir == 1 && request {
         // The side that answered the SYN sends requests (seen in the wild, and in Zeek's tests).
@@ -363,6 +382,10 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
             continue;
         }
         d.base = d.offset;
+        if let Some(k) = stream {
+            d.parser = Parser::Stream(streams::StreamState::new(k, i == client_dir));
+            continue;
+        }
         d.parser = match app {
             "http" => Parser::Http(Box::new(HttpParser::new(if i == client_dir {
                 Role::Client
@@ -444,6 +467,12 @@ fn parse(
                 // CONNECT or an upgrade: what follows is another protocol (often TLS through a proxy).
                 let cut = (conn.dirs[dir].base + t).saturating_sub(start);
                 conn.dirs[dir].parser = Parser::Undecided;
+                if dir != conn.client_dir {
+                    if let Some(k) = conn.upgrade.take() {
+                        // A 101 to an upgrade to WebSocket or h2c: both directions switch now.
+                        streams::switch(an, fi, conn, k);
+                    }
+                }
                 if let Some(rest) = bytes.get(cut as usize..).filter(|r| !r.is_empty()) {
                     parse(an, fi, dir, conn, rest, start + cut, at);
                 }
@@ -486,6 +515,7 @@ fn parse(
                 }
             }
         },
+        Parser::Stream(_) => streams::feed(an, fi, dir, conn, bytes, at),
         Parser::Plain if starts_tls_handshake(bytes) => {
             // TLS started inside a cleartext protocol (STARTTLS in SMTP/IMAP/POP3/XMPP, FTP's AUTH TLS, LDAP's
             // StartTLS, PostgreSQL's SSLRequest, after an unrecognised proxy handshake): read as TLS from here on.
@@ -644,7 +674,17 @@ fn explore_span_body(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, i: u
     };
     let http = Some((s.method.clone(), s.path.clone()));
     let ct = s.content_type.clone();
-    explore_body(an, fi, dir, body, ct.as_deref(), None, http, &[], At { packet, ts });
+    explore_body(
+        an,
+        fi,
+        dir,
+        body,
+        ct.as_deref(),
+        None,
+        http,
+        &[],
+        At { packet, ts },
+    );
 }
 
 /// Explores an HTTP body through the decoding graph; bytes beyond the window that could hide a layer are unread.
@@ -679,8 +719,13 @@ fn explore_body(
         zone: None,
     });
     if body.over > 0 && body.hide {
-        an.out
-            .unread(fi, dir, crate::report::UnreadReason::DecodeBudget, body.over, at.ts);
+        an.out.unread(
+            fi,
+            dir,
+            crate::report::UnreadReason::DecodeBudget,
+            body.over,
+            at.ts,
+        );
     }
 }
 
@@ -877,6 +922,9 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                     conn.current_request = Some(idx);
                     conn.awaiting.push_back(idx);
                     conn.methods.push(method.clone());
+                    if let Some(k) = streams::upgrade_of(&h.headers) {
+                        conn.upgrade = Some(k);
+                    }
                     if let Some(q) = query {
                         scan_query(an, fi, dir, q, method, path, at);
                     }
@@ -1172,7 +1220,17 @@ fn finish_body(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, mut b: BodySca
     let span = d.spans.back();
     let http = span.map(|s| (s.method.clone(), s.path.clone()));
     let ct = span.and_then(|s| s.content_type.clone());
-    explore_body(an, fi, dir, b.body, ct.as_deref(), Some(&b.layers), http, &b.found, at);
+    explore_body(
+        an,
+        fi,
+        dir,
+        b.body,
+        ct.as_deref(),
+        Some(&b.layers),
+        http,
+        &b.found,
+        at,
+    );
 }
 
 fn report_body_hits(
@@ -1290,6 +1348,14 @@ fn report_stream_hit(
     h: StreamHit,
     last: bool,
 ) -> Option<StreamHit> {
+    if let Parser::Stream(s) = &d.parser {
+        // The units name the field of what the raw scan sees; a raw hit stands only where no unit showed it.
+        match streams::keep_raw_hit(s, &h, last) {
+            None => return Some(h),
+            Some(false) => return None,
+            Some(true) => {}
+        }
+    }
     let (packet, ts) = d
         .recent
         .iter()

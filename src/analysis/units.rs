@@ -60,21 +60,22 @@ impl Analyzer {
             s
         };
         let mut raws: Vec<Raw> = Vec::new();
-        let make = |canary: usize, encoding: String, field: Option<String>, ex: String, off: usize| Raw {
-            flow: u.flow,
-            canary,
-            encoding,
-            dir: u.dir,
-            protocol: u.protocol,
-            field,
-            decoded_from: u.decoded_from.map(str::to_string),
-            http: u.http.clone(),
-            packet: u.at.packet,
-            ts: u.at.ts,
-            offset: off as u64,
-            excerpt: ex,
-            zone: u.zone.clone(),
-        };
+        let make =
+            |canary: usize, encoding: String, field: Option<String>, ex: String, off: usize| Raw {
+                flow: u.flow,
+                canary,
+                encoding,
+                dir: u.dir,
+                protocol: u.protocol,
+                field,
+                decoded_from: u.decoded_from.map(str::to_string),
+                http: u.http.clone(),
+                packet: u.at.packet,
+                ts: u.at.ts,
+                offset: off as u64,
+                excerpt: ex,
+                zone: u.zone.clone(),
+            };
         let mut hits = Vec::new();
         // Canaries visible in the unit itself: computed now when reported, lazily otherwise (only when a layer
         // shows a canary), so that the path without layers costs no second search.

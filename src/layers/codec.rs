@@ -65,7 +65,12 @@ pub fn zlib(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut out = Vec::new();
-    push(&mut out, "zlib", read_capped(flate2::read::ZlibDecoder::new(b), cx.cap), cx);
+    push(
+        &mut out,
+        "zlib",
+        read_capped(flate2::read::ZlibDecoder::new(b), cx.cap),
+        cx,
+    );
     some(out)
 }
 
@@ -83,7 +88,7 @@ pub fn deflate(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut d = flate2::Decompress::new(false);
-    let mut buf = vec![0u8; cx.cap.min(1 << 20).max(64)];
+    let mut buf = vec![0u8; cx.cap.clamp(64, 1 << 20)];
     let mut out = Vec::new();
     let mut input = b;
     loop {

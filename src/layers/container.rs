@@ -40,9 +40,7 @@ fn sniff_boundary(b: &[u8]) -> Option<&[u8]> {
     let line = b.get(2..line_end)?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let ok = (1..=200).contains(&line.len())
-        && line
-            .iter()
-            .all(|&c| c.is_ascii_graphic() || c == b' ')
+        && line.iter().all(|&c| c.is_ascii_graphic() || c == b' ')
         && !line.ends_with(b"--");
     ok.then_some(line)
 }
@@ -78,9 +76,15 @@ pub fn multipart(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
             .or_else(|| part.strip_suffix(b"\n"))
             .unwrap_or(part);
         let (headers, body) = match memmem::find(part, b"\r\n\r\n") {
-            Some(h) => (part.get(..h).unwrap_or_default(), part.get(h + 4..).unwrap_or_default()),
+            Some(h) => (
+                part.get(..h).unwrap_or_default(),
+                part.get(h + 4..).unwrap_or_default(),
+            ),
             None => match memmem::find(part, b"\n\n") {
-                Some(h) => (part.get(..h).unwrap_or_default(), part.get(h + 2..).unwrap_or_default()),
+                Some(h) => (
+                    part.get(..h).unwrap_or_default(),
+                    part.get(h + 2..).unwrap_or_default(),
+                ),
                 None => (&b""[..], part),
             },
         };

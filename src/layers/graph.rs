@@ -9,7 +9,8 @@
 
 use std::collections::VecDeque;
 
-use super::{codec, container, text, Child};
+use super::structured::{self, Opened};
+use super::{codec, container, text, xor, Child};
 
 /// What the caller knows about an input, from its context.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,7 +75,7 @@ impl Default for Budget {
 /// Why something was left unopened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stop {
-    /// A budget (per input or per capture) or the children limit ran out.
+    /// A budget (per input or per capture), the children limit, or a structured walker's bound ran out.
     Budget,
     /// A child was larger than the decompression cap: decoded only in part.
     Cap,
@@ -132,6 +133,9 @@ pub struct Cx<'a> {
     pub truncated: bool,
     /// The hint (only for the input itself; `None` below).
     pub hint: Hint<'a>,
+    /// Set by a detector that recognised its layer but stopped at one of its own named bounds (a structured
+    /// walker's nesting, values or children limit): the node is reported as unopened ([`Stop::Budget`]).
+    pub exceeded: bool,
 }
 
 /// A detector: recognises its layer (cheaply first) and returns the decoded children, `None` when not its layer.
@@ -155,22 +159,134 @@ pub struct Detector {
 /// Every layer the graph opens, tried in this order. Adding a layer is one line; a detector of the shape
 /// `fn(&[u8]) -> Option<Vec<Child>>` is registered as `|b, _| path::open(b)`.
 pub static DETECTORS: &[Detector] = &[
-    Detector { name: "multipart", open: container::multipart, exclusive: true, strong: true },
-    Detector { name: "json", open: text::json, exclusive: true, strong: true },
-    Detector { name: "xml", open: text::xml, exclusive: true, strong: true },
-    Detector { name: "cookie", open: text::cookie, exclusive: true, strong: true },
-    Detector { name: "form", open: text::form, exclusive: true, strong: true },
-    Detector { name: "zip", open: container::zip, exclusive: true, strong: true },
-    Detector { name: "tar", open: container::tar, exclusive: true, strong: true },
-    Detector { name: "gzip", open: codec::gzip, exclusive: false, strong: true },
-    Detector { name: "zlib", open: codec::zlib, exclusive: false, strong: true },
-    Detector { name: "deflate", open: codec::deflate, exclusive: false, strong: true },
-    Detector { name: "zstd", open: codec::zstd, exclusive: false, strong: true },
-    Detector { name: "xz", open: codec::xz, exclusive: false, strong: true },
-    Detector { name: "bzip2", open: codec::bzip2, exclusive: false, strong: true },
-    Detector { name: "url", open: text::percent, exclusive: false, strong: false },
-    Detector { name: "runs", open: text::runs, exclusive: false, strong: false },
+    Detector {
+        name: "multipart",
+        open: container::multipart,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "json",
+        open: text::json,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "xml",
+        open: text::xml,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "cookie",
+        open: text::cookie,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "form",
+        open: text::form,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "zip",
+        open: container::zip,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "tar",
+        open: container::tar,
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "gzip",
+        open: codec::gzip,
+        exclusive: false,
+        strong: true,
+    },
+    Detector {
+        name: "zlib",
+        open: codec::zlib,
+        exclusive: false,
+        strong: true,
+    },
+    Detector {
+        name: "deflate",
+        open: codec::deflate,
+        exclusive: false,
+        strong: true,
+    },
+    Detector {
+        name: "zstd",
+        open: codec::zstd,
+        exclusive: false,
+        strong: true,
+    },
+    Detector {
+        name: "xz",
+        open: codec::xz,
+        exclusive: false,
+        strong: true,
+    },
+    Detector {
+        name: "bzip2",
+        open: codec::bzip2,
+        exclusive: false,
+        strong: true,
+    },
+    Detector {
+        name: "protobuf",
+        open: |b, cx| walked(structured::protobuf::examine(b), cx),
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "msgpack",
+        open: |b, cx| walked(structured::msgpack::examine(b), cx),
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "cbor",
+        open: |b, cx| walked(structured::cbor::examine(b), cx),
+        exclusive: true,
+        strong: true,
+    },
+    Detector {
+        name: "url",
+        open: text::percent,
+        exclusive: false,
+        strong: false,
+    },
+    Detector {
+        name: "runs",
+        open: text::runs,
+        exclusive: false,
+        strong: false,
+    },
+    // Last: only short binary input that nothing above opened as a structure.
+    Detector {
+        name: "xor",
+        open: |b, _| xor::open(b),
+        exclusive: false,
+        strong: false,
+    },
 ];
+
+/// A structured walker's outcome as a detector's: its children; nothing (and [`Cx::exceeded`]) when a bound ran
+/// out on input that looked like the format; `None` when not the format or nothing worth searching.
+fn walked(o: Opened, cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+    match o {
+        Opened::Exceeded(_) => {
+            cx.exceeded = true;
+            Some(Vec::new())
+        }
+        o => o.into_children(),
+    }
+}
 
 struct Pending {
     id: usize,
@@ -200,7 +316,15 @@ pub fn explore(
     };
     st.open(0, 0, "", None, input, hint, visit);
     while let Some(p) = st.queue.pop_front() {
-        st.open(p.id, p.depth, &p.chain, p.field.as_deref(), &p.bytes, Hint::None, visit);
+        st.open(
+            p.id,
+            p.depth,
+            &p.chain,
+            p.field.as_deref(),
+            &p.bytes,
+            Hint::None,
+            visit,
+        );
     }
     st.ex
 }
@@ -264,6 +388,7 @@ impl State<'_> {
                 cap,
                 truncated: false,
                 hint,
+                exceeded: false,
             };
             let Some(children) = (det.open)(bytes, &mut cx) else {
                 continue;
@@ -275,6 +400,9 @@ impl State<'_> {
                     Stop::Cap
                 };
                 self.unopened(chain, reason, bytes.len() as u64);
+            }
+            if cx.exceeded {
+                self.unopened(chain, Stop::Budget, bytes.len() as u64);
             }
             let opened = !children.is_empty();
             for (n, child) in children.into_iter().enumerate() {
@@ -330,11 +458,13 @@ fn link(chain: &str, label: &str) -> String {
 /// Whether a node at the depth limit still looks encoded: a strong detector opens it, or a text detector decodes
 /// it to mostly printable text or to a known magic.
 fn looks_encoded(bytes: &[u8], limits: &Limits) -> bool {
-    for det in DETECTORS {
+    // XOR is a guess that any short binary may satisfy by chance: it never makes a node at the limit unread.
+    for det in DETECTORS.iter().filter(|d| d.name != "xor") {
         let mut cx = Cx {
             cap: limits.child_cap.min(64 << 10),
             truncated: false,
             hint: Hint::None,
+            exceeded: false,
         };
         let Some(children) = (det.open)(bytes, &mut cx) else {
             continue;
@@ -388,7 +518,9 @@ mod tests {
     }
 
     fn has(nodes: &[(String, Vec<u8>)], chain: &str, needle: &[u8]) -> bool {
-        nodes.iter().any(|(c, b)| c == chain && b.windows(needle.len()).any(|w| w == needle))
+        nodes
+            .iter()
+            .any(|(c, b)| c == chain && b.windows(needle.len()).any(|w| w == needle))
     }
 
     #[test]
@@ -400,10 +532,16 @@ mod tests {
         let (nodes, ex) = chains(b64.as_bytes(), Hint::None, &Limits::default());
         assert!(has(&nodes, "base64>zlib", b"356938035643809"), "{nodes:?}");
         // A JSON string without escapes or further layers is not a node of its own (the document is searched).
-        assert!(!nodes.iter().any(|(c, _)| c == "base64>zlib>json"), "{nodes:?}");
+        assert!(
+            !nodes.iter().any(|(c, _)| c == "base64>zlib>json"),
+            "{nodes:?}"
+        );
         let nested = br#"{"payload":"{\"imei\":\"356938035643809\"}"}"#;
         let (nodes, _) = chains(nested, Hint::None, &Limits::default());
-        assert!(has(&nodes, "json", br#"{"imei":"356938035643809"}"#), "{nodes:?}");
+        assert!(
+            has(&nodes, "json", br#"{"imei":"356938035643809"}"#),
+            "{nodes:?}"
+        );
         assert!(ex.unopened.is_empty(), "{:?}", ex.unopened);
     }
 
@@ -418,7 +556,9 @@ mod tests {
         let (nodes, ex) = chains(&twice, Hint::None, &limits);
         assert!(nodes.iter().any(|(c, _)| c == "gzip>gzip"));
         assert!(
-            ex.unopened.iter().any(|u| u.reason == Stop::Depth && u.chain == "gzip>gzip"),
+            ex.unopened
+                .iter()
+                .any(|u| u.reason == Stop::Depth && u.chain == "gzip>gzip"),
             "{:?}",
             ex.unopened
         );
@@ -432,13 +572,31 @@ mod tests {
             ..Limits::default()
         };
         let (_, ex) = chains(&big, Hint::None, &limits);
-        assert!(ex.unopened.iter().any(|u| u.reason == Stop::Cap), "{:?}", ex.unopened);
-        let mut b = Budget { bytes: 1000, work: 1 << 30 };
+        assert!(
+            ex.unopened.iter().any(|u| u.reason == Stop::Cap),
+            "{:?}",
+            ex.unopened
+        );
+        let mut b = Budget {
+            bytes: 1000,
+            work: 1 << 30,
+        };
         let ex = explore(&big, Hint::None, &Limits::default(), &mut b, &mut |_| {});
-        assert!(ex.unopened.iter().any(|u| u.reason == Stop::Budget), "{:?}", ex.unopened);
-        let mut b = Budget { bytes: 1 << 30, work: 10 };
+        assert!(
+            ex.unopened.iter().any(|u| u.reason == Stop::Budget),
+            "{:?}",
+            ex.unopened
+        );
+        let mut b = Budget {
+            bytes: 1 << 30,
+            work: 10,
+        };
         let ex = explore(&big, Hint::None, &Limits::default(), &mut b, &mut |_| {});
-        assert!(ex.unopened.iter().any(|u| u.reason == Stop::Budget), "{:?}", ex.unopened);
+        assert!(
+            ex.unopened.iter().any(|u| u.reason == Stop::Budget),
+            "{:?}",
+            ex.unopened
+        );
     }
 
     #[test]

@@ -11,11 +11,15 @@
 //! - [`codec`]: compression found by magic (gzip, zlib, raw deflate, zstd, xz, bzip2).
 //! - [`container`]: multipart, zip, tar.
 //! - [`text`]: JSON, XML, forms, cookies, percent-encoding, base64/base32/hex runs.
+//! - [`structured`]: schema-less protobuf, MessagePack and CBOR (strings as children, numbers as decimal text).
+//! - [`xor`]: single-byte XOR over short binary input (the key is named in the chain, `xor[0x5a]`).
 
 pub mod codec;
 pub mod container;
 pub mod graph;
+pub mod structured;
 pub mod text;
+pub mod xor;
 
 pub use graph::{explore, Budget, Explored, Hint, Limits, Node, Stop, Unopened};
 

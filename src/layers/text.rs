@@ -21,7 +21,8 @@ fn lenient(symbols: &str) -> Encoding {
     let mut s = Specification::new();
     s.symbols.push_str(symbols);
     s.check_trailing_bits = false;
-    s.encoding().unwrap_or_else(|_| data_encoding::BASE64_NOPAD.clone())
+    s.encoding()
+        .unwrap_or_else(|_| data_encoding::BASE64_NOPAD.clone())
 }
 
 static B64: LazyLock<Encoding> =
@@ -273,7 +274,10 @@ pub fn form(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         if v.is_empty() {
             continue;
         }
-        let key = String::from_utf8_lossy(&percent_decode(k, true)).chars().take(64).collect::<String>();
+        let key = String::from_utf8_lossy(&percent_decode(k, true))
+            .chars()
+            .take(64)
+            .collect::<String>();
         out.push(Child {
             label: format!("form[{key}]"),
             field: Some(key),
@@ -295,7 +299,10 @@ pub fn cookie(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
             continue;
         };
         let (k, v) = (c.get(..i)?, trim(c.get(i + 1..)?));
-        let v = v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v);
+        let v = v
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(v);
         if v.is_empty() {
             continue;
         }
@@ -310,8 +317,14 @@ pub fn cookie(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |e| e + 1);
     b.get(s..e).unwrap_or_default()
 }
 
@@ -323,13 +336,16 @@ fn worth_opening(s: &[u8], had_escape: bool) -> bool {
             || has_long_run(s, MIN_RUN)
             || memchr::memchr(b'%', s).is_some()
             || matches!(trim(s).first(), Some(b'{' | b'[' | b'<'))
-            || s.iter().any(|&c| c >= 0x80 || c < 0x20))
+            || s.iter().any(|&c| !(0x20..0x80).contains(&c)))
 }
 
 /// A JSON document: its string values (unescaped) that are worth opening, labelled `json`, with their path.
 pub fn json(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     let t = trim(b);
-    let ends = matches!((t.first(), t.last()), (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']')));
+    let ends = matches!(
+        (t.first(), t.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    );
     if !ends || t.len() > MAX_DOC || t.len() < 2 {
         return None;
     }
@@ -340,20 +356,24 @@ pub fn json(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     Some(out)
 }
 
-fn walk(v: &serde_json::Value, path: &mut String, escaped: bool, out: &mut Vec<Child>, depth: usize) {
+fn walk(
+    v: &serde_json::Value,
+    path: &mut String,
+    escaped: bool,
+    out: &mut Vec<Child>,
+    depth: usize,
+) {
     if out.len() >= MAX_RUNS || depth > 64 {
         return;
     }
     let len = path.len();
     match v {
-        serde_json::Value::String(s) => {
-            if worth_opening(s.as_bytes(), escaped) {
-                out.push(Child {
-                    label: "json".into(),
-                    field: Some(path.clone()),
-                    bytes: s.as_bytes().to_vec(),
-                });
-            }
+        serde_json::Value::String(s) if worth_opening(s.as_bytes(), escaped) => {
+            out.push(Child {
+                label: "json".into(),
+                field: Some(path.clone()),
+                bytes: s.as_bytes().to_vec(),
+            });
         }
         serde_json::Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
@@ -379,7 +399,8 @@ fn walk(v: &serde_json::Value, path: &mut String, escaped: bool, out: &mut Vec<C
 pub fn xml(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     use quick_xml::events::Event;
     let t = trim(b);
-    if !(t.first() == Some(&b'<') && matches!(t.get(1), Some(c) if c.is_ascii_alphabetic() || *c == b'?' || *c == b'!'))
+    if !(t.first() == Some(&b'<')
+        && matches!(t.get(1), Some(c) if c.is_ascii_alphabetic() || *c == b'?' || *c == b'!'))
         || t.len() > MAX_DOC
     {
         return None;
@@ -406,7 +427,10 @@ pub fn xml(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
             Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
                 elems += 1;
                 flush(&mut text, &mut had_ref, &name, &mut out);
-                name = String::from_utf8_lossy(e.name().as_ref()).chars().take(64).collect();
+                name = String::from_utf8_lossy(e.name().as_ref())
+                    .chars()
+                    .take(64)
+                    .collect();
                 for a in e.attributes().flatten() {
                     if let Ok(v) = a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
                         let raw_escaped = a.value.contains(&b'&');

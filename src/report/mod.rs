@@ -81,6 +81,12 @@ pub enum UnreadReason {
     TlsUnsupportedSuite,
     /// TLS records with logged keys that could not be decrypted because bytes were lost or the record was cut.
     TlsTruncated,
+    /// Bytes of a stream protocol (HTTP/2, WebSocket, MQTT) beyond one of its reader's caps (frame, header block,
+    /// body, message, inflate output, packet size).
+    StreamCap,
+    /// Bytes of a stream protocol its reader could not decode: a corrupt compressed message, a header block after
+    /// the HPACK state was lost, everything after the reader lost the framing or the stream had a gap.
+    StreamUndecoded,
 }
 
 impl UnreadReason {
@@ -103,6 +109,8 @@ impl UnreadReason {
             UnreadReason::TlsKeyFailed => "tls_key_failed",
             UnreadReason::TlsUnsupportedSuite => "tls_unsupported_suite",
             UnreadReason::TlsTruncated => "tls_truncated",
+            UnreadReason::StreamCap => "stream_cap",
+            UnreadReason::StreamUndecoded => "stream_undecoded",
         }
     }
 }

@@ -242,6 +242,8 @@ pub fn reason_words(reason: &str) -> &'static str {
         "tls_key_failed" => "TLS whose logged key did not authenticate",
         "tls_unsupported_suite" => "TLS with a cipher suite telltale does not decrypt",
         "tls_truncated" => "TLS with keys, but records lost or cut",
+        "stream_cap" => "beyond a stream protocol reader's cap",
+        "stream_undecoded" => "a stream protocol telltale could not decode there",
         "encrypted_payload" => "an encrypted payload",
         "tls_refused" => {
             "the client refused telltale's certificate: pinned or not trusting the run's CA"

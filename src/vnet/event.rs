@@ -293,7 +293,13 @@ impl VnetEvent {
                     cipher_suite,
                     alpn,
                     ..
-                } => opt(sni) + certificate_name.len() + version.len() + cipher_suite.len() + opt(alpn),
+                } => {
+                    opt(sni)
+                        + certificate_name.len()
+                        + version.len()
+                        + cipher_suite.len()
+                        + opt(alpn)
+                }
                 VnetEvent::TlsRefused {
                     sni,
                     destination,

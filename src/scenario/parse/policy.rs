@@ -15,7 +15,7 @@ const POLICY_KEYS: [&str; 4] = [
 ];
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
-pub(crate) const UNREAD_REASONS: [&str; 16] = [
+pub(crate) const UNREAD_REASONS: [&str; 18] = [
     "tls_ciphertext",
     "quic_ciphertext",
     "tcp_gap",
@@ -32,6 +32,8 @@ pub(crate) const UNREAD_REASONS: [&str; 16] = [
     "tls_key_failed",
     "tls_unsupported_suite",
     "tls_truncated",
+    "stream_cap",
+    "stream_undecoded",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

@@ -87,18 +87,19 @@ pub enum Error {
     SnapshotFile {
         /// Which file, and what was being done.
         what: &'static str,
-        /// The file's error (it names the path).
+        /// The file's error (it names the path): a `snapshot::FileError`, boxed because `error` sits below
+        /// `snapshot` in the dependency table.
         #[source]
-        source: crate::snapshot::FileError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The accepted snapshot is not a snapshot telltale can compare with.
     #[error("the accepted snapshot {} is damaged: {source}", path.display())]
     SnapshotDamaged {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What is wrong with it (a `snapshot::SnapError`, boxed as above).
         #[source]
-        source: crate::snapshot::SnapError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

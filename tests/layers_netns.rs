@@ -12,11 +12,20 @@ use std::process::Command;
 
 use common::runs::*;
 
+/// The system's interpreter: the program runs as `nobody`, who cannot reach an interpreter under `/root`
+/// (pyenv).
+const PYTHON: &str = "/usr/bin/python3";
+
 fn unsupported() -> Option<String> {
     if !telltale::driver::is_root() {
         return Some("needs root (network namespaces, TAP devices); `.ci/run` runs as root".into());
     }
-    for tool in ["ip", "nsenter", "python3"] {
+    if !std::path::Path::new(PYTHON).exists() {
+        return Some(format!(
+            "needs {PYTHON} (Debian: python3); `.ci/run` installs it"
+        ));
+    }
+    for tool in ["ip", "nsenter"] {
         if !on_path(tool) {
             return Some(format!(
                 "needs `{tool}` (Debian: iproute2, util-linux, python3); `.ci/run` installs it"
@@ -57,8 +66,17 @@ fn a_gzipped_file_in_a_multipart_post_is_found_with_its_chain() {
     }
     let dir = workdir("layers-netns");
     let marker = format!("tt-layers-uploader-{}", std::process::id());
-    std::fs::write(dir.join("uploader.py"), UPLOADER).unwrap();
-    let script = dir.join("uploader.py");
+    // The program runs as `nobody`: its script goes where `nobody` can read it (the test's folder may sit in a
+    // private one).
+    let shared = std::env::temp_dir().join(format!("tt-layers-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&shared).unwrap();
+    let script = shared.join("uploader.py");
+    std::fs::write(&script, UPLOADER).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let scenario = dir.join("uploader.yaml");
     std::fs::write(
         &scenario,
@@ -66,7 +84,7 @@ fn a_gzipped_file_in_a_multipart_post_is_found_with_its_chain() {
             r#"name: layers-uploader
 target:
   kind: netns
-  command: [python3, -u, "{script}", {marker}]
+  command: [{PYTHON}, -u, "{script}", {marker}]
   boot_timeout: 20s
 identity:
   seed: 7
@@ -118,6 +136,7 @@ policy:
         .count();
     assert_eq!(left, 0, "processes of the run are left");
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&shared);
 }
 
 tests!(a_gzipped_file_in_a_multipart_post_is_found_with_its_chain);

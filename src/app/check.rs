@@ -61,13 +61,13 @@ pub fn gate_snapshot(
     let snap = PrivacySnapshot::from_run(run);
     let path = snapshot_path(dir, &run.scenario);
     let text = snap.render(scenario_file);
-    let file_err = |source| Error::SnapshotFile {
+    let file_err = |source: crate::snapshot::FileError| Error::SnapshotFile {
         what: "the pending snapshot cannot be written",
-        source,
+        source: Box::new(source),
     };
     let accepted = read_accepted(&path).map_err(|source| Error::SnapshotFile {
         what: "the accepted snapshot cannot be read",
-        source,
+        source: Box::new(source),
     })?;
     let Some(accepted) = accepted else {
         if let Some(parent) = path.parent() {
@@ -87,7 +87,7 @@ pub fn gate_snapshot(
     };
     let diff = compare(&accepted.body, &snap).map_err(|source| Error::SnapshotDamaged {
         path: path.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let pending = crate::snapshot::pending_path(&path);
     if diff.is_unchanged() {

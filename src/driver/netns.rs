@@ -325,7 +325,12 @@ impl NetnsProgram {
             program: "ip netns exec".into(),
             hint: format!("{e} (Debian: apt-get install iproute2)"),
         })?;
-        self.note(&format!("started `{}`", argv.join(" "))).await;
+        // The command as the scenario wrote it (a shell command is not shown wrapped in another `sh -c`).
+        let shown = match &self.spec.command {
+            HostCommand::Argv(v) => v.join(" "),
+            HostCommand::Shell(s) => s.clone(),
+        };
+        self.note(&format!("started `{shown}`")).await;
         for out in [
             child
                 .stdout

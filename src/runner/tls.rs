@@ -10,15 +10,16 @@
 //!   environment ([`fill_run_templates`]);
 //! - [`add_vnet_tls`]: after the capture's analysis, (1) every refusal the vnet classified becomes
 //!   an unread span `tls_refused` with its destination (so a claim over it is INCONCLUSIVE, never
-//!   PASS), and (2) the plaintext the vnet's sink read from intercepted TLS connections (request
-//!   targets and bodies, up to the vnet's body cap) is searched for canaries; what is found there
-//!   is a finding of protocol `https` on the connection's flow.
+//!   PASS), and (2) for an intercepted connection the analysis could NOT decrypt, the plaintext
+//!   the vnet's sink read (request targets and bodies, up to the vnet's body cap) is searched for
+//!   canaries; what is found there is a finding of protocol `https` on the connection's flow.
 //!
-//! The capture's account is left as it is: the TLS records of an intercepted connection stay
-//! unread (`tls_ciphertext`) until the analysis decrypts captures with their key logs, because
-//! the sink's copy holds only the request targets and bodies (not the headers) and only up to the
-//! body cap. A run that intercepted TLS is therefore INCONCLUSIVE where nothing was found, and FAIL
-//! where a canary was found in the plaintext.
+//! The one path for intercepted TLS is the analysis: the vnet writes every session's secrets into
+//! the capture (pcapng Decryption Secrets Blocks), and the analysis decrypts the connection from
+//! them like any auditor's capture with a key log. (2) is a fallback only: the capture's account
+//! is left as it is, so an intercepted connection the analysis could not decrypt stays unread
+//! (`tls_ciphertext`…) and the run is INCONCLUSIVE where nothing was found, FAIL where the sink's
+//! copy showed a canary.
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -131,6 +132,18 @@ pub fn add_vnet_tls(
             .find(|f| f.protocol == "tcp" && f.client == client && f.server == server)
             .map(|f| f.id)
     };
+    // Connections the analysis decrypted itself (with the keys the vnet wrote into the capture): their
+    // plaintext was searched there, with headers and without the sink's body cap, so the sink's copy adds nothing.
+    let decrypted: std::collections::HashSet<usize> = report
+        .tls
+        .iter()
+        .filter(|t| {
+            t.decryption
+                .as_ref()
+                .is_some_and(|d| d.state == "decrypted")
+        })
+        .map(|t| t.flow)
+        .collect();
     let mut spans = Vec::new();
     let mut findings = Vec::new();
     for e in events {
@@ -164,6 +177,9 @@ pub fn add_vnet_tls(
                     continue;
                 };
                 let flow = flow_of(*conn).unwrap_or(usize::MAX);
+                if decrypted.contains(&flow) {
+                    continue;
+                }
                 for (field, hay) in [("path", target.as_bytes()), ("body", &body[..])] {
                     let mut hits: Vec<Hit> = Vec::new();
                     matcher.find_all(hay, &mut hits);

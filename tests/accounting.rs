@@ -95,3 +95,44 @@ fn network_services_are_listed_apart_with_the_same_byte_counts() {
         "the head counts: transport payload"
     );
 }
+
+/// The terminal summary names the zone a DNS-name leak went to as a destination, never "none contacted" above
+/// the leak.
+#[test]
+fn the_summary_lists_the_zone_of_a_dns_leak_as_a_destination() {
+    use telltale::record::{Judgement, RunReport, ScenarioInfo, Verdict, VnetRecord};
+    let name = format!("{}.t.vendor.example", common::IMEI);
+    let mut s = Synth::ethernet();
+    s.udp(
+        addr("10.77.0.10:40000"),
+        addr("10.77.0.1:53"),
+        &dns_query(7, &name),
+    );
+    let analysis = common::analyze(s.finish());
+    let run = RunReport {
+        schema: 1,
+        format_version: 1,
+        telltale_version: "0.0.0".into(),
+        scenario: ScenarioInfo {
+            name: "dns-leak".into(),
+            release: None,
+            file: "scenarios/dns-leak.yaml".into(),
+        },
+        verdict: Verdict::Fail,
+        error: None,
+        start_ns: 0,
+        end_ns: 1,
+        steps: vec![],
+        phases: vec![],
+        judgement: Judgement::default(),
+        analysis,
+        vnet: VnetRecord::default(),
+    };
+    let text = telltale::render::summary::render(&run, std::path::Path::new("out/dns-leak"));
+    assert!(!text.contains("none contacted"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("vendor.example (dns, 1 conn"))
+        .unwrap_or_else(|| panic!("no destination line for the zone:\n{text}"));
+    assert!(line.trim_start().starts_with("boot:"), "{line}");
+}

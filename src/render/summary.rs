@@ -123,6 +123,38 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
         e.0 += 1;
         e.1 += f.bytes_up;
     }
+    // A canary in a DNS name went to the zone queried (the resolver only forwards it): that zone is a destination
+    // even though the conversation itself is one of the network's services. One conversation per query flow.
+    let mut dns_zones: BTreeMap<(usize, &str, &str), Vec<usize>> = BTreeMap::new();
+    for f in r
+        .analysis
+        .findings
+        .iter()
+        .filter(|f| f.protocol == "dns" && f.direction == Direction::Up)
+    {
+        let ph = phase_at(f.time_ns);
+        let order = r.phases.iter().position(|p| p.name == ph).unwrap_or(0);
+        let flows = dns_zones
+            .entry((order, ph, f.destination.as_str()))
+            .or_default();
+        if !flows.contains(&f.flow) {
+            flows.push(f.flow);
+        }
+    }
+    for ((order, ph, zone), flows) in dns_zones {
+        let up: u64 = flows
+            .iter()
+            .filter_map(|id| r.analysis.flows.iter().find(|f| f.id == *id))
+            .map(|f| f.bytes_up)
+            .sum();
+        let e = per_phase
+            .entry((order, ph))
+            .or_default()
+            .entry(zone)
+            .or_insert((0, 0, "dns"));
+        e.0 += flows.len() as u64;
+        e.1 += up;
+    }
     if per_phase.is_empty() {
         let _ = writeln!(s, "  destinations: none contacted");
     } else {

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::capture::secrets::{self, PcapngWriter};
+use crate::capture::secrets;
+use crate::capture::writer::PcapngWriter;
 use crate::capture::CaptureReader;
 use crate::error::Error;
 use crate::proto::keylog::KeyLog;
@@ -72,8 +73,11 @@ pub fn keylog_inject(capture: &Path, keylogs: &[PathBuf], out: &Path) -> Result<
         source,
     };
     let file = std::fs::File::create(out).map_err(out_err)?;
-    let mut w =
-        PcapngWriter::new(std::io::BufWriter::new(file), text.as_bytes()).map_err(out_err)?;
+    let mut w = PcapngWriter::section(std::io::BufWriter::new(file)).map_err(out_err)?;
+    if !text.is_empty() {
+        w.write_secrets(secrets::SECRETS_TLS_KEYLOG, text.as_bytes())
+            .map_err(out_err)?;
+    }
     let mut packets = 0;
     loop {
         match reader.next_packet() {

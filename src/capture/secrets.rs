@@ -3,7 +3,7 @@
 //! writing a pcapng that carries a key log in a DSB before its packets (`telltale keylog inject`, the convention
 //! of Wireshark's `editcap --inject-secrets`).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
 use pcap_parser::pcapng::Block;
@@ -124,95 +124,15 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Writes a little-endian pcapng: a section header, a DSB with `keylog` (if not empty), then the packets with
-/// one interface per link type (nanosecond timestamps).
-pub struct PcapngWriter<W: Write> {
-    out: W,
-    links: Vec<u32>,
-}
-
-fn block(out: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
-    let pad = (4 - body.len() % 4) % 4;
-    let len = (12 + body.len() + pad) as u32;
-    out.write_all(&kind.to_le_bytes())?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(body)?;
-    out.write_all(&[0u8; 3][..pad])?;
-    out.write_all(&len.to_le_bytes())
-}
-
-impl<W: Write> PcapngWriter<W> {
-    /// Writes the section header and, when `keylog` is not empty, a TLS key log DSB.
-    pub fn new(mut out: W, keylog: &[u8]) -> io::Result<Self> {
-        let mut shb = Vec::new();
-        shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-        shb.extend_from_slice(&1u16.to_le_bytes());
-        shb.extend_from_slice(&0u16.to_le_bytes());
-        shb.extend_from_slice(&u64::MAX.to_le_bytes()); // section length unknown
-        block(&mut out, 0x0a0d_0d0a, &shb)?;
-        if !keylog.is_empty() {
-            let mut dsb = Vec::new();
-            dsb.extend_from_slice(&SECRETS_TLS_KEYLOG.to_le_bytes());
-            dsb.extend_from_slice(&(keylog.len() as u32).to_le_bytes());
-            dsb.extend_from_slice(keylog);
-            dsb.extend_from_slice(&[0u8; 3][..(4 - keylog.len() % 4) % 4]);
-            block(&mut out, 0x0000_000a, &dsb)?;
-        }
-        Ok(PcapngWriter {
-            out,
-            links: Vec::new(),
-        })
-    }
-
-    /// Writes one packet (captured bytes `data`, original length `orig_len`, time in ns since the epoch).
-    pub fn packet(
-        &mut self,
-        link_type: u32,
-        ts_nanos: u64,
-        data: &[u8],
-        orig_len: u32,
-    ) -> io::Result<()> {
-        let iface = match self.links.iter().position(|&l| l == link_type) {
-            Some(i) => i,
-            None => {
-                let mut idb = Vec::new();
-                idb.extend_from_slice(&(link_type as u16).to_le_bytes());
-                idb.extend_from_slice(&0u16.to_le_bytes());
-                idb.extend_from_slice(&262_144u32.to_le_bytes());
-                // if_tsresol = 9 (nanoseconds), then opt_endofopt.
-                idb.extend_from_slice(&9u16.to_le_bytes());
-                idb.extend_from_slice(&1u16.to_le_bytes());
-                idb.extend_from_slice(&[9, 0, 0, 0]);
-                idb.extend_from_slice(&[0, 0, 0, 0]);
-                block(&mut self.out, 1, &idb)?;
-                self.links.push(link_type);
-                self.links.len() - 1
-            }
-        };
-        let mut epb = Vec::with_capacity(20 + data.len() + 3);
-        epb.extend_from_slice(&(iface as u32).to_le_bytes());
-        epb.extend_from_slice(&((ts_nanos >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ts_nanos as u32).to_le_bytes());
-        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&orig_len.max(data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(data);
-        epb.extend_from_slice(&[0u8; 3][..(4 - data.len() % 4) % 4]);
-        block(&mut self.out, 6, &epb)
-    }
-
-    /// The underlying writer.
-    pub fn into_inner(self) -> W {
-        self.out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_written_dsb_is_read_back_and_packets_still_parse() {
-        let mut w = PcapngWriter::new(Vec::new(), b"CLIENT_RANDOM aa bb\n").unwrap();
+        let mut w = super::super::writer::PcapngWriter::section(Vec::new()).unwrap();
+        w.write_secrets(SECRETS_TLS_KEYLOG, b"CLIENT_RANDOM aa bb\n")
+            .unwrap();
         w.packet(101, 1_700_000_000_123_456_789, &[0x45, 0, 0, 20], 20)
             .unwrap();
         let bytes = w.into_inner();

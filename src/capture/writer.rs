@@ -97,7 +97,7 @@ impl<W: Write> PcapWriter<W> {
 }
 
 /// `secrets_type` of a Decryption Secrets Block holding an NSS key log (`TLSK`).
-pub const DSB_TLS_KEY_LOG: u32 = 0x544c_534b;
+pub const DSB_TLS_KEY_LOG: u32 = super::secrets::SECRETS_TLS_KEYLOG;
 
 /// Streams frames into a pcapng file: one section, one interface (nanosecond timestamps),
 /// Enhanced Packet Blocks, and Decryption Secrets Blocks placed where they are written, so
@@ -107,12 +107,22 @@ pub struct PcapngWriter<W: Write> {
     out: W,
     frames: u64,
     secrets: u64,
+    /// Link type of each interface written, by interface id.
+    links: Vec<u32>,
 }
 
 impl<W: Write> PcapngWriter<W> {
     /// Writes the Section Header Block and one Interface Description Block of `link_type`
     /// with `if_tsresol` = 9 (nanoseconds).
-    pub fn new(mut out: W, link_type: u32, snaplen: u32) -> io::Result<Self> {
+    pub fn new(out: W, link_type: u32, snaplen: u32) -> io::Result<Self> {
+        let mut w = PcapngWriter::section(out)?;
+        w.interface(link_type, snaplen)?;
+        Ok(w)
+    }
+
+    /// Writes the Section Header Block only; interfaces come with [`PcapngWriter::interface`] (or as
+    /// [`PcapngWriter::packet`] needs them).
+    pub fn section(mut out: W) -> io::Result<Self> {
         let mut shb = Vec::with_capacity(28);
         shb.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
         shb.extend_from_slice(&28u32.to_le_bytes());
@@ -122,6 +132,17 @@ impl<W: Write> PcapngWriter<W> {
         shb.extend_from_slice(&(-1i64).to_le_bytes());
         shb.extend_from_slice(&28u32.to_le_bytes());
         out.write_all(&shb)?;
+        Ok(PcapngWriter {
+            out,
+            frames: 0,
+            secrets: 0,
+            links: Vec::new(),
+        })
+    }
+
+    /// Writes an Interface Description Block of `link_type` (`if_tsresol` = 9, nanoseconds); returns
+    /// its interface id.
+    pub fn interface(&mut self, link_type: u32, snaplen: u32) -> io::Result<u32> {
         let link = u16::try_from(link_type).map_err(|_| io::Error::other("link type too large"))?;
         let mut idb = Vec::with_capacity(32);
         idb.extend_from_slice(&1u32.to_le_bytes());
@@ -132,29 +153,55 @@ impl<W: Write> PcapngWriter<W> {
         // if_tsresol (9): 10^-9 seconds, padded to 4 bytes; then opt_endofopt.
         idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
         idb.extend_from_slice(&32u32.to_le_bytes());
-        out.write_all(&idb)?;
-        Ok(PcapngWriter {
-            out,
-            frames: 0,
-            secrets: 0,
-        })
+        self.out.write_all(&idb)?;
+        self.links.push(link_type);
+        Ok(self.links.len() as u32 - 1)
     }
 
-    /// Appends one frame captured whole at `ts_nanos` nanoseconds since the Unix epoch.
+    /// Appends one frame of `link_type` (its interface written first if it is new): `data` as
+    /// captured, `orig_len` its length on the wire, at `ts_nanos` nanoseconds since the epoch.
+    pub fn packet(
+        &mut self,
+        link_type: u32,
+        ts_nanos: u64,
+        data: &[u8],
+        orig_len: u32,
+    ) -> io::Result<()> {
+        let iface = match self.links.iter().position(|&l| l == link_type) {
+            Some(i) => i as u32,
+            None => self.interface(link_type, 262_144)?,
+        };
+        self.enhanced(iface, ts_nanos, data, orig_len)
+    }
+
+    /// Appends one frame captured whole at `ts_nanos` nanoseconds since the Unix epoch, on the
+    /// first interface.
     pub fn write_frame(&mut self, ts_nanos: u64, frame: &[u8]) -> io::Result<()> {
         let caplen = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too large"))?;
-        let pad = (4 - frame.len() % 4) % 4;
-        let total = 32 + frame.len() + pad;
+        self.enhanced(0, ts_nanos, frame, caplen)
+    }
+
+    fn enhanced(
+        &mut self,
+        iface: u32,
+        ts_nanos: u64,
+        data: &[u8],
+        orig_len: u32,
+    ) -> io::Result<()> {
+        let caplen = u32::try_from(data.len()).map_err(|_| io::Error::other("frame too large"))?;
+        let pad = (4 - data.len() % 4) % 4;
+        let total = 32 + data.len() + pad;
         let total = u32::try_from(total).map_err(|_| io::Error::other("frame too large"))?;
         let mut hdr = [0u8; 28];
         hdr[0..4].copy_from_slice(&6u32.to_le_bytes());
         hdr[4..8].copy_from_slice(&total.to_le_bytes());
+        hdr[8..12].copy_from_slice(&iface.to_le_bytes());
         hdr[12..16].copy_from_slice(&((ts_nanos >> 32) as u32).to_le_bytes());
         hdr[16..20].copy_from_slice(&(ts_nanos as u32).to_le_bytes());
         hdr[20..24].copy_from_slice(&caplen.to_le_bytes());
-        hdr[24..28].copy_from_slice(&caplen.to_le_bytes());
+        hdr[24..28].copy_from_slice(&orig_len.max(caplen).to_le_bytes());
         self.out.write_all(&hdr)?;
-        self.out.write_all(frame)?;
+        self.out.write_all(data)?;
         self.out.write_all(&[0u8; 3][..pad])?;
         self.out.write_all(&total.to_le_bytes())?;
         self.frames += 1;
@@ -183,6 +230,11 @@ impl<W: Write> PcapngWriter<W> {
     /// The underlying writer (e.g. to flush it).
     pub fn writer_mut(&mut self) -> &mut W {
         &mut self.out
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 
     /// Frames written so far.

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use crate::capture::secrets;
-use crate::capture::writer::PcapngWriter;
 use crate::capture::CaptureReader;
 use crate::error::Error;
 use crate::proto::keylog::KeyLog;
@@ -73,29 +72,15 @@ pub fn keylog_inject(capture: &Path, keylogs: &[PathBuf], out: &Path) -> Result<
         source,
     };
     let file = std::fs::File::create(out).map_err(out_err)?;
-    let mut w = PcapngWriter::section(std::io::BufWriter::new(file)).map_err(out_err)?;
-    if !text.is_empty() {
-        w.write_secrets(secrets::SECRETS_TLS_KEYLOG, text.as_bytes())
-            .map_err(out_err)?;
-    }
-    let mut packets = 0;
-    loop {
-        match reader.next_packet() {
-            Ok(Some(p)) => {
-                w.packet(p.link_type, p.ts_nanos, p.data, p.orig_len)
-                    .map_err(out_err)?;
-                packets += 1;
-            }
-            Ok(None) => break,
-            Err(d) if d.resumed => continue,
-            Err(d) => {
-                return Err(Error::NotACapture {
+    let (w, packets) =
+        secrets::copy_with_secrets(&mut reader, text.as_bytes(), std::io::BufWriter::new(file))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => Error::NotACapture {
                     path: capture.to_path_buf(),
-                    detail: d.message,
-                })
-            }
-        }
-    }
+                    detail: e.to_string(),
+                },
+                _ => out_err(e),
+            })?;
     use std::io::Write;
     w.into_inner().flush().map_err(out_err)?;
     Ok(Injected {

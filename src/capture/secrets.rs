@@ -124,6 +124,55 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Copies every packet of `reader` into a new pcapng on `out`, with `keylog` (if not empty) in one Decryption
+/// Secrets Block before the first packet; the reader's own secrets blocks are not copied. Returns the writer
+/// (to flush) and the packets copied. Damage the reader resumed after is skipped; damage it could not resume
+/// after is an `InvalidData` error with the reader's message.
+pub fn copy_with_secrets<W: io::Write>(
+    reader: &mut super::CaptureReader,
+    keylog: &[u8],
+    out: W,
+) -> io::Result<(super::writer::PcapngWriter<W>, u64)> {
+    let mut w = super::writer::PcapngWriter::section(out)?;
+    if !keylog.is_empty() {
+        w.write_secrets(SECRETS_TLS_KEYLOG, keylog)?;
+    }
+    let mut packets = 0;
+    loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => {
+                w.packet(p.link_type, p.ts_nanos, p.data, p.orig_len)?;
+                packets += 1;
+            }
+            Ok(None) => return Ok((w, packets)),
+            Err(d) if d.resumed => continue,
+            Err(d) => return Err(io::Error::new(io::ErrorKind::InvalidData, d.message)),
+        }
+    }
+}
+
+/// Rewrites the pcapng at `path` with all of `keylog` in one secrets block at the front (through a temporary file
+/// beside it, renamed over it), so that tools that read secrets only before the packets they open (tshark) see
+/// every key: a TLS 1.2 session's master secret exists only after the client's key exchange, which arrives in the
+/// frame that also carries the client's encrypted Finished.
+pub fn secrets_first(path: &Path, keylog: &[u8]) -> io::Result<u64> {
+    let mut reader =
+        super::CaptureReader::open(path).map_err(|e| io::Error::other(e.to_string()))?;
+    let tmp = path.with_extension("secrets-first.tmp");
+    let done = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let (mut w, packets) = copy_with_secrets(&mut reader, keylog, io::BufWriter::new(file))?;
+        io::Write::flush(w.writer_mut())?;
+        drop(w);
+        std::fs::rename(&tmp, path)?;
+        Ok(packets)
+    })();
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

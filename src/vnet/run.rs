@@ -370,6 +370,19 @@ async fn drive(
     }
     let frames_recorded = pcap.frames();
     pcap.writer_mut().flush()?;
+    if pcap.secrets_blocks() > 0 {
+        drop(pcap);
+        // Every key in one block before the first packet, so that tshark opens every session (a TLS 1.2
+        // session's block would otherwise follow the client's encrypted Finished). The analysis reads keys in
+        // any order; if this fails the capture stays as it was, blocks where they were derived.
+        let moved = std::fs::read(&secrets.path)
+            .and_then(|keys| crate::capture::secrets::secrets_first(&pcap_path, &keys));
+        if let Err(e) = moved {
+            port_errors.push(format!(
+                "capture: the TLS secrets stay where they were derived (not moved to the front): {e}"
+            ));
+        }
+    }
     let (all, events_dropped) = match live.lock() {
         Ok(mut l) => {
             l.extend(vnet.take_events());

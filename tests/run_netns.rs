@@ -197,8 +197,24 @@ steps:
     .unwrap();
     let out = dir.join("out");
     let o = run_clean(&scenario, &out, &marker);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Chromium trusts only its NSS database, not SSL_CERT_FILE: it refuses the run's CA on every TLS connection
+    // the vnet ends, and what it would have sent there is unread — INCONCLUSIVE (exit 4), never PASS.
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     let r = report(&out.join("netns-chromium"));
+    let refused: Vec<&str> = r["analysis"]["unread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["reason"] == "tls_refused")
+        .filter_map(|u| u["destination"].as_str())
+        .collect();
+    assert!(
+        refused.iter().any(|d| d.ends_with(".google.com")
+            || d.ends_with(".googleapis.com")
+            || d.ends_with(".gvt1.com")),
+        "no refusal of the run's CA by Chromium: {refused:?}\n{}",
+        text(&o)
+    );
     let names: BTreeSet<String> = r["vnet"]["events"]
         .as_array()
         .unwrap()

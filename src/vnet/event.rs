@@ -328,10 +328,14 @@ impl EventLog {
         EventLog::default()
     }
 
-    /// Keeps `e`, or counts it when the log is full.
+    /// Keeps `e`, or counts it when the log is full. A TLS refusal is always kept: the run judges it (an unread
+    /// span, `runner::tls`), and the capture alone does not show it; refusals are few (a destination that refused
+    /// is not intercepted again).
     pub fn push(&mut self, e: VnetEvent) {
         let w = e.weight();
-        if self.events.len() >= EVENT_LOG_MAX_EVENTS || self.bytes + w > EVENT_LOG_MAX_BYTES {
+        let full =
+            self.events.len() >= EVENT_LOG_MAX_EVENTS || self.bytes + w > EVENT_LOG_MAX_BYTES;
+        if full && !matches!(e, VnetEvent::TlsRefused { .. }) {
             self.dropped += 1;
             return;
         }
@@ -395,6 +399,30 @@ mod tests {
         // The first events are the ones kept.
         assert_eq!(log.events()[0].ts(), 0);
         assert_eq!(log.events()[kept - 1].ts(), kept as u64 - 1);
+    }
+
+    #[test]
+    fn a_full_log_still_keeps_tls_refusals() {
+        let mut log = EventLog::new();
+        for i in 0..(EVENT_LOG_MAX_EVENTS as u64 + 10) {
+            log.push(dns(i));
+        }
+        let dropped = log.dropped();
+        assert!(dropped >= 10);
+        log.push(VnetEvent::TlsRefused {
+            ts: 1,
+            conn: 7,
+            server: "198.18.0.7:443".parse().unwrap(),
+            sni: Some("pinned.example".into()),
+            destination: "pinned.example".into(),
+            kind: "alert".into(),
+            detail: "unknown_ca".into(),
+        });
+        assert_eq!(log.dropped(), dropped);
+        assert!(matches!(
+            log.events().last(),
+            Some(VnetEvent::TlsRefused { destination, .. }) if destination == "pinned.example"
+        ));
     }
 
     #[test]

@@ -141,8 +141,25 @@ fn client_hello(sni: &str) -> Vec<u8> {
 fn tls_records(rng: &mut Rng, total: usize, handshake_first: bool) -> Vec<u8> {
     let mut v = Vec::with_capacity(total + 64);
     if handshake_first {
-        // A ServerHello-shaped record followed by ChangeCipherSpec, then application data.
-        v.extend_from_slice(&[0x16, 0x03, 0x03, 0x00, 0x04, 0x02, 0x00, 0x00, 0x00]);
+        // A TLS 1.3 ServerHello (supported_versions, an x25519 key share) and a ChangeCipherSpec, then
+        // application data.
+        let mut ext = vec![
+            0x00, 0x2b, 0x00, 0x02, 0x03, 0x04, 0x00, 0x33, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20,
+        ];
+        ext.extend_from_slice(&[9u8; 32]);
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[5u8; 32]);
+        body.push(32);
+        body.extend_from_slice(&[6u8; 32]);
+        body.extend_from_slice(&[0x13, 0x01, 0x00]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut hs = vec![2u8];
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body);
+        v.extend_from_slice(&[0x16, 0x03, 0x03]);
+        v.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        v.extend_from_slice(&hs);
         v.extend_from_slice(&[0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
     }
     while v.len() < total {

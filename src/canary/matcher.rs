@@ -274,8 +274,14 @@ pub struct Matcher {
     prefilter: Option<QGram>,
     /// SIMD search for the gzip trigger, used with the prefilter.
     trigger_finder: memchr::memmem::Finder<'static>,
+    /// The forms shorter than [`SHORT_FORM`] (used with the prefilter, which then covers only the longer ones),
+    /// with the matcher's pattern id of each of the engine's patterns.
+    short: Option<(AhoCorasick, Vec<usize>)>,
     stats: AtomicStats,
 }
+
+/// Forms shorter than this are searched apart from the q-gram filter (see [`Matcher::build`]).
+const SHORT_FORM: usize = 8;
 
 impl Matcher {
     /// Build the matcher for all canaries of `identity`.
@@ -335,8 +341,73 @@ impl Matcher {
         // which lets the prefilter test only every k-th position.
         let separate_trigger =
             trigger + 1 == lower.len() && targets.get(trigger).is_some_and(|t| t.is_empty());
+        // Short forms (binary numbers, under SHORT_FORM bytes) get an engine of their own: the q-gram filter tests
+        // every (min_len − 3)-th position, so one 4-byte form among 15-byte ones would make it test every position.
+        // Long forms are reordered to come first, so that both engines' pattern ids stay the matcher's.
+        let mut split = trigger;
+        if separate_trigger {
+            let long = lower[..trigger]
+                .iter()
+                .filter(|p| p.len() >= SHORT_FORM)
+                .count();
+            if long > 0 && long < trigger {
+                let mut order: Vec<usize> = (0..trigger).collect();
+                order.sort_by_key(|&p| lower.get(p).is_none_or(|x| x.len() < SHORT_FORM));
+                let mut new_lower = Vec::with_capacity(lower.len());
+                let mut new_targets = Vec::with_capacity(targets.len());
+                for &p in &order {
+                    new_lower.push(std::mem::take(&mut lower[p]));
+                    new_targets.push(std::mem::take(&mut targets[p]));
+                }
+                new_lower.extend(lower.drain(trigger..));
+                new_targets.extend(targets.drain(trigger..));
+                lower = new_lower;
+                targets = new_targets;
+                split = long;
+            }
+        }
+        let short = if separate_trigger && split < trigger {
+            // Exact bytes (the short forms are case-sensitive binary), unless one of them is not.
+            let mut pats: Vec<Vec<u8>> = Vec::new();
+            let mut pids: Vec<usize> = Vec::new();
+            let any_ci = targets[split..trigger]
+                .iter()
+                .flatten()
+                .any(|t| !t.case_sensitive);
+            for pid in split..trigger {
+                if any_ci {
+                    pats.push(lower[pid].to_vec());
+                    pids.push(pid);
+                    continue;
+                }
+                for t in &targets[pid] {
+                    if !pats
+                        .iter()
+                        .zip(&pids)
+                        .any(|(b, &q)| q == pid && **b == *t.exact)
+                    {
+                        pats.push(t.exact.to_vec());
+                        pids.push(pid);
+                    }
+                }
+            }
+            let ac = AhoCorasick::builder()
+                .ascii_case_insensitive(any_ci)
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&pats)
+                .or_else(|_| {
+                    AhoCorasick::builder()
+                        .ascii_case_insensitive(any_ci)
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(&pats)
+                })?;
+            Some((ac, pids))
+        } else {
+            None
+        };
         let ac_patterns = if separate_trigger {
-            &lower[..trigger]
+            &lower[..split]
         } else {
             &lower[..]
         };
@@ -388,6 +459,7 @@ impl Matcher {
             max_len,
             prefilter,
             trigger_finder,
+            short,
             stats: AtomicStats::default(),
         })
     }
@@ -587,8 +659,11 @@ impl Matcher {
         };
         let mut pos = from.min(hay.len());
         let mut next_trigger = None;
+        let mut next_short = None;
         while pos < hay.len() {
-            let Some((start, end, pid)) = self.find_from(hay, pos, &mut next_trigger) else {
+            let Some((start, end, pid)) =
+                self.find_from(hay, pos, &mut next_trigger, &mut next_short)
+            else {
                 break;
             };
             if start >= safe {
@@ -621,6 +696,7 @@ impl Matcher {
         hay: &[u8],
         pos: usize,
         next_trigger: &mut Option<Option<usize>>,
+        next_short: &mut Option<Option<(usize, usize, usize)>>,
     ) -> Option<(usize, usize, usize)> {
         let Some(q) = &self.prefilter else {
             // No filter (a pattern shorter than 4 bytes, or the trigger shares a pattern): always an automaton.
@@ -641,8 +717,23 @@ impl Matcher {
                 t
             }
         };
-        // A canary match must start no later than the trigger to come first (at the same start it is longer).
-        let last_start = trig.unwrap_or(hay.len());
+        // The next short form, cached like the trigger.
+        let short = match (&self.short, *next_short) {
+            (None, _) => None,
+            (Some(_), Some(s)) if s.is_none_or(|s| s.0 >= pos) => s,
+            (Some((ac, pids)), _) => {
+                let s = ac
+                    .find(Input::new(hay).range(pos..))
+                    .and_then(|m| Some((m.start(), m.end(), *pids.get(m.pattern().as_usize())?)));
+                *next_short = Some(s);
+                s
+            }
+        };
+        // A long match must start no later than the trigger and the next short form to come first (at the same
+        // start it is longer).
+        let last_start = trig
+            .unwrap_or(hay.len())
+            .min(short.map_or(hay.len(), |s| s.0));
         let hit = match &self.engine {
             Engine::Automaton(ac) => q.find(hay, pos, last_start, |s| {
                 let input = Input::new(hay).range(s..).anchored(Anchored::Yes);
@@ -658,10 +749,11 @@ impl Matcher {
                 })
             }
         };
-        match (hit, trig) {
-            (Some(m), _) => Some(m),
-            (None, Some(t)) => Some((t, t + GZIP_B64_MAGIC.len(), self.trigger)),
-            (None, None) => None,
+        let trig = trig.map(|t| (t, t + GZIP_B64_MAGIC.len(), self.trigger));
+        match (hit, trig, short) {
+            (Some(m), _, _) => Some(m),
+            (None, Some(t), Some(s)) => Some(if (s.0, t.1) < (t.0, s.1) { s } else { t }),
+            (None, t, s) => t.or(s),
         }
     }
 
@@ -899,6 +991,41 @@ pub(super) mod tests {
         assert_found(&m, 1, "url", b"%2B15555550123");
         // Lower-cased e-mail/name hashed (common ad-tech normalisation).
         assert_found(&m, 2, "sha256>hex", &hex(&Sha256::digest(b"alice canary")));
+    }
+
+    #[test]
+    fn short_forms_are_found_by_their_own_engine_with_the_long_ones_around() {
+        let id = identity();
+        let m = Matcher::new(&id);
+        assert!(
+            m.prefilter.is_some() && m.short.is_some(),
+            "the identity has short binary forms"
+        );
+        let mut short_seen = 0;
+        for (ci, c) in id.canaries.iter().enumerate() {
+            for f in encoded_forms(&c.value) {
+                // In binary filler, next to a long form of another canary, at every offset modulo the stride.
+                for pad in 0..17 {
+                    let mut hay = vec![0xa5u8; pad];
+                    hay.extend_from_slice(&f.bytes);
+                    hay.extend_from_slice(&[0xa5; 9]);
+                    hay.extend_from_slice(EMAIL.as_bytes());
+                    let h = hits(&m, &hay);
+                    assert!(
+                        h.iter()
+                            .any(|x| x.canary == ci && x.start == pad && x.end > pad),
+                        "{} ({}) at {pad}: {h:?}",
+                        c.name,
+                        f.encoding
+                    );
+                    assert!(h.iter().any(
+                        |x| x.encoding.as_ref() == "raw" && x.start == pad + f.bytes.len() + 9
+                    ));
+                }
+                short_seen += usize::from(f.bytes.len() < SHORT_FORM);
+            }
+        }
+        assert!(short_seen > 0);
     }
 
     #[test]

@@ -88,29 +88,34 @@ pub fn deflate(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut d = flate2::Decompress::new(false);
-    let mut buf = vec![0u8; cx.cap.clamp(64, 1 << 20)];
-    let mut out = Vec::new();
+    // Decoded into `out`'s spare room, grown 32 KiB at a time: most inputs tried here are not deflate and fail
+    // in the first bytes, before any large buffer was touched.
+    let mut out: Vec<u8> = Vec::new();
     let mut input = b;
     loop {
-        let before_in = d.total_in();
-        let before_out = d.total_out();
-        let status = d
-            .decompress(input, &mut buf, flate2::FlushDecompress::None)
-            .ok()?;
-        let used = usize::try_from(d.total_in() - before_in).ok()?;
-        let made = usize::try_from(d.total_out() - before_out).ok()?;
-        out.extend_from_slice(buf.get(..made)?);
-        input = input.get(used..)?;
         if out.len() >= cx.cap {
             out.truncate(cx.cap);
             cx.truncated = true;
             break;
         }
+        out.reserve((cx.cap - out.len()).min(32 << 10));
+        let before_in = d.total_in();
+        let before_out = out.len();
+        let status = d
+            .decompress_vec(input, &mut out, flate2::FlushDecompress::None)
+            .ok()?;
+        let used = usize::try_from(d.total_in() - before_in).ok()?;
+        let made = out.len() - before_out;
+        input = input.get(used..)?;
         match status {
             flate2::Status::StreamEnd => break,
             _ if used == 0 && made == 0 => return None, // input ended before the stream did
             _ => {}
         }
+    }
+    if out.len() > cx.cap {
+        out.truncate(cx.cap);
+        cx.truncated = true;
     }
     // The stream must account for (nearly) the whole buffer: random bytes rarely form one.
     if input.len() > 8 || out.is_empty() {

@@ -17,6 +17,7 @@
 pub mod codec;
 pub mod container;
 pub mod graph;
+pub mod quiet;
 pub mod structured;
 pub mod text;
 pub mod xor;

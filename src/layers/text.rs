@@ -11,7 +11,7 @@ use super::graph::{Cx, Hint};
 use super::Child;
 
 /// Shortest run of an encoding alphabet that is decoded.
-const MIN_RUN: usize = 16;
+pub const MIN_RUN: usize = 16;
 /// Runs decoded per buffer at most.
 const MAX_RUNS: usize = 256;
 /// Largest JSON or XML document parsed.

@@ -136,3 +136,77 @@ fn the_summary_lists_the_zone_of_a_dns_leak_as_a_destination() {
         .unwrap_or_else(|| panic!("no destination line for the zone:\n{text}"));
     assert!(line.trim_start().starts_with("boot:"), "{line}");
 }
+
+/// More live TCP connections than `Config::max_live_tcp`: the oldest has its state released early (issue 18's
+/// bounded memory for a million flows). What it sent before is searched when it is released, what it sends
+/// afterwards is still searched, and is also a `state_cap` unread span (a canary across the cut would be
+/// missed), with a warning naming the cap — never a silent PASS.
+#[test]
+fn too_many_live_connections_release_the_oldest_and_say_so() {
+    use std::sync::Arc;
+    use telltale::analysis::Config;
+    use telltale::canary::Matcher;
+    use telltale::report::UnreadReason;
+    use telltale::synth::{Side, Tcp};
+
+    let server: SocketAddr = addr("198.18.0.30:8000");
+    let mut s = Synth::ethernet();
+    let mut conns: Vec<Tcp> = (0..3)
+        .map(|i| Tcp::new(addr(&format!("10.77.0.10:{}", 41000 + i)), server, 100, 900))
+        .collect();
+    // The first connection sends the IMEI, then two more connections open (the cap is 2).
+    conns[0].open(&mut s);
+    conns[0].send(
+        &mut s,
+        Side::Client,
+        format!("hello {} ", common::IMEI).as_bytes(),
+        1400,
+    );
+    conns[1].open(&mut s);
+    conns[2].open(&mut s);
+    // Released early, the first one goes on and sends the phone number.
+    conns[0].send(
+        &mut s,
+        Side::Client,
+        format!("then {} bye", common::PHONE).as_bytes(),
+        1400,
+    );
+    let m = Arc::new(Matcher::new(&common::identity()));
+    let cfg = Config {
+        max_live_tcp: 2,
+        ..Config::default()
+    };
+    let r = telltale::analyze_bytes(s.finish(), "cap.pcap", m, cfg).unwrap();
+    for canary in ["imei", "phone"] {
+        assert!(
+            r.findings.iter().any(|f| f.canary == canary),
+            "{canary} is found before and after the release: {:#?}",
+            r.findings
+        );
+    }
+    let spans: Vec<_> = r
+        .unread
+        .iter()
+        .filter(|u| u.reason == UnreadReason::StateCap)
+        .collect();
+    assert_eq!(spans.len(), 1, "{:#?}", r.unread);
+    assert_eq!(spans[0].flow, Some(0));
+    assert_eq!(spans[0].direction, Direction::Up);
+    assert_eq!(
+        spans[0].bytes,
+        format!("then {} bye", common::PHONE).len() as u64
+    );
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.message.contains("more than 2 were live at once")),
+        "{:#?}",
+        r.warnings
+    );
+    // With the default cap nothing is released.
+    let mut s = Synth::ethernet();
+    let mut t = Tcp::new(addr("10.77.0.10:42000"), server, 1, 2);
+    t.open(&mut s);
+    t.send(&mut s, Side::Client, b"x", 1400);
+    assert!(common::analyze(s.finish()).unread.is_empty());
+}

@@ -37,6 +37,10 @@ use crate::report::{Direction, Report, UnreadReason};
 use collect::Collector;
 use tcp::TcpConn;
 
+/// Default of [`Config::max_live_tcp`]: about 2.5 KB of state each when idle, so some 25 MB in all, plus what each
+/// one buffers (at most twice [`Config::reassembly_cap`]).
+pub const MAX_LIVE_TCP: usize = 10_000;
+
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,6 +48,11 @@ pub struct Config {
     pub reassembly_cap: usize,
     /// Conversations idle for this long (capture time) release their reassembly state.
     pub idle_timeout_ns: u64,
+    /// TCP conversations with live state (reassembly, parsers, scanners) at most. Past it, the conversation that
+    /// got its state first is finished early (flushed and searched, like an idle one); what it sends later is read
+    /// from the middle of the stream and is also an unread span (`state_cap`). Bounds the analysis' memory on
+    /// captures with a million connections.
+    pub max_live_tcp: usize,
     /// Phases of a run: `(start time in ns since the epoch, name)`, in time order. When set,
     /// every finding names the phase of its first occurrence, and occurrences in different
     /// phases are separate findings (so a connection that spans a phase change still shows
@@ -63,6 +72,7 @@ impl Default for Config {
         Config {
             reassembly_cap: 512 << 10,
             idle_timeout_ns: 600 * 1_000_000_000,
+            max_live_tcp: MAX_LIVE_TCP,
             phases: Vec::new(),
             keys: Arc::default(),
             layers: crate::layers::Limits::default(),
@@ -92,6 +102,8 @@ struct Flow {
     tcp_stats: Option<[flow::reassembly::ReassemblyStats; 2]>,
     /// Both directions finished (FIN delivered or RST): a new SYN on the same tuple opens a new flow.
     closed: bool,
+    /// Its state was released early under [`Config::max_live_tcp`]: later bytes are `state_cap` spans.
+    evicted: bool,
 }
 
 impl Flow {
@@ -160,6 +172,10 @@ pub struct Analyzer {
     names: FxHashMap<IpAddr, String>,
     out: Collector,
     live_tcp: usize,
+    /// Flows in the order their TCP state was made (some since released), for [`Config::max_live_tcp`].
+    live_order: std::collections::VecDeque<usize>,
+    /// TCP conversations whose state was released early under [`Config::max_live_tcp`].
+    tcp_evicted: u64,
     next_sweep: u64,
     defrag: flow::defrag::Defragmenter,
     /// Pseudo-conversations of non-IP frames, by link label.
@@ -191,6 +207,8 @@ impl Analyzer {
             names: FxHashMap::default(),
             out: Collector::new(canaries, phases),
             live_tcp: 0,
+            live_order: std::collections::VecDeque::new(),
+            tcp_evicted: 0,
             next_sweep: 1 << 16,
             defrag: flow::defrag::Defragmenter::default(),
             link_flows: FxHashMap::default(),
@@ -497,6 +515,7 @@ impl Analyzer {
             quic: None,
             tcp_stats: None,
             closed: false,
+            evicted: false,
         });
         i
     }
@@ -763,7 +782,7 @@ impl Analyzer {
             at,
         );
         let cap = self.cfg.reassembly_cap;
-        {
+        let (evicted, fresh) = {
             let f = &mut self.flows[fi];
             f.last_ns = f.last_ns.max(at.ts);
             f.packets[dir] += 1;
@@ -771,10 +790,20 @@ impl Analyzer {
             if f.closed {
                 return; // late packets of a finished connection
             }
-            if f.tcp.is_none() {
+            let fresh = f.tcp.is_none();
+            if fresh {
                 f.tcp = Some(Box::new(TcpConn::new(&self.matcher, cap)));
-                self.live_tcp += 1;
             }
+            (f.evicted, fresh)
+        };
+        if evicted {
+            let n = payload.len() as u64 + u64::from(missing);
+            self.out.unread(fi, dir, UnreadReason::StateCap, n, at.ts);
+        }
+        if fresh {
+            self.live_tcp += 1;
+            self.live_order.push_back(fi);
+            self.evict_tcp(fi);
         }
         tcp::segment(self, fi, dir, t, payload, missing, at);
         let f = &mut self.flows[fi];
@@ -796,6 +825,36 @@ impl Analyzer {
             self.live_tcp -= 1;
         }
         f.closed = true;
+    }
+
+    /// Keeps at most [`Config::max_live_tcp`] conversations with live state: finishes the oldest others early
+    /// (never `keep`, the one just given state).
+    fn evict_tcp(&mut self, keep: usize) {
+        while self.live_tcp > self.cfg.max_live_tcp.max(1) {
+            let Some(i) = self.live_order.pop_front() else {
+                break;
+            };
+            if i == keep {
+                self.live_order.push_back(i);
+                if self.live_order.len() == 1 {
+                    break;
+                }
+                continue;
+            }
+            if self.flows.get(i).is_none_or(|f| f.tcp.is_none()) {
+                continue; // released already (closed, idle)
+            }
+            self.close_tcp(i);
+            self.flows[i].closed = false;
+            self.flows[i].evicted = true;
+            self.tcp_evicted += 1;
+        }
+        // Entries of conversations released otherwise: dropped once they outnumber the live ones.
+        if self.live_order.len() > 4 * self.cfg.max_live_tcp.max(1) {
+            let flows = &self.flows;
+            self.live_order
+                .retain(|&i| flows.get(i).is_some_and(|f| f.tcp.is_some()));
+        }
     }
 
     /// Releases the state of conversations idle for longer than the idle timeout.
@@ -833,6 +892,14 @@ impl Analyzer {
                 self.defrag.dropped
             );
             self.out.warn("ip-fragments-dropped", msg, None);
+        }
+        if self.tcp_evicted > 0 {
+            let msg = format!(
+                "{} TCP connections had their state released early, because more than {} were live at once; what \
+                 they sent afterwards was searched but read from the middle of the stream (unread: state_cap)",
+                self.tcp_evicted, self.cfg.max_live_tcp
+            );
+            self.out.warn("tcp-state-cap", msg, None);
         }
         self.keylog_warnings();
         for &(offset, bytes, ts) in &self.damaged {

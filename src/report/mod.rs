@@ -87,6 +87,10 @@ pub enum UnreadReason {
     /// Bytes of a stream protocol its reader could not decode: a corrupt compressed message, a header block after
     /// the HPACK state was lost, everything after the reader lost the framing or the stream had a gap.
     StreamUndecoded,
+    /// Bytes a TCP conversation sent after telltale released its state early, because more conversations were
+    /// live at once than [`crate::analysis::Config::max_live_tcp`]: searched as they came, but read again from
+    /// the middle of the stream (a canary across the cut, or inside a message that began before it, is missed).
+    StateCap,
 }
 
 impl UnreadReason {
@@ -111,6 +115,7 @@ impl UnreadReason {
             UnreadReason::TlsTruncated => "tls_truncated",
             UnreadReason::StreamCap => "stream_cap",
             UnreadReason::StreamUndecoded => "stream_undecoded",
+            UnreadReason::StateCap => "state_cap",
         }
     }
 }

@@ -244,6 +244,9 @@ pub fn reason_words(reason: &str) -> &'static str {
         "tls_truncated" => "TLS with keys, but records lost or cut",
         "stream_cap" => "beyond a stream protocol reader's cap",
         "stream_undecoded" => "a stream protocol telltale could not decode there",
+        "state_cap" => {
+            "sent after telltale released the connection's state (too many live connections)"
+        }
         "encrypted_payload" => "an encrypted payload",
         "tls_refused" => {
             "the client refused telltale's certificate: pinned or not trusting the run's CA"

@@ -15,7 +15,7 @@ const POLICY_KEYS: [&str; 4] = [
 ];
 const ACCEPT_KEYS: [&str; 3] = ["destinations", "reasons", "max_bytes"];
 /// Reasons an unread span can have (the report's words).
-pub(crate) const UNREAD_REASONS: [&str; 18] = [
+pub(crate) const UNREAD_REASONS: [&str; 19] = [
     "tls_ciphertext",
     "quic_ciphertext",
     "tcp_gap",
@@ -34,6 +34,7 @@ pub(crate) const UNREAD_REASONS: [&str; 18] = [
     "tls_truncated",
     "stream_cap",
     "stream_undecoded",
+    "state_cap",
 ];
 const RULE_KEYS: [&str; 3] = ["canaries", "destinations", "phases"];
 

@@ -210,3 +210,64 @@ fn too_many_live_connections_release_the_oldest_and_say_so() {
     t.send(&mut s, Side::Client, b"x", 1400);
     assert!(common::analyze(s.finish()).unread.is_empty());
 }
+
+/// More flows than `Config::max_flow_records`: finished flows nothing refers to are folded into counting records,
+/// the ones a finding, a DNS question or an unread span refers to keep their own record (renumbered
+/// consistently), and no packet or byte is lost from the totals (issue 18: a million flows in bounded memory).
+#[test]
+fn past_the_flow_record_cap_unreferenced_flows_are_folded_and_counted() {
+    use std::sync::Arc;
+    use telltale::analysis::Config;
+    use telltale::canary::Matcher;
+
+    let mut s = Synth::ethernet();
+    let mut sent = (0u64, 0u64);
+    for i in 0..40u16 {
+        // Plain datagrams to 20 servers (two flows each), nothing in them.
+        let payload = vec![b'a'; 10 + usize::from(i)];
+        s.udp(
+            addr(&format!("10.77.0.10:{}", 30000 + i)),
+            addr(&format!("198.18.1.{}:7000", 1 + i % 20)),
+            &payload,
+        );
+        sent = (sent.0 + 1, sent.1 + payload.len() as u64);
+        if i == 25 {
+            // One leak in the middle, after the first folding.
+            let leak = format!("imei={}", common::IMEI);
+            s.udp(
+                addr("10.77.0.10:39999"),
+                addr("198.18.9.9:7000"),
+                leak.as_bytes(),
+            );
+            sent = (sent.0 + 1, sent.1 + leak.len() as u64);
+        }
+    }
+    let m = Arc::new(Matcher::new(&common::identity()));
+    let cfg = Config {
+        max_flow_records: 8,
+        ..Config::default()
+    };
+    let r = telltale::analyze_bytes(s.finish(), "many.pcap", m, cfg).unwrap();
+    let folded: u64 = r.flows.iter().map(|f| f.folded).sum();
+    assert!(folded >= 20, "most flows are folded: {:#?}", r.flows);
+    assert!(r.flows.len() < 30, "{} records", r.flows.len());
+    for (i, f) in r.flows.iter().enumerate() {
+        assert_eq!(f.id, i, "records are numbered by position");
+    }
+    let packets: u64 = r.flows.iter().map(|f| f.packets_up + f.packets_down).sum();
+    let bytes: u64 = r.flows.iter().map(|f| f.bytes_up + f.bytes_down).sum();
+    assert_eq!((packets, bytes), sent, "nothing is lost from the totals");
+    let leak: Vec<_> = r.findings.iter().filter(|f| f.canary == "imei").collect();
+    assert_eq!(leak.len(), 1, "{:#?}", r.findings);
+    let flow = &r.flows[leak[0].flow];
+    assert_eq!(
+        flow.server, "198.18.9.9:7000",
+        "the finding still names its own flow"
+    );
+    assert_eq!(flow.folded, 0);
+    assert!(
+        r.warnings.iter().any(|w| w.kind == "flows-folded"),
+        "{:#?}",
+        r.warnings
+    );
+}

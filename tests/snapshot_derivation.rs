@@ -39,6 +39,7 @@ fn flow(
         unread_up: 0,
         read_down: 114,
         unread_down: 0,
+        folded: 0,
         tcp: None,
     }
 }

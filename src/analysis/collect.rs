@@ -149,6 +149,19 @@ impl Collector {
 
     /// Adds a hit; identical (flow, canary, encoding, direction, protocol, field) hits are counted, not repeated.
     pub fn finding(&mut self, raw: Raw) {
+        let key = self.finding_key(&raw, self.decrypting);
+        match self.finding_index.get(&key) {
+            Some(&i) => self.findings[i].1 += 1,
+            None => {
+                self.finding_index.insert(key, self.findings.len());
+                self.findings.push((raw, 1));
+                self.findings_decrypted.push(self.decrypting);
+            }
+        }
+    }
+
+    /// What makes two hits one finding.
+    fn finding_key(&self, raw: &Raw, decrypting: bool) -> String {
         let key = format!(
             "{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}",
             self.phase_index(raw.ts).map_or(0, |i| i + 1),
@@ -160,19 +173,61 @@ impl Collector {
             raw.field,
             raw.decoded_from,
             raw.http,
-            self.decrypting
+            decrypting
         );
-        let key = match &raw.zone {
+        match &raw.zone {
             Some(z) => format!("{key}\u{1}{z}"),
             None => key,
-        };
-        match self.finding_index.get(&key) {
-            Some(&i) => self.findings[i].1 += 1,
-            None => {
-                self.finding_index.insert(key, self.findings.len());
-                self.findings.push((raw, 1));
-                self.findings_decrypted.push(self.decrypting);
-            }
+        }
+    }
+
+    /// Every flow something collected so far refers to (a finding, an unread span, a DNS question, an HTTP
+    /// request, a TLS hello): the flows that must keep their own record.
+    pub fn referenced_flows(&self) -> rustc_hash::FxHashSet<usize> {
+        let mut s = rustc_hash::FxHashSet::default();
+        s.extend(self.findings.iter().map(|(r, _)| r.flow));
+        s.extend(self.unread.iter().filter_map(|u| u.flow));
+        s.extend(self.dns.iter().map(|d| d.flow));
+        s.extend(self.dns_pending.keys().map(|k| k.0));
+        s.extend(self.http.iter().map(|h| h.flow));
+        s.extend(self.tls.iter().map(|t| t.flow));
+        s
+    }
+
+    /// Renumbers flows after folding: `map[old]` is the new index (every referenced flow has one).
+    pub fn renumber_flows(&mut self, map: &[Option<usize>]) {
+        let to = |i: usize| map.get(i).copied().flatten().unwrap_or(i);
+        for (r, _) in &mut self.findings {
+            r.flow = to(r.flow);
+        }
+        let decrypted = std::mem::take(&mut self.findings_decrypted);
+        self.finding_index = self
+            .findings
+            .iter()
+            .zip(&decrypted)
+            .enumerate()
+            .map(|(i, ((r, _), &d))| (self.finding_key(r, d), i))
+            .collect();
+        self.findings_decrypted = decrypted;
+        for u in &mut self.unread {
+            u.flow = u.flow.map(to);
+        }
+        self.unread_index = std::mem::take(&mut self.unread_index)
+            .into_iter()
+            .map(|((f, d, r, p), i)| ((to(f), d, r, p), i))
+            .collect();
+        for d in &mut self.dns {
+            d.flow = to(d.flow);
+        }
+        self.dns_pending = std::mem::take(&mut self.dns_pending)
+            .into_iter()
+            .map(|((f, id), v)| ((to(f), id), v))
+            .collect();
+        for h in &mut self.http {
+            h.flow = to(h.flow);
+        }
+        for t in &mut self.tls {
+            t.flow = to(t.flow);
         }
     }
 
@@ -377,6 +432,7 @@ impl Collector {
                     unread_up: unread[0],
                     read_down: f.bytes[1].saturating_sub(unread[1]),
                     unread_down: unread[1],
+                    folded: f.folded,
                     tcp: f.tcp_stats,
                 }
             })

@@ -41,6 +41,9 @@ use tcp::TcpConn;
 /// one buffers (at most twice [`Config::reassembly_cap`]).
 pub const MAX_LIVE_TCP: usize = 10_000;
 
+/// Default of [`Config::max_flow_records`].
+pub const MAX_FLOW_RECORDS: usize = 50_000;
+
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +56,12 @@ pub struct Config {
     /// from the middle of the stream and is also an unread span (`state_cap`). Bounds the analysis' memory on
     /// captures with a million connections.
     pub max_live_tcp: usize,
+    /// Conversation records kept one by one before folding: when there are more, finished conversations that no
+    /// finding, unread span, DNS question, HTTP request or TLS hello refers to are folded into one record per
+    /// protocol, application, server address and destination that counts them (`FlowRecord::folded`); past half
+    /// this many such records, into one per protocol and application (destination `(more destinations)`).
+    /// Bounds the engine's memory on captures with a million flows; what is referred to stays one by one.
+    pub max_flow_records: usize,
     /// Phases of a run: `(start time in ns since the epoch, name)`, in time order. When set,
     /// every finding names the phase of its first occurrence, and occurrences in different
     /// phases are separate findings (so a connection that spans a phase change still shows
@@ -73,6 +82,7 @@ impl Default for Config {
             reassembly_cap: 512 << 10,
             idle_timeout_ns: 600 * 1_000_000_000,
             max_live_tcp: MAX_LIVE_TCP,
+            max_flow_records: MAX_FLOW_RECORDS,
             phases: Vec::new(),
             keys: Arc::default(),
             layers: crate::layers::Limits::default(),
@@ -104,6 +114,8 @@ struct Flow {
     closed: bool,
     /// Its state was released early under [`Config::max_live_tcp`]: later bytes are `state_cap` spans.
     evicted: bool,
+    /// Conversations folded into this record (0: it is one conversation; see [`Config::max_flow_records`]).
+    folded: u64,
 }
 
 impl Flow {
@@ -176,6 +188,11 @@ pub struct Analyzer {
     live_order: std::collections::VecDeque<usize>,
     /// TCP conversations whose state was released early under [`Config::max_live_tcp`].
     tcp_evicted: u64,
+    /// Flow count at which the next folding runs ([`Config::max_flow_records`]).
+    fold_at: usize,
+    /// Conversations folded so far, and how many of them had had their state released early.
+    flows_folded: u64,
+    folded_evicted: u64,
     next_sweep: u64,
     defrag: flow::defrag::Defragmenter,
     /// Pseudo-conversations of non-IP frames, by link label.
@@ -209,6 +226,9 @@ impl Analyzer {
             live_tcp: 0,
             live_order: std::collections::VecDeque::new(),
             tcp_evicted: 0,
+            fold_at: 0,
+            flows_folded: 0,
+            folded_evicted: 0,
             next_sweep: 1 << 16,
             defrag: flow::defrag::Defragmenter::default(),
             link_flows: FxHashMap::default(),
@@ -478,6 +498,9 @@ impl Analyzer {
                 return (i, f.dir_of(src));
             }
         }
+        if self.flows.len() >= self.fold_at.max(self.cfg.max_flow_records) {
+            self.fold_flows();
+        }
         let sender_is_server = flow::first_sender_is_server(src.1, dst.1, syn, ack);
         let (client, server) = if sender_is_server {
             (dst, src)
@@ -485,6 +508,11 @@ impl Analyzer {
             (src, dst)
         };
         let i = self.push_flow(proto, client, server, at);
+        // A TCP conversation that appears without its SYN after a released one was folded may be that one
+        // resuming: read from the middle of its stream, so its bytes are `state_cap` too.
+        if proto == flow::TCP && !syn && self.folded_evicted > 0 {
+            self.flows[i].evicted = true;
+        }
         self.index.insert(key, i);
         (i, if sender_is_server { 1 } else { 0 })
     }
@@ -516,6 +544,7 @@ impl Analyzer {
             tcp_stats: None,
             closed: false,
             evicted: false,
+            folded: 0,
         });
         i
     }
@@ -827,6 +856,122 @@ impl Analyzer {
         f.closed = true;
     }
 
+    /// Folds finished conversations that nothing refers to into counting records (see
+    /// [`Config::max_flow_records`]), renumbering the others everywhere they are referred to.
+    fn fold_flows(&mut self) {
+        let cap = self.cfg.max_flow_records.max(2);
+        let mut referenced = self.out.referenced_flows();
+        referenced.extend(self.link_flows.values().copied());
+        let n = self.flows.len();
+        let mut slots: Vec<Option<Flow>> = std::mem::take(&mut self.flows)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let foldable = |i: usize, f: &Flow| {
+            f.folded == 0
+                && f.tcp.is_none()
+                && f.quic.is_none()
+                && !referenced.contains(&i)
+                && (f.proto != flow::TCP || f.closed || f.evicted)
+        };
+        type AggKey = (u8, &'static str, Option<(IpAddr, u16)>, String);
+        let mut map: Vec<Option<usize>> = vec![None; n];
+        let mut kept: Vec<Flow> = Vec::new();
+        let mut aggs: FxHashMap<AggKey, usize> = FxHashMap::default();
+        let mut agg_count = 0usize;
+        let key_of = |f: &Flow, wide: bool| -> AggKey {
+            if wide {
+                (f.proto, f.app, None, "(more destinations)".to_string())
+            } else {
+                (f.proto, f.app, Some(f.server), f.destination())
+            }
+        };
+        // Kept records first, in their order (the aggregates made earlier among them).
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let keep = slot.as_ref().is_some_and(|f| !foldable(i, f));
+            if keep {
+                if let Some(f) = slot.take() {
+                    if f.folded > 0 {
+                        aggs.insert(
+                            key_of(&f, f.sni.as_deref() == Some("(more destinations)")),
+                            kept.len(),
+                        );
+                        agg_count += 1;
+                    }
+                    map[i] = Some(kept.len());
+                    kept.push(f);
+                }
+            }
+        }
+        let mut folded_now = 0u64;
+        for f in slots.into_iter().flatten() {
+            folded_now += 1;
+            if f.evicted {
+                self.folded_evicted += 1;
+            }
+            let mut key = key_of(&f, false);
+            if !aggs.contains_key(&key) && agg_count >= cap / 2 {
+                key = key_of(&f, true);
+            }
+            match aggs.get(&key) {
+                Some(&a) => {
+                    let g = &mut kept[a];
+                    g.folded += 1;
+                    g.first_ns = g.first_ns.min(f.first_ns);
+                    g.last_ns = g.last_ns.max(f.last_ns);
+                    g.first_packet = g.first_packet.min(f.first_packet);
+                    for d in 0..2 {
+                        g.packets[d] += f.packets[d];
+                        g.bytes[d] += f.bytes[d];
+                    }
+                    g.opaque_bytes += f.opaque_bytes;
+                    match (&mut g.tcp_stats, f.tcp_stats) {
+                        (Some(s), Some(t)) => {
+                            s[0].cap_hits += t[0].cap_hits;
+                            s[1].cap_hits += t[1].cap_hits;
+                        }
+                        (s @ None, t) => *s = t,
+                        _ => {}
+                    }
+                }
+                None => {
+                    let mut g = f;
+                    g.folded = 1;
+                    g.sni = Some(key.3.clone());
+                    g.host = None;
+                    g.dns_name = None;
+                    if key.2.is_none() {
+                        g.server = (IpAddr::from([0u8, 0, 0, 0]), 0);
+                    }
+                    aggs.insert(key, kept.len());
+                    agg_count += 1;
+                    kept.push(g);
+                }
+            }
+        }
+        self.flows = kept;
+        self.flows_folded += folded_now;
+        self.index
+            .retain(|_, v| match map.get(*v).copied().flatten() {
+                Some(nv) => {
+                    *v = nv;
+                    true
+                }
+                None => false,
+            });
+        for v in self.link_flows.values_mut() {
+            *v = map.get(*v).copied().flatten().unwrap_or(*v);
+        }
+        self.live_order = self
+            .live_order
+            .iter()
+            .filter_map(|&i| map.get(i).copied().flatten())
+            .collect();
+        self.out.renumber_flows(&map);
+        // The next folding once half the cap of new records has come (amortised: linear over the capture).
+        self.fold_at = self.flows.len() + cap / 2;
+    }
+
     /// Keeps at most [`Config::max_live_tcp`] conversations with live state: finishes the oldest others early
     /// (never `keep`, the one just given state).
     fn evict_tcp(&mut self, keep: usize) {
@@ -892,6 +1037,14 @@ impl Analyzer {
                 self.defrag.dropped
             );
             self.out.warn("ip-fragments-dropped", msg, None);
+        }
+        if self.flows_folded > 0 {
+            let msg = format!(
+                "{} finished conversations that nothing else in the report refers to were folded into counting \
+                 records (flows[].folded), to keep at most about {} flow records",
+                self.flows_folded, self.cfg.max_flow_records
+            );
+            self.out.warn("flows-folded", msg, None);
         }
         if self.tcp_evicted > 0 {
             let msg = format!(

@@ -286,6 +286,13 @@ pub struct FlowRecord {
     /// As `unread_up`, server to client.
     #[serde(default)]
     pub unread_down: u64,
+    /// Conversations folded into this record (absent or 0: it is one conversation). Past
+    /// `analysis::Config::max_flow_records`, finished conversations that nothing else in the report refers to are
+    /// counted in one record per protocol, application, server address and destination (or, past that many
+    /// destinations too, one per protocol and application with destination `(more destinations)`); their packets
+    /// and bytes are summed here.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folded: u64,
     /// TCP reassembly counters, up then down (absent for UDP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<[crate::flow::reassembly::ReassemblyStats; 2]>,
@@ -553,4 +560,8 @@ impl Report {
     pub fn has_findings(&self) -> bool {
         !self.findings.is_empty()
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -258,6 +258,7 @@ mod tests {
             last_ns: 0,
             first_packet: 1,
             opaque_bytes: 0,
+            folded: 0,
             tcp: None,
             read_up: 0,
             unread_up: 0,

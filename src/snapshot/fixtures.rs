@@ -41,6 +41,7 @@ pub(crate) fn flow(
         unread_up: 0,
         read_down: 114,
         unread_down: 0,
+        folded: 0,
         tcp: None,
     }
 }

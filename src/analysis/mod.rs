@@ -44,6 +44,9 @@ pub const MAX_LIVE_TCP: usize = 10_000;
 /// Default of [`Config::max_flow_records`].
 pub const MAX_FLOW_RECORDS: usize = 50_000;
 
+/// The destination of the folded record of each protocol and application past half [`Config::max_flow_records`].
+const MORE_DESTINATIONS: &str = "(more destinations)";
+
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -881,7 +884,7 @@ impl Analyzer {
         let mut agg_count = 0usize;
         let key_of = |f: &Flow, wide: bool| -> AggKey {
             if wide {
-                (f.proto, f.app, None, "(more destinations)".to_string())
+                (f.proto, f.app, None, MORE_DESTINATIONS.to_string())
             } else {
                 (f.proto, f.app, Some(f.server), f.destination())
             }
@@ -893,7 +896,7 @@ impl Analyzer {
                 if let Some(f) = slot.take() {
                     if f.folded > 0 {
                         aggs.insert(
-                            key_of(&f, f.sni.as_deref() == Some("(more destinations)")),
+                            key_of(&f, f.sni.as_deref() == Some(MORE_DESTINATIONS)),
                             kept.len(),
                         );
                         agg_count += 1;

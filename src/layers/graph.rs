@@ -640,13 +640,7 @@ mod tests {
     fn on_quiet_inputs_the_whole_graph_finds_only_the_inputs_own_bytes() {
         // The premise of skipping quiet inputs (layers::quiet): every node the full graph decodes from one is a
         // piece of the input itself, already searched by the caller.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::canary::matcher::tests::Rng(0x2545_f491_4f6c_dd1d);
         let words = [
             "imei",
             "356938035643809",
@@ -683,10 +677,10 @@ mod tests {
         ];
         let mut checked = 0;
         for i in 0..8000 {
-            let n = 1 + (next() % 40) as usize;
+            let n = 1 + rng.below(40);
             let mut text = String::new();
             for _ in 0..n {
-                text.push_str(words[(next() % words.len() as u64) as usize]);
+                text.push_str(words[rng.below(words.len())]);
             }
             let input = text.as_bytes();
             if !super::super::quiet::is_quiet(input) {

@@ -157,17 +157,7 @@ mod sse2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// xorshift, for reproducible inputs.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::canary::matcher::tests::Rng;
 
     #[test]
     fn the_fast_test_agrees_with_the_reference_on_every_kind_of_input() {

@@ -34,6 +34,8 @@ pub mod runner;
 pub mod scenario;
 pub mod snapshot;
 pub mod synth;
+#[cfg(test)]
+mod testing;
 pub mod vnet;
 mod yaml;
 

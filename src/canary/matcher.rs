@@ -827,25 +827,7 @@ pub(crate) mod tests {
 
     use crate::canary::forms::{hex, json_unicode, url_encode, utf16};
 
-    /// xorshift64* test PRNG.
-    pub struct Rng(pub u64);
-    impl Rng {
-        pub fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        pub fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        pub fn printable(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| b' ' + (self.next() % 95) as u8).collect()
-        }
-        pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-    }
+    pub use crate::testing::Rng;
 
     pub const IMEI: &str = "356938035643809";
     pub const PHONE: &str = "+1 (555) 555-0123";

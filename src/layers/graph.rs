@@ -640,7 +640,7 @@ mod tests {
     fn on_quiet_inputs_the_whole_graph_finds_only_the_inputs_own_bytes() {
         // The premise of skipping quiet inputs (layers::quiet): every node the full graph decodes from one is a
         // piece of the input itself, already searched by the caller.
-        let mut rng = crate::canary::matcher::tests::Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = crate::testing::Rng(0x2545_f491_4f6c_dd1d);
         let words = [
             "imei",
             "356938035643809",

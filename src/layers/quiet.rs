@@ -157,7 +157,7 @@ mod sse2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canary::matcher::tests::Rng;
+    use crate::testing::Rng;
 
     #[test]
     fn the_fast_test_agrees_with_the_reference_on_every_kind_of_input() {

@@ -261,7 +261,8 @@ fn past_the_flow_record_cap_unreferenced_flows_are_folded_and_counted() {
     assert_eq!(leak.len(), 1, "{:#?}", r.findings);
     let flow = &r.flows[leak[0].flow];
     assert_eq!(
-        flow.server, "198.18.9.9:7000",
+        flow.server.to_string(),
+        "198.18.9.9:7000",
         "the finding still names its own flow"
     );
     assert_eq!(flow.folded, 0);

@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 
 use common::*;
-use telltale::report::{Direction, Report};
+use telltale::report::{Direction, Report, Transport};
 use telltale::synth::{ipv6_with_hop_by_hop, sctp_data, Side, Synth, Tcp};
 
 fn dev() -> IpAddr {
@@ -53,7 +53,7 @@ fn icmp_and_icmpv6_echo_data() {
         ("icmpv6", Some("echo data"))
     );
     assert_eq!(f.destination, "2001:db8::10");
-    assert!(r.flows.iter().any(|fl| fl.protocol == "icmp"));
+    assert!(r.flows.iter().any(|fl| fl.protocol == Transport::Icmp));
 }
 
 #[test]
@@ -86,13 +86,13 @@ fn sctp_chunks_and_unknown_ip_protocols() {
     let r = analyze(s.finish());
     let f = expect(&r, "imei", &["raw"]);
     assert_eq!(f.protocol, "sctp");
-    assert!(r.flows.iter().any(|fl| fl.protocol == "sctp"));
+    assert!(r.flows.iter().any(|fl| fl.protocol == Transport::Sctp));
     let f = expect(&r, "contact", &["raw"]);
     assert_eq!(
         (f.protocol.as_str(), f.field.as_deref()),
         ("ip", Some("payload"))
     );
-    assert!(r.flows.iter().any(|fl| fl.protocol == "ip-253"));
+    assert!(r.flows.iter().any(|fl| fl.protocol == Transport::Ip(253)));
 }
 
 #[test]
@@ -292,7 +292,11 @@ fn tls_started_inside_cleartext_protocols_is_read_as_tls() {
             "{name}: ciphertext searched as cleartext:\n{}",
             describe(&r)
         );
-        let flow = r.flows.iter().find(|f| f.protocol == "tcp").unwrap();
+        let flow = r
+            .flows
+            .iter()
+            .find(|f| f.protocol == Transport::Tcp)
+            .unwrap();
         assert!(
             flow.opaque_bytes > 0,
             "{name}: records not counted as opaque"

@@ -402,7 +402,8 @@ fn capture_started_mid_connection_and_sequence_wraparound() {
     expect(&r, "imei", &["raw"]);
     assert!(r.flows[0].tcp.unwrap()[0].started_midstream);
     assert_eq!(
-        r.flows[0].client, "10.0.2.15:40001",
+        r.flows[0].client.to_string(),
+        "10.0.2.15:40001",
         "port 80 is the server even without a SYN"
     );
 }

@@ -89,13 +89,19 @@ fn a_real_report_validates_and_a_bent_one_does_not() {
 
     // Each of these is a contract break the schema must catch.
     type Bend = (&'static str, fn(&mut Value));
-    let bend: [Bend; 5] = [
+    let bend: [Bend; 7] = [
         ("unknown verdict", |r| r["verdict"] = "maybe".into()),
         ("claim verdict as a word", |r| {
             r["judgement"]["claims"][0]["verdict"] = "broken".into()
         }),
         ("flow endpoint without a port", |r| {
             r["analysis"]["flows"][0]["client"] = "10.77.0.10".into()
+        }),
+        ("an application nobody wrote", |r| {
+            r["analysis"]["flows"][0]["app"] = "gopher".into()
+        }),
+        ("a transport nobody wrote", |r| {
+            r["analysis"]["flows"][0]["protocol"] = "ip-".into()
         }),
         ("a field nobody documented", |r| r["surprise"] = 1.into()),
         ("schema version missing", |r| {
@@ -117,4 +123,39 @@ fn the_record_reads_back_what_it_wrote() {
     let report = real_report("schema-roundtrip");
     let typed: telltale::runner::RunReport = serde_json::from_value(report.clone()).unwrap();
     assert_eq!(serde_json::to_value(&typed).unwrap(), report);
+}
+
+/// The schema's words for a flow's application and transport are exactly what the typed record writes: every
+/// `App` and every `Transport` (all 256 IP protocol numbers and `link`) validates in a real report, and the
+/// schema lists no application the record cannot read.
+#[test]
+fn the_schema_knows_every_application_and_transport_the_record_writes() {
+    use telltale::report::{App, Transport};
+    let v = validator();
+    let report = real_report("schema-words");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/report.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let listed: Vec<&str> = schema["$defs"]["analysis"]["properties"]["flows"]["items"]
+        ["properties"]["app"]["enum"]
+        .as_array()
+        .expect("the schema lists the applications")
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let written: Vec<&str> = App::ALL.iter().map(|a| a.as_str()).collect();
+    assert_eq!(listed, written);
+    let transports = (0..=255u8)
+        .map(Transport::from_ip_protocol)
+        .chain([Transport::Link]);
+    for t in transports {
+        let mut r = report.clone();
+        r["analysis"]["flows"][0]["protocol"] = serde_json::to_value(t).unwrap();
+        let errs = errors(&v, &r);
+        assert!(errs.is_empty(), "{t}: {}", errs.join("\n"));
+    }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use telltale::record::{PhaseSpan, ScenarioInfo, StoredRun, Verdict};
-use telltale::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report};
+use telltale::report::{Direction, DnsQuery, Finding, FlowRecord, HttpRequest, Report, Transport};
 use telltale::snapshot::{self, compare, PrivacySnapshot, SnapFile};
 
 const SEC: u64 = 1_000_000_000;
@@ -22,10 +22,14 @@ fn flow(
 ) -> FlowRecord {
     FlowRecord {
         id,
-        protocol: if app == "http" { "tcp" } else { "udp" }.into(),
-        app: app.into(),
-        client,
-        server,
+        protocol: if app == "http" {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
+        app: app.parse().expect("a fixture's application"),
+        client: client.parse().expect("a fixture's client address"),
+        server: server.parse().expect("a fixture's server address"),
         destination: dest.into(),
         packets_up: 4,
         packets_down: 4,
@@ -139,7 +143,7 @@ fn demo_run(
                 canary: canary.to_string(),
                 encoding: encoding.to_string(),
                 destination: host.into(),
-                address: h.server.clone(),
+                address: h.server.to_string(),
                 protocol: "http".into(),
                 direction: Direction::Up,
                 http_method: Some("POST".into()),

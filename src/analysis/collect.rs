@@ -415,10 +415,10 @@ impl Collector {
                 let unread = unread_of.get(&i).copied().unwrap_or_default();
                 FlowRecord {
                     id: i,
-                    protocol: super::proto_name(f.proto),
-                    app: f.app.into(),
-                    client: super::sockaddr(f.client),
-                    server: super::sockaddr(f.server),
+                    protocol: super::transport(f.proto),
+                    app: f.app,
+                    client: f.client.into(),
+                    server: f.server.into(),
                     destination: f.destination(),
                     packets_up: f.packets[0],
                     packets_down: f.packets[1],

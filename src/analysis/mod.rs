@@ -32,7 +32,7 @@ use crate::canary::Matcher;
 use crate::capture::{Damage, Packet};
 use crate::decode::{self, Outcome, Transport};
 use crate::flow::{self, FlowKey};
-use crate::report::{Direction, Report, UnreadReason};
+use crate::report::{App, Direction, Report, UnreadReason};
 
 use collect::Collector;
 use tcp::TcpConn;
@@ -105,7 +105,7 @@ struct Flow {
     packets: [u64; 2],
     bytes: [u64; 2],
     opaque_bytes: u64,
-    app: &'static str,
+    app: App,
     dns_name: Option<String>,
     sni: Option<String>,
     host: Option<String>,
@@ -419,8 +419,13 @@ impl Analyzer {
         f.packets[dir] += 1;
         f.bytes[dir] += payload.len() as u64 + u64::from(d.missing);
         let (protocol, field) = other_ip_field(proto, payload, d.fragment);
-        if f.app.is_empty() {
-            f.app = protocol;
+        if f.app.is_unknown() {
+            f.app = match protocol {
+                "icmp" => App::Icmp,
+                "icmpv6" => App::Icmpv6,
+                "sctp" => App::Sctp,
+                _ => App::Ip,
+            };
         }
         self.scan_bytes(fi, dir, protocol, Some(field), payload, at, &[]);
     }
@@ -445,7 +450,7 @@ impl Analyzer {
                 let unspec = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
                 let i = self.push_flow(LINK_PROTO, (unspec, 0), (unspec, 0), at);
                 self.flows[i].host = Some(label.clone());
-                self.flows[i].app = if arp { "arp" } else { "link" };
+                self.flows[i].app = if arp { App::Arp } else { App::Link };
                 self.link_flows.insert(key, i);
                 i
             }
@@ -538,7 +543,7 @@ impl Analyzer {
             packets: [0; 2],
             bytes: [0; 2],
             opaque_bytes: 0,
-            app: "",
+            app: App::Unknown,
             dns_name: self.names.get(&server.0).cloned(),
             sni: None,
             host: None,
@@ -561,17 +566,17 @@ impl Analyzer {
         let ports = (f.client.1, f.server.1);
         let is = |p: u16| ports.0 == p || ports.1 == p;
         if is(53) || is(5353) || is(5355) {
-            f.app = "dns";
+            f.app = App::Dns;
             self.dns_message(fi, dir, payload, at);
         } else if is(67) || is(68) {
-            f.app = "dhcp";
+            f.app = App::Dhcp;
             if let Ok(info) = crate::proto::dhcp::parse_dhcp(payload) {
                 self.out.dhcp(info, at.packet);
             }
             self.scan_datagram(fi, dir, "dhcp", payload, at, &[]);
         } else if is(1900) {
             // SSDP: HTTP heads over UDP.
-            self.flows[fi].app = "ssdp";
+            self.flows[fi].app = App::Ssdp;
             if let Some(head) =
                 crate::proto::http::parse_datagram(crate::proto::http::Role::Client, payload)
             {
@@ -582,13 +587,13 @@ impl Analyzer {
             self.scan_datagram(fi, dir, "ssdp", payload, at, &[]);
         } else if ports.0 > 1023 && ports.1 > 1023 && crate::proto::dns::looks_like_dns(payload) {
             // DNS on a port of its own choosing (Wireshark's heuristic, for the same answers as tshark).
-            self.flows[fi].app = "dns";
+            self.flows[fi].app = App::Dns;
             self.dns_message(fi, dir, payload, at);
         } else {
             if dir == 0 {
                 self.quic_datagram(fi, payload, at);
             }
-            let protocol = if self.flows[fi].app == "quic" {
+            let protocol = if self.flows[fi].app == App::Quic {
                 // Searched raw as well, but without keys its packets are not read.
                 self.out.unread(
                     fi,
@@ -624,7 +629,7 @@ impl Analyzer {
             if f.packets[0] != 1 || !looks_like_quic_initial(payload) {
                 return;
             }
-            f.app = "quic";
+            f.app = App::Quic;
             f.quic = Some(Box::default());
         }
         let Some(mut reader) = f.quic.take() else {
@@ -877,7 +882,7 @@ impl Analyzer {
                 && !referenced.contains(&i)
                 && (f.proto != flow::TCP || f.closed || f.evicted)
         };
-        type AggKey = (u8, &'static str, Option<(IpAddr, u16)>, String);
+        type AggKey = (u8, App, Option<(IpAddr, u16)>, String);
         let mut map: Vec<Option<usize>> = vec![None; n];
         let mut kept: Vec<Flow> = Vec::new();
         let mut aggs: FxHashMap<AggKey, usize> = FxHashMap::default();
@@ -1070,15 +1075,20 @@ impl Analyzer {
 pub(crate) const LINK_PROTO: u8 = 255;
 
 /// Report name of an IP protocol number.
-pub(crate) fn proto_name(proto: u8) -> String {
+pub(crate) fn transport(proto: u8) -> crate::report::Transport {
     match proto {
-        flow::TCP => "tcp".into(),
-        flow::UDP => "udp".into(),
-        1 => "icmp".into(),
-        58 => "icmpv6".into(),
-        132 => "sctp".into(),
-        LINK_PROTO => "link".into(),
-        n => format!("ip-{n}"),
+        LINK_PROTO => crate::report::Transport::Link,
+        n => crate::report::Transport::from_ip_protocol(n),
+    }
+}
+
+/// The application of a conversation read by a stream protocol's parser.
+pub(crate) fn stream_app(kind: crate::proto::stream::StreamKind) -> App {
+    use crate::proto::stream::StreamKind;
+    match kind {
+        StreamKind::H2 => App::Http2,
+        StreamKind::WebSocket => App::WebSocket,
+        StreamKind::Mqtt => App::Mqtt,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::layers::Hint;
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
 use crate::proto::tls::{self, HandshakeReader, TlsProgress};
-use crate::report::{HttpRequest, UnreadReason};
+use crate::report::{App, HttpRequest, UnreadReason};
 
 mod streams;
 
@@ -354,26 +354,26 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
     let request = http::looks_like_http_request(first);
     let response = http::looks_like_http_response(first);
     let stream = streams::detect(dir, first);
-    let app: &'static str = if let Some(k) = stream {
-        k.name()
+    let app = if let Some(k) = stream {
+        crate::analysis::stream_app(k)
     } else if (dir == 0 && request) || (dir == 1 && response) {
-        "http"
+        App::Http
     } else if dir == 1 && request {
         // The side that answered the SYN sends requests (seen in the wild, and in Zeek's tests).
         conn.client_dir = 1;
-        "http"
+        App::Http
     } else if dir == 0 && on(1080) && matches!(first.first(), Some(4 | 5)) {
-        "socks"
+        App::Socks
     } else if dir == 0 && tls::looks_like_tls_client(first) {
-        "tls"
+        App::Tls
     } else if on(53) {
-        "dns"
+        App::Dns
     } else if dir == 1 && first.len() >= 3 && first[0] == 0x16 && first[1] == 3 {
-        "tls"
+        App::Tls
     } else if midstream && (on(80) || on(8080) || on(8000)) {
-        "http"
+        App::Http
     } else {
-        ""
+        App::Unknown
     };
     f.app = app;
     let client_dir = conn.client_dir;
@@ -387,14 +387,14 @@ fn decide(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, first: &
             continue;
         }
         d.parser = match app {
-            "http" => Parser::Http(Box::new(HttpParser::new(if i == client_dir {
+            App::Http => Parser::Http(Box::new(HttpParser::new(if i == client_dir {
                 Role::Client
             } else {
                 Role::Server
             }))),
-            "tls" => Parser::Tls(Box::default()),
-            "dns" => Parser::Dns(DnsTcpFramer::new()),
-            "socks" => Parser::Socks(Box::new(Socks::new(
+            App::Tls => Parser::Tls(Box::default()),
+            App::Dns => Parser::Dns(DnsTcpFramer::new()),
+            App::Socks => Parser::Socks(Box::new(Socks::new(
                 first.first().copied().unwrap_or(5),
                 i == 0,
             ))),
@@ -521,8 +521,8 @@ fn parse(
             // StartTLS, PostgreSQL's SSLRequest, after an unrecognised proxy handshake): read as TLS from here on.
             conn.dirs[dir].parser = Parser::Tls(Box::default());
             conn.dirs[dir].base = start;
-            if an.flows[fi].app.is_empty() {
-                an.flows[fi].app = "tls";
+            if an.flows[fi].app.is_unknown() {
+                an.flows[fi].app = App::Tls;
             }
             parse(an, fi, dir, conn, bytes, start, at);
         }
@@ -643,8 +643,8 @@ fn explore_window(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, ts: u64
 /// Explores bytes of an unknown TCP protocol (its raw stream scan already reported what they show as such).
 fn explore_plain(an: &mut Analyzer, fi: usize, dir: usize, bytes: &[u8], at: At) {
     let protocol = match an.flows[fi].app {
-        "" => "tcp",
-        a => a,
+        App::Unknown => "tcp",
+        a => a.as_str(),
     };
     an.search_unit(Unit {
         flow: fi,
@@ -1365,8 +1365,8 @@ fn report_stream_hit(
         .map(|r| (r.1, r.2))
         .unwrap_or((0, an.flows[fi].last_ns));
     let mut protocol = match an.flows[fi].app {
-        "" => "tcp",
-        a => a,
+        App::Unknown => "tcp",
+        a => a.as_str(),
     };
     let mut field = None;
     let mut http_mp = None;

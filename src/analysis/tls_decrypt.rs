@@ -10,7 +10,7 @@
 use super::tcp::{self, TcpConn};
 use super::{Analyzer, At};
 use crate::proto::tls_decrypt::{Out, Status, TlsDecryptor};
-use crate::report::{TlsDecryption, UnreadReason};
+use crate::report::{App, TlsDecryption, UnreadReason};
 
 /// The decryption state of one conversation.
 pub(super) struct TlsDecrypt {
@@ -20,7 +20,7 @@ pub(super) struct TlsDecrypt {
     /// Each direction's TLS bytes started reaching the decryptor.
     started: [bool; 2],
     /// The application protocol of the plaintext (the flow keeps `tls`).
-    inner_app: &'static str,
+    inner_app: App,
     /// The flow's report TLS record was updated with the key-match.
     matched: bool,
 }
@@ -53,7 +53,7 @@ pub(super) fn feed(
             dec: TlsDecryptor::new(an.cfg.keys.clone()),
             inner: Box::new(TcpConn::new(&an.matcher, an.cfg.reassembly_cap)),
             started: [false; 2],
-            inner_app: "",
+            inner_app: App::Unknown,
             matched: false,
         }),
     };

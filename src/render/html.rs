@@ -656,12 +656,8 @@ fn build_rows(run: &StoredRun) -> BTreeMap<String, Row> {
             continue;
         }
         flow_mark.insert(f.id, marks.len());
-        let app_name = if f.app.is_empty() {
-            f.protocol.clone()
-        } else {
-            f.app.clone()
-        };
-        let app = if f.app.is_empty() {
+        let app_name = f.app_or_transport();
+        let app = if f.app.is_unknown() {
             String::new()
         } else {
             format!(" {}", f.app)

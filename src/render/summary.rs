@@ -99,7 +99,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             .unwrap_or("boot")
     };
     // (phase order, phase) → destination → (conversations, bytes up, protocol)
-    type PerDestination<'a> = BTreeMap<&'a str, (u64, u64, &'a str)>;
+    type PerDestination<'a> = BTreeMap<&'a str, (u64, u64, String)>;
     let mut per_phase: BTreeMap<(usize, &str), PerDestination> = BTreeMap::new();
     for f in &r.analysis.flows {
         if f.is_network_service() {
@@ -111,15 +111,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             .entry((order, ph))
             .or_default()
             .entry(f.destination.as_str())
-            .or_insert((
-                0,
-                0,
-                if f.app.is_empty() {
-                    f.protocol.as_str()
-                } else {
-                    f.app.as_str()
-                },
-            ));
+            .or_insert((0, 0, f.app_or_transport()));
         e.0 += 1;
         e.1 += f.bytes_up;
     }
@@ -151,7 +143,7 @@ pub fn render(r: &RunReport, dir: &std::path::Path) -> String {
             .entry((order, ph))
             .or_default()
             .entry(zone)
-            .or_insert((0, 0, "dns"));
+            .or_insert((0, 0, "dns".to_string()));
         e.0 += flows.len() as u64;
         e.1 += up;
     }

@@ -3,7 +3,10 @@
 //! Everything the engine learns ends up here. Field names of the JSON form are stable: consumers (CI gates, the
 //! snapshot and claim checks, auditors' scripts) depend on them. Additions are allowed; renames are not.
 
+pub mod kind;
 pub mod text;
+
+pub use kind::{App, Transport};
 
 use serde::{Deserialize, Serialize};
 
@@ -247,14 +250,14 @@ impl Finding {
 pub struct FlowRecord {
     /// Index of this flow.
     pub id: usize,
-    /// "tcp" or "udp".
-    pub protocol: String,
-    /// Application protocol recognised: "http", "tls", "dns", "dhcp", or "" when unknown.
-    pub app: String,
-    /// Client (device) address:port.
-    pub client: String,
-    /// Server address:port.
-    pub server: String,
+    /// Transport: `"tcp"`, `"udp"`, `"icmp"`, `"icmpv6"`, `"sctp"`, `"link"` or `"ip-N"`.
+    pub protocol: Transport,
+    /// Application protocol recognised (`"http"`, `"tls"`, `"dns"`…), `""` when unknown.
+    pub app: App,
+    /// Client (device) address and port (`"ip:port"`, `"[ipv6]:port"`; port 0 where the transport has none).
+    pub client: std::net::SocketAddr,
+    /// Server address and port, as `client`. A folded record of many destinations has `0.0.0.0:0`.
+    pub server: std::net::SocketAddr,
     /// Best name of the server (see `Finding::destination`).
     pub destination: String,
     /// Packets from the client.
@@ -454,35 +457,31 @@ impl FlowRecord {
     /// is the device's own. These are listed apart, never counted as uploads or destinations.
     pub fn network_service(&self) -> Option<NetworkService> {
         use crate::net::{DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, GATEWAY, NTP_PORT};
-        if self.app.eq_ignore_ascii_case("arp") {
-            return Some(NetworkService::Arp);
+        match self.app {
+            App::Arp => return Some(NetworkService::Arp),
+            App::Dhcp => return Some(NetworkService::Dhcp),
+            _ => {}
         }
-        if self.app.eq_ignore_ascii_case("dhcp") {
+        let udp = self.protocol == Transport::Udp;
+        let dhcp_port = |p: u16| p == DHCP_SERVER_PORT || p == DHCP_CLIENT_PORT;
+        if udp && (dhcp_port(self.client.port()) || dhcp_port(self.server.port())) {
             return Some(NetworkService::Dhcp);
         }
-        let parse = |s: &str| s.trim().parse::<std::net::SocketAddr>().ok();
-        let (client, server) = (parse(&self.client), parse(&self.server));
-        let udp = self.protocol.eq_ignore_ascii_case("udp");
-        let port_in = |a: Option<std::net::SocketAddr>, ports: &[u16]| {
-            a.is_some_and(|a| ports.contains(&a.port()))
-        };
-        if udp
-            && (port_in(client, &[DHCP_SERVER_PORT, DHCP_CLIENT_PORT])
-                || port_in(server, &[DHCP_SERVER_PORT, DHCP_CLIENT_PORT]))
-        {
-            return Some(NetworkService::Dhcp);
-        }
-        if udp && port_in(server, &[NTP_PORT]) {
+        if udp && self.server.port() == NTP_PORT {
             return Some(NetworkService::Ntp);
         }
-        let server_ip = server
-            .map(|a| a.ip())
-            .or_else(|| self.server.trim().parse::<std::net::IpAddr>().ok());
-        let to_gateway = server_ip == Some(std::net::IpAddr::V4(GATEWAY));
-        (to_gateway
-            && (server.is_some_and(|a| a.port() == DNS_PORT)
-                || self.app.eq_ignore_ascii_case("dns")))
-        .then_some(NetworkService::Dns)
+        (self.server.ip() == std::net::IpAddr::V4(GATEWAY)
+            && (self.server.port() == DNS_PORT || self.app == App::Dns))
+            .then_some(NetworkService::Dns)
+    }
+
+    /// The application protocol's word, else the transport's (`"http"`, `"udp"`): what a person is shown.
+    pub fn app_or_transport(&self) -> String {
+        if self.app.is_unknown() {
+            self.protocol.to_string()
+        } else {
+            self.app.as_str().to_string()
+        }
     }
 }
 

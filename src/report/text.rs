@@ -77,17 +77,13 @@ pub fn render(r: &Report, color: bool) -> String {
     let _ = writeln!(s);
 
     // Destinations: aggregate flows by best name.
-    let mut dests: BTreeMap<&str, (u64, u64, u64, Vec<&str>)> = BTreeMap::new();
+    let mut dests: BTreeMap<&str, (u64, u64, u64, Vec<String>)> = BTreeMap::new();
     for f in &r.flows {
         let e = dests.entry(&f.destination).or_default();
         e.0 += 1;
         e.1 += f.bytes_up;
         e.2 += f.bytes_down;
-        let app = if f.app.is_empty() {
-            f.protocol.as_str()
-        } else {
-            f.app.as_str()
-        };
+        let app = f.app_or_transport();
         if !e.3.contains(&app) {
             e.3.push(app);
         }

@@ -22,13 +22,13 @@
 //! copy showed a canary.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use crate::canary::matcher::Matcher;
 use crate::canary::{excerpt_at, Hit};
 use crate::record::PhaseSpan;
-use crate::report::{Direction, Finding, Report, UnreadReason, UnreadSpan};
+use crate::report::{Direction, Finding, Report, Transport, UnreadReason, UnreadSpan};
 use crate::vnet::{RunCa, VnetEvent};
 
 /// The CA's file names in the run folder.
@@ -124,12 +124,12 @@ pub fn add_vnet_tls(
     }
     let flow_of = |conn: u64| -> Option<usize> {
         let c = conns.get(&conn)?;
-        let (client, server) = (c.client?.to_string(), c.server?.to_string());
+        let (client, server) = (SocketAddr::V4(c.client?), SocketAddr::V4(c.server?));
         report
             .flows
             .iter()
             .rev()
-            .find(|f| f.protocol == "tcp" && f.client == client && f.server == server)
+            .find(|f| f.protocol == Transport::Tcp && f.client == client && f.server == server)
             .map(|f| f.id)
     };
     // Connections the analysis decrypted itself (with the keys the vnet wrote into the capture): their
@@ -245,10 +245,10 @@ mod tests {
         let (c, s) = ends(conn);
         FlowRecord {
             id,
-            protocol: "tcp".into(),
-            app: "tls".into(),
-            client: c.to_string(),
-            server: s.to_string(),
+            protocol: Transport::Tcp,
+            app: crate::report::App::Tls,
+            client: c.into(),
+            server: s.into(),
             destination: s.ip().to_string(),
             packets_up: 0,
             packets_down: 0,

@@ -24,10 +24,10 @@ pub(crate) fn flow(
 ) -> FlowRecord {
     FlowRecord {
         id,
-        protocol: protocol.into(),
-        app: app.into(),
-        client: client.into(),
-        server: server.into(),
+        protocol: protocol.parse().expect("a fixture's transport"),
+        app: app.parse().expect("a fixture's application"),
+        client: client.parse().expect("a fixture's client address"),
+        server: server.parse().expect("a fixture's server address"),
         destination: destination.into(),
         packets_up: 3,
         packets_down: 3,
@@ -61,7 +61,7 @@ pub(crate) fn finding(
         canary: canary.into(),
         encoding: encoding.into(),
         destination: f.destination.clone(),
-        address: f.server.clone(),
+        address: f.server.to_string(),
         protocol: "http".into(),
         direction: Direction::Up,
         http_method: Some(method.into()),

@@ -116,11 +116,6 @@ pub fn parse_address(s: &str) -> Option<IpAddr> {
     inner.parse::<IpAddr>().ok()
 }
 
-/// Port of an `address:port` text, when it has one.
-pub fn parse_port(s: &str) -> Option<u16> {
-    s.trim().parse::<SocketAddr>().ok().map(|sa| sa.port())
-}
-
 /// The destination as shown in a snapshot.
 ///
 /// Names are lower-cased, lose a trailing dot and any `:port`, and have numeric and
@@ -395,9 +390,6 @@ mod tests {
         assert!(!is_synthetic("198.17.255.255".parse().unwrap()));
         assert!(!is_synthetic("198.20.0.0".parse().unwrap()));
         assert!(!is_synthetic("::1".parse().unwrap()));
-        assert_eq!(parse_port("10.77.0.1:53"), Some(53));
-        assert_eq!(parse_port("[::1]:67"), Some(67));
-        assert_eq!(parse_port("10.77.0.1"), None);
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub(super) fn switch(an: &mut Analyzer, fi: usize, conn: &mut TcpConn, kind: Str
         d.base = d.offset;
         d.parser = Parser::Stream(StreamState::new(kind, i == conn.client_dir));
     }
-    an.flows[fi].app = kind.name();
+    an.flows[fi].app = crate::analysis::stream_app(kind);
 }
 
 /// Reads `bytes` (in order) of direction `dir` with its stream reader and searches every unit it hands out.

@@ -79,9 +79,37 @@ pub enum Error {
     /// up); the message names the scenario and the step.
     #[error("{0}")]
     Infrastructure(String),
-    /// A bug or resource failure inside telltale.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The operating system refused something telltale needs to work (threads for the async runtime,
+    /// randomness, a private temporary folder, the network's shutdown).
+    #[error("cannot {what}: {source}")]
+    Resource {
+        /// What telltale was doing, as a verb phrase (`start the async runtime`).
+        what: &'static str,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file telltale writes (the evidence bundle's) could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something telltale made could not be encoded (a JSON document, the JUnit XML, a key as PEM).
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's error (boxed: the encoders sit above `error` in the dependency table).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A broken invariant: a bug in telltale, never the input's fault.
+    #[error("internal error (a bug in telltale, please report it): {0}")]
+    Bug(&'static str),
     /// A snapshot file (the accepted one, or the pending one written next to it) cannot be read or written.
     #[error("{what}: {source}")]
     SnapshotFile {
@@ -111,6 +139,32 @@ impl Error {
             self,
             Error::Identity(_) | Error::Scenario(_) | Error::Scenarios { .. }
         )
+    }
+}
+
+impl Error {
+    /// `source`, encoding `what`, as [`Error::Encode`].
+    pub fn encode(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Encode {
+            what,
+            source: Box::new(source),
+        }
+    }
+
+    /// `source`, doing `what`, as [`Error::Resource`].
+    pub fn resource(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Resource { what, source }
+    }
+
+    /// `source`, writing `path`, as [`Error::Write`].
+    pub fn write(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 

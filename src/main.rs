@@ -239,7 +239,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 Format::Json => println!(
                     "{}",
                     serde_json::to_string_pretty(&rows)
-                        .map_err(|e| Error::Internal(e.to_string()))?
+                        .map_err(|e| Error::encode("the comparison as JSON", e))?
                 ),
             }
             Ok(exit::of_findings(rows.iter().any(|r| r.count_b > 0)))

@@ -111,10 +111,14 @@ pub fn keygen(prefix: &Path) -> Result<(PathBuf, PathBuf), Error> {
     };
     let (private, public) = (with(".key"), with(".pub"));
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)
-        .map_err(|e| Error::Internal(format!("no randomness from the OS: {e}")))?;
+    getrandom::fill(&mut seed).map_err(|e| {
+        let os = e.raw_os_error().map(std::io::Error::from_raw_os_error);
+        Error::resource("get randomness for the key")(
+            os.unwrap_or_else(|| std::io::Error::other(e.to_string())),
+        )
+    })?;
     let (private_pem, public_pem) =
-        attest::key_pair_pem(&seed).map_err(|e| Error::Internal(e.to_string()))?;
+        attest::key_pair_pem(&seed).map_err(|e| Error::encode("the key pair as PEM", e))?;
     seed.fill(0);
     let write = |path: &Path, text: &str, mode: u32| -> Result<(), Error> {
         use std::io::Write;
@@ -163,7 +167,9 @@ fn open(path: &Path) -> Result<Opened, Error> {
             path.display()
         ))
     };
-    let tmp = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+    let tmp = tempfile::tempdir().map_err(Error::resource(
+        "make a private folder to unpack the bundle in",
+    ))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut total = 0u64;
     for entry in archive.entries().map_err(|e| not_bundle(e.to_string()))? {

@@ -49,7 +49,10 @@ impl Error {
             | Error::Usage(_) => ExitCode::BadInput,
             Error::Output(_)
             | Error::Infrastructure(_)
-            | Error::Internal(_)
+            | Error::Resource { .. }
+            | Error::Write { .. }
+            | Error::Encode { .. }
+            | Error::Bug(_)
             | Error::SnapshotFile { .. }
             | Error::SnapshotDamaged { .. } => ExitCode::Internal,
         }
@@ -133,5 +136,33 @@ mod tests {
             outcome: Err(RunFailure::Panicked("boom".into())),
         };
         assert_eq!(of_run(&r), ExitCode::Internal);
+    }
+
+    #[test]
+    fn telltale_s_own_failures_are_3_and_say_what_was_being_done() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let cases = [
+            (
+                Error::resource("start the async runtime")(denied()),
+                "cannot start the async runtime: permission denied",
+            ),
+            (
+                Error::write(std::path::Path::new("/b/verdicts.json"))(denied()),
+                "cannot write /b/verdicts.json: permission denied",
+            ),
+            (
+                Error::encode("the JSON report", json),
+                "cannot encode the JSON report: expected value",
+            ),
+            (
+                Error::Bug("verify planned two runs"),
+                "internal error (a bug in telltale, please report it): verify planned two runs",
+            ),
+        ];
+        for (e, words) in cases {
+            assert_eq!(e.exit_code(), ExitCode::Internal, "{e}");
+            assert!(e.to_string().starts_with(words), "{e}");
+        }
     }
 }

@@ -139,7 +139,10 @@ pub fn accept(paths: &[PathBuf], snapshots: &Path) -> Result<AcceptOutcome, Erro
     use crate::snapshot::{accept, pending, pending_path, snapshot_path};
     let targets: Vec<PathBuf> = if paths.is_empty() {
         pending(snapshots)
-            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::SnapshotFile {
+                what: "the pending snapshots cannot be listed",
+                source: Box::new(e),
+            })?
             .into_iter()
             .map(|p| p.with_extension(""))
             .collect()

@@ -163,7 +163,9 @@ pub fn verify_loaded(
     let after_run = batch.runs.pop();
     let before_run = batch.runs.pop();
     let (Some(b), Some(a)) = (before_run, after_run) else {
-        return Err(Error::Internal("verify planned two runs".into()));
+        return Err(Error::Bug(
+            "verify planned two runs and did not get both back",
+        ));
     };
     let (b, a) = match (b.outcome, a.outcome) {
         (Ok(b), Ok(a)) => (b, a),
@@ -175,35 +177,36 @@ pub fn verify_loaded(
         }
     };
     let verdicts = verify_claims(&base, &b.report, &a.report);
-    let io = |e: std::io::Error| Error::Internal(format!("writing the evidence bundle: {e}"));
     for d in [&b.dir, &a.dir] {
         let _ = std::fs::remove_file(d.join("disk.img"));
     }
-    std::fs::copy(scenario, bundle.join("scenario.yaml")).map_err(io)?;
+    let to = |name: &str| bundle.join(name);
+    std::fs::copy(scenario, to("scenario.yaml")).map_err(Error::write(&to("scenario.yaml")))?;
     // Self-contained: the identity file travels with the scenario (an inline identity is in it).
     if let IdentitySpec::File(p) = &base.identity {
-        std::fs::copy(p, bundle.join(IDENTITY_FILE)).map_err(io)?;
+        std::fs::copy(p, to(IDENTITY_FILE)).map_err(Error::write(&to(IDENTITY_FILE)))?;
     }
     for d in [&b.dir, &a.dir] {
-        without_wall_clock(&d.join("manifest.json")).map_err(io)?;
+        let m = d.join("manifest.json");
+        without_wall_clock(&m).map_err(Error::write(&m))?;
     }
-    std::fs::write(
-        bundle.join("verdicts.json"),
-        serde_json::to_string_pretty(&verdicts).map_err(|e| Error::Internal(e.to_string()))? + "\n",
-    )
-    .map_err(io)?;
+    let verdicts_json = serde_json::to_string_pretty(&verdicts)
+        .map_err(|e| Error::encode("the claims' verdicts", e))?;
+    std::fs::write(to("verdicts.json"), verdicts_json + "\n")
+        .map_err(Error::write(&to("verdicts.json")))?;
     let manifest = write_manifest(
         &bundle,
         &[("before", &img_before), ("after", &img_after)],
         verdicts.clone(),
         req.command_line.clone(),
     )
-    .map_err(io)?;
-    let manifest_hash = crate::record::hash_file(&bundle.join(MANIFEST)).map_err(io)?;
+    .map_err(Error::write(&to(MANIFEST)))?;
+    let manifest_hash =
+        crate::record::hash_file(&to(MANIFEST)).map_err(Error::write(&to(MANIFEST)))?;
     let statement = statement(&manifest, &manifest_hash.sha256, &base.name, &b, &a);
     let envelope = Envelope::of_statement(&statement, sign_key);
-    std::fs::write(bundle.join(ATTESTATION), envelope.to_json()).map_err(io)?;
-    let archive = archive_bundle(&bundle).map_err(io)?;
+    std::fs::write(to(ATTESTATION), envelope.to_json()).map_err(Error::write(&to(ATTESTATION)))?;
+    let archive = archive_bundle(&bundle).map_err(Error::write(&bundle))?;
     Ok(VerifyOutcome {
         scenario: base.name,
         verdicts,

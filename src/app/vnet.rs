@@ -17,7 +17,7 @@ pub fn serve(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+        .map_err(Error::resource("start the async runtime"))?;
     rt.block_on(async {
         let io_err = |path: &std::path::Path, source: std::io::Error| Error::Io {
             path: path.to_path_buf(),
@@ -61,7 +61,7 @@ pub fn serve(
         let summary = handle
             .stop()
             .await
-            .map_err(|e| Error::Internal(format!("stopping the network: {e}")))?;
+            .map_err(Error::resource("stop the network"))?;
         show(summary.events.get(shown..).map(<[_]>::to_vec).unwrap_or_default());
         let _ = std::fs::remove_file(listen);
         if !quiet {

@@ -76,7 +76,7 @@ pub fn write(files: &ReportFiles, entries: &[Entry<'_>]) -> Result<(), Error> {
                 snapshot: e.snapshot.map(|s| (s.fails, s.diff.clone())),
             })
             .collect();
-        let xml = junit::junit(&runs).map_err(|e| Error::Internal(format!("JUnit report: {e}")))?;
+        let xml = junit::junit(&runs).map_err(|e| Error::encode("the JUnit report", e))?;
         write_file(p, &xml)?;
     }
     if let Some(p) = &files.html {
@@ -92,8 +92,8 @@ pub fn write(files: &ReportFiles, entries: &[Entry<'_>]) -> Result<(), Error> {
         write_file(p, &html::render(&runs))?;
     }
     if let Some(p) = &files.json {
-        let text =
-            serde_json::to_string_pretty(entries).map_err(|e| Error::Internal(e.to_string()))?;
+        let text = serde_json::to_string_pretty(entries)
+            .map_err(|e| Error::encode("the JSON report", e))?;
         write_file(p, &(text + "\n"))?;
     }
     Ok(())

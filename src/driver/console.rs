@@ -194,6 +194,35 @@ pub fn plant_commands(path: &str, content: &[u8], mode: Option<u32>) -> Vec<Stri
     cmds
 }
 
+/// A console's shell running one command (an `async_trait` method's future).
+pub type ShellFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<ShellOutput, super::TargetError>> + Send + 'a>,
+>;
+
+/// Writes `content` to `path` through `target`'s console shell, where `shell` runs one command: each of
+/// [`plant_commands`] in turn, all within `timeout`. The first command that fails ends it, with its status
+/// and output in the error. (QEMU's console and a serial port's both write files this way.)
+pub async fn plant_through<T: Send + ?Sized>(
+    target: &mut T,
+    shell: for<'a> fn(&'a mut T, &'a str, std::time::Duration) -> ShellFuture<'a>,
+    path: &str,
+    content: &[u8],
+    timeout: std::time::Duration,
+) -> Result<(), super::TargetError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for cmd in plant_commands(path, content, None) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let out = shell(target, &cmd, left).await?;
+        if out.status != 0 {
+            return Err(super::TargetError::Guest(format!(
+                "writing {path} failed with status {}: {}",
+                out.status, out.output
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Quotes a string for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -266,168 +266,6 @@ impl Container {
         }
     }
 
-    /// Waits until the log shows something matching `re` (after what earlier waits
-    /// consumed). Fails on timeout or when the container stops.
-    pub async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self.console.next(deadline, |c| c.find(re)).await {
-                Waited::Found(m) => return Ok(m),
-                Waited::Again => self.check_alive().await?,
-                Waited::Expired => {
-                    return Err(TargetError::Timeout {
-                        what: format!("log output matching /{}/", re.as_str()),
-                        after: timeout,
-                        tail: self.tail(15),
-                    })
-                }
-            }
-        }
-    }
-
-    /// Runs `sh -c command` in the container (`docker exec`) and returns its exit status and
-    /// its output (stdout and stderr as they came).
-    pub async fn shell(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ShellOutput, TargetError> {
-        self.check_alive().await?;
-        let run = async {
-            let exec = self
-                .docker
-                .create_exec(
-                    &self.id,
-                    ExecConfig {
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        cmd: Some(vec!["sh".into(), "-c".into(), command.to_string()]),
-                        user: self.user.clone(),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| format!("cannot run a command: {}", engine_message(&e)))?;
-            let mut raw = Vec::new();
-            match self.docker.start_exec(&exec.id, None).await {
-                Ok(StartExecResults::Attached { mut output, .. }) => {
-                    while let Some(chunk) = output.next().await {
-                        match chunk {
-                            Ok(c) => raw.extend_from_slice(&c.into_bytes()),
-                            Err(e) => return Err(format!("reading the command's output: {e}")),
-                        }
-                    }
-                }
-                Ok(StartExecResults::Detached) => {}
-                Err(e) => return Err(format!("cannot run a command: {}", engine_message(&e))),
-            }
-            let status = self
-                .docker
-                .inspect_exec(&exec.id)
-                .await
-                .map_err(|e| format!("cannot read the command's status: {e}"))?
-                .exit_code
-                .and_then(|c| i32::try_from(c).ok())
-                .unwrap_or(-1);
-            Ok::<_, String>((status, raw))
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Err(_) => Err(TargetError::Timeout {
-                what: format!("the shell command `{command}` to finish"),
-                after: timeout,
-                tail: self.tail(15),
-            }),
-            Ok(Err(msg)) => {
-                self.check_alive().await?;
-                Err(TargetError::Guest(msg))
-            }
-            Ok(Ok((status, raw))) => {
-                let text = String::from_utf8_lossy(&raw).replace('\r', "");
-                Ok(ShellOutput {
-                    status,
-                    output: text.lines().collect::<Vec<_>>().join("\n"),
-                })
-            }
-        }
-    }
-
-    /// Writes `content` to the absolute `path` in the container (mode 0644, owned by root,
-    /// missing parent directories created), through the engine's archive API.
-    pub async fn plant(
-        &mut self,
-        path: &str,
-        content: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TargetError> {
-        self.check_alive().await?;
-        let rel = container_rel_path(path)?;
-        let tar = tar_of_bytes(&rel, content, 0o644)?;
-        match tokio::time::timeout(
-            timeout,
-            upload(&self.docker, &self.id, tar, &format!("writing {path}")),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(TargetError::Timeout {
-                what: format!("writing {path} in the container"),
-                after: timeout,
-                tail: self.tail(15),
-            }),
-        }
-    }
-
-    /// `docker restart`: the container's processes are stopped (SIGTERM, SIGKILL after a
-    /// grace period) and started again; its file system is kept. Its network namespace is
-    /// new after a restart, so the vnet's TAP is moved out of the old one first (link down,
-    /// the port on the vnet stays), then into the new one and configured as before (same
-    /// MAC and address). Output printed before is consumed.
-    pub async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError> {
-        self.console.consume_all();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let parked = self.park_link().await?;
-        let grace = STOP_GRACE_SECS;
-        let restarted = tokio::time::timeout_at(
-            deadline,
-            self.docker.restart_container(
-                &self.id,
-                Some(RestartContainerOptionsBuilder::new().t(grace).build()),
-            ),
-        )
-        .await;
-        match restarted {
-            Err(_) => {
-                return Err(TargetError::Timeout {
-                    what: "the container to restart".into(),
-                    after: timeout,
-                    tail: self.tail(15),
-                })
-            }
-            Ok(Err(e)) => {
-                return Err(TargetError::Exited {
-                    status: format!("restart failed: {}", engine_message(&e)),
-                    tail: self.tail(15),
-                })
-            }
-            Ok(Ok(())) => {}
-        }
-        self.pid = running_pid(&self.docker, &self.id).await?;
-        let ns = NetnsRef::Pid(self.pid);
-        link::move_into(&parked, &ns).await?;
-        link::configure(&ns, &parked, &self.link).await?;
-        // The engine writes a fresh resolv.conf on every start.
-        write_resolv_conf(&self.docker, &self.id, &self.link).await?;
-        self.reader.abort();
-        self.reader = spawn_reader(
-            self.docker.clone(),
-            self.id.clone(),
-            self.console.clone(),
-            self.last_log.clone(),
-            self.log_file.clone(),
-        );
-        Ok(())
-    }
-
     /// Moves the TAP out of the container's namespace into telltale's own (down, under a
     /// fresh `tt…` name), so that it outlives the namespace: a TAP whose namespace goes away
     /// is deleted under the vnet's feet (its reads then fail with EBADFD). Once the vnet
@@ -530,29 +368,166 @@ impl Drop for Container {
 
 #[async_trait::async_trait]
 impl super::Driver for Container {
+    /// Waits until the log shows something matching `re` (after what earlier waits
+    /// consumed). Fails on timeout or when the container stops.
     async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        Container::wait_for(self, re, timeout).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.console.next(deadline, |c| c.find(re)).await {
+                Waited::Found(m) => return Ok(m),
+                Waited::Again => self.check_alive().await?,
+                Waited::Expired => {
+                    return Err(TargetError::Timeout {
+                        what: format!("log output matching /{}/", re.as_str()),
+                        after: timeout,
+                        tail: self.tail(15),
+                    })
+                }
+            }
+        }
     }
 
+    /// Runs `sh -c command` in the container (`docker exec`) and returns its exit status and
+    /// its output (stdout and stderr as they came).
     async fn shell(
         &mut self,
         command: &str,
         timeout: Duration,
     ) -> Result<ShellOutput, TargetError> {
-        Container::shell(self, command, timeout).await
+        self.check_alive().await?;
+        let run = async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &self.id,
+                    ExecConfig {
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        cmd: Some(vec!["sh".into(), "-c".into(), command.to_string()]),
+                        user: self.user.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| format!("cannot run a command: {}", engine_message(&e)))?;
+            let mut raw = Vec::new();
+            match self.docker.start_exec(&exec.id, None).await {
+                Ok(StartExecResults::Attached { mut output, .. }) => {
+                    while let Some(chunk) = output.next().await {
+                        match chunk {
+                            Ok(c) => raw.extend_from_slice(&c.into_bytes()),
+                            Err(e) => return Err(format!("reading the command's output: {e}")),
+                        }
+                    }
+                }
+                Ok(StartExecResults::Detached) => {}
+                Err(e) => return Err(format!("cannot run a command: {}", engine_message(&e))),
+            }
+            let status = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| format!("cannot read the command's status: {e}"))?
+                .exit_code
+                .and_then(|c| i32::try_from(c).ok())
+                .unwrap_or(-1);
+            Ok::<_, String>((status, raw))
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Err(_) => Err(TargetError::Timeout {
+                what: format!("the shell command `{command}` to finish"),
+                after: timeout,
+                tail: self.tail(15),
+            }),
+            Ok(Err(msg)) => {
+                self.check_alive().await?;
+                Err(TargetError::Guest(msg))
+            }
+            Ok(Ok((status, raw))) => {
+                let text = String::from_utf8_lossy(&raw).replace('\r', "");
+                Ok(ShellOutput {
+                    status,
+                    output: text.lines().collect::<Vec<_>>().join("\n"),
+                })
+            }
+        }
     }
 
+    /// Writes `content` to the absolute `path` in the container (mode 0644, owned by root,
+    /// missing parent directories created), through the engine's archive API.
     async fn plant(
         &mut self,
         path: &str,
         content: &[u8],
         timeout: Duration,
     ) -> Result<(), TargetError> {
-        Container::plant(self, path, content, timeout).await
+        self.check_alive().await?;
+        let rel = container_rel_path(path)?;
+        let tar = tar_of_bytes(&rel, content, 0o644)?;
+        match tokio::time::timeout(
+            timeout,
+            upload(&self.docker, &self.id, tar, &format!("writing {path}")),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(TargetError::Timeout {
+                what: format!("writing {path} in the container"),
+                after: timeout,
+                tail: self.tail(15),
+            }),
+        }
     }
 
+    /// `docker restart`: the container's processes are stopped (SIGTERM, SIGKILL after a
+    /// grace period) and started again; its file system is kept. Its network namespace is
+    /// new after a restart, so the vnet's TAP is moved out of the old one first (link down,
+    /// the port on the vnet stays), then into the new one and configured as before (same
+    /// MAC and address). Output printed before is consumed.
     async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError> {
-        Container::reboot(self, timeout).await
+        self.console.consume_all();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let parked = self.park_link().await?;
+        let grace = STOP_GRACE_SECS;
+        let restarted = tokio::time::timeout_at(
+            deadline,
+            self.docker.restart_container(
+                &self.id,
+                Some(RestartContainerOptionsBuilder::new().t(grace).build()),
+            ),
+        )
+        .await;
+        match restarted {
+            Err(_) => {
+                return Err(TargetError::Timeout {
+                    what: "the container to restart".into(),
+                    after: timeout,
+                    tail: self.tail(15),
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(TargetError::Exited {
+                    status: format!("restart failed: {}", engine_message(&e)),
+                    tail: self.tail(15),
+                })
+            }
+            Ok(Ok(())) => {}
+        }
+        self.pid = running_pid(&self.docker, &self.id).await?;
+        let ns = NetnsRef::Pid(self.pid);
+        link::move_into(&parked, &ns).await?;
+        link::configure(&ns, &parked, &self.link).await?;
+        // The engine writes a fresh resolv.conf on every start.
+        write_resolv_conf(&self.docker, &self.id, &self.link).await?;
+        self.reader.abort();
+        self.reader = spawn_reader(
+            self.docker.clone(),
+            self.id.clone(),
+            self.console.clone(),
+            self.last_log.clone(),
+            self.log_file.clone(),
+        );
+        Ok(())
     }
 
     async fn ended(&mut self) -> TargetError {

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdin, Command};
 
-use super::console::{plant_commands, ShellCall, ShellOutput};
+use super::console::{plant_through, ShellCall, ShellOutput};
 use super::live::LiveConsole;
 use super::TargetError;
 
@@ -225,54 +225,6 @@ impl Qemu {
         self.console.tail(n)
     }
 
-    /// Waits until the console prints something matching `re` (after what earlier waits
-    /// consumed). Fails on timeout or when QEMU exits.
-    pub async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        let console = self.console.clone();
-        let what = || format!("console output matching /{}/", re.as_str());
-        console
-            .wait(timeout, what, |c| c.find(re), || self.check_alive())
-            .await
-    }
-
-    /// Runs a shell command on the console and returns its status and output.
-    pub async fn shell(
-        &mut self,
-        cmd: &str,
-        timeout: Duration,
-    ) -> Result<ShellOutput, TargetError> {
-        self.calls += 1;
-        let call = ShellCall::new(cmd, self.calls);
-        self.write(call.line.as_bytes()).await?;
-        let console = self.console.clone();
-        let what = || format!("the shell command `{cmd}` to finish");
-        console
-            .wait(timeout, what, |c| call.poll(c), || self.check_alive())
-            .await
-    }
-
-    /// Writes a file in the guest through the shell.
-    pub async fn plant(
-        &mut self,
-        path: &str,
-        content: &[u8],
-        mode: Option<u32>,
-        timeout: Duration,
-    ) -> Result<(), TargetError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        for cmd in plant_commands(path, content, mode) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let out = self.shell(&cmd, left).await?;
-            if out.status != 0 {
-                return Err(TargetError::Guest(format!(
-                    "writing {path} failed with status {}: {}",
-                    out.status, out.output
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Types `command` (e.g. `reboot`) without waiting for it to finish; output printed so
     /// far is consumed, so the next wait needs fresh output.
     pub async fn send_line(&mut self, command: &str) -> Result<(), TargetError> {
@@ -337,25 +289,43 @@ impl Drop for Qemu {
 
 #[async_trait::async_trait]
 impl super::Driver for Qemu {
+    /// Waits until the console prints something matching `re` (after what earlier waits
+    /// consumed). Fails on timeout or when QEMU exits.
     async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        Qemu::wait_for(self, re, timeout).await
+        let console = self.console.clone();
+        let what = || format!("console output matching /{}/", re.as_str());
+        console
+            .wait(timeout, what, |c| c.find(re), || self.check_alive())
+            .await
     }
 
-    async fn shell(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ShellOutput, TargetError> {
-        Qemu::shell(self, command, timeout).await
+    /// Runs a shell command on the console and returns its status and output.
+    async fn shell(&mut self, cmd: &str, timeout: Duration) -> Result<ShellOutput, TargetError> {
+        self.calls += 1;
+        let call = ShellCall::new(cmd, self.calls);
+        self.write(call.line.as_bytes()).await?;
+        let console = self.console.clone();
+        let what = || format!("the shell command `{cmd}` to finish");
+        console
+            .wait(timeout, what, |c| call.poll(c), || self.check_alive())
+            .await
     }
 
+    /// Writes a file in the guest through the shell.
     async fn plant(
         &mut self,
         path: &str,
         content: &[u8],
         timeout: Duration,
     ) -> Result<(), TargetError> {
-        Qemu::plant(self, path, content, None, timeout).await
+        plant_through(
+            self,
+            |t, cmd, left| t.shell(cmd, left),
+            path,
+            content,
+            timeout,
+        )
+        .await
     }
 
     async fn reboot(&mut self, _timeout: Duration) -> Result<(), TargetError> {

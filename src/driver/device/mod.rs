@@ -44,7 +44,7 @@ use tokio::process::Command;
 
 use super::console::{shell_quote, ShellOutput};
 use super::live::LiveConsole;
-use super::{run_host, spawn_error, TargetError};
+use super::{run_host, spawn_error, Driver, TargetError};
 use crate::vnet::port::PacketPort;
 use crate::vnet::run::VnetHandle;
 
@@ -354,25 +354,6 @@ impl Device {
         Ok(())
     }
 
-    /// Runs a shell command on the device: its status and output (stdout and stderr).
-    pub async fn shell(
-        &mut self,
-        cmd: &str,
-        timeout: Duration,
-    ) -> Result<ShellOutput, TargetError> {
-        self.channel.shell(cmd, timeout).await
-    }
-
-    /// Writes `content` to `path` on the device (parent directories created).
-    pub async fn plant(
-        &mut self,
-        path: &str,
-        content: &[u8],
-        timeout: Duration,
-    ) -> Result<(), TargetError> {
-        self.channel.plant(path, content, timeout).await
-    }
-
     /// Installs an Android package (`adb install -r`). Only for adb devices.
     pub async fn install(&mut self, apk: &Path, timeout: Duration) -> Result<(), TargetError> {
         self.channel.install(apk, timeout).await
@@ -400,31 +381,6 @@ impl Device {
         self.channel.pull(&remote_path, dest, timeout).await
     }
 
-    /// Waits until the console (log command output, or the serial output) shows `re`.
-    pub async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        let silent = !self.channel.has_console();
-        let what = || {
-            if silent {
-                format!("log output matching /{}/ (this device has no log command: nothing is ever logged)", re.as_str())
-            } else {
-                format!("log output matching /{}/", re.as_str())
-            }
-        };
-        let channel = &self.channel;
-        self.sink
-            .console
-            .wait(timeout, what, |c| c.find(re), || channel.closed())
-            .await
-    }
-
-    /// Restarts the device. Over ssh and adb it waits until the control channel answers
-    /// from the new boot (a new `boot_id`) and starts the log command again; over a serial
-    /// port it only sends the command (the boot pattern on the console tells the rest).
-    pub async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError> {
-        self.sink.console.consume_all();
-        self.channel.reboot(timeout).await
-    }
-
     /// Ends everything this device started (device-side commands, local processes).
     pub async fn stop(&mut self) {
         if self.stopped {
@@ -442,30 +398,45 @@ impl Device {
 }
 
 #[async_trait::async_trait]
-impl super::Driver for Device {
+impl Driver for Device {
+    /// Waits until the console (log command output, or the serial output) shows `re`.
     async fn wait_for(&mut self, re: &Regex, timeout: Duration) -> Result<String, TargetError> {
-        Device::wait_for(self, re, timeout).await
+        let silent = !self.channel.has_console();
+        let what = || {
+            if silent {
+                format!("log output matching /{}/ (this device has no log command: nothing is ever logged)", re.as_str())
+            } else {
+                format!("log output matching /{}/", re.as_str())
+            }
+        };
+        let channel = &self.channel;
+        self.sink
+            .console
+            .wait(timeout, what, |c| c.find(re), || channel.closed())
+            .await
     }
 
-    async fn shell(
-        &mut self,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ShellOutput, TargetError> {
-        Device::shell(self, command, timeout).await
+    /// Runs a shell command on the device: its status and output (stdout and stderr).
+    async fn shell(&mut self, cmd: &str, timeout: Duration) -> Result<ShellOutput, TargetError> {
+        self.channel.shell(cmd, timeout).await
     }
 
+    /// Writes `content` to `path` on the device (parent directories created).
     async fn plant(
         &mut self,
         path: &str,
         content: &[u8],
         timeout: Duration,
     ) -> Result<(), TargetError> {
-        Device::plant(self, path, content, timeout).await
+        self.channel.plant(path, content, timeout).await
     }
 
+    /// Restarts the device. Over ssh and adb it waits until the control channel answers
+    /// from the new boot (a new `boot_id`) and starts the log command again; over a serial
+    /// port it only sends the command (the boot pattern on the console tells the rest).
     async fn reboot(&mut self, timeout: Duration) -> Result<(), TargetError> {
-        Device::reboot(self, timeout).await
+        self.sink.console.consume_all();
+        self.channel.reboot(timeout).await
     }
 
     async fn ended(&mut self) -> TargetError {

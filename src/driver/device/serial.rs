@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::{output_within, ControlChannel, Sink, CHECK_TIMEOUT};
-use crate::driver::console::{plant_commands, shell_quote, ShellCall, ShellOutput};
+use crate::driver::console::{plant_through, shell_quote, ShellCall, ShellOutput};
 use crate::driver::TargetError;
 
 /// A device controlled over a serial port.
@@ -146,18 +146,14 @@ impl ControlChannel for Serial {
         content: &[u8],
         timeout: Duration,
     ) -> Result<(), TargetError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        for cmd in plant_commands(path, content, None) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let out = self.shell(&cmd, left).await?;
-            if out.status != 0 {
-                return Err(TargetError::Guest(format!(
-                    "writing {path} failed with status {}: {}",
-                    out.status, out.output
-                )));
-            }
-        }
-        Ok(())
+        plant_through(
+            self,
+            |t, cmd, left| t.shell(cmd, left),
+            path,
+            content,
+            timeout,
+        )
+        .await
     }
 
     async fn pull(

@@ -248,6 +248,46 @@ fn verify_never_says_fixed_over_unread_traffic() {
     assert_eq!(o.exit_code(), ExitCode::Inconclusive);
 }
 
+/// `verify` reads each run's own judgement of a claim: a covered phase that never ran (it would begin after
+/// the capture's last frame) leaves the claim unshown, so the leak cannot be "not reproduced" either.
+#[test]
+fn verify_says_inconclusive_when_a_covered_phase_never_ran() {
+    let before = Case::new("nfp-verify-late-before", |s| filler(s, 10));
+    let after = Case::new("nfp-verify-late-after", |s| filler(s, 10));
+    let late = "  phases:\n    - {name: consent_declined, at: 60s}\n";
+    let claim = "claims:\n  - id: C-2\n    says: nothing is sent once consent is declined\n    forbid: {canaries: [imei], phases: [consent_declined]}\n";
+    let scenario = before.scenario("late-claim", &format!("{late}{FORBID_DECLINED}{claim}"));
+    let req = RunRequest {
+        out: before.dir.join("verify-out"),
+        jobs: 2,
+        accel: vec!["tcg".into()],
+        keep: false,
+        command_line: vec![],
+    };
+    let o = app::verify(
+        &scenario,
+        &before.dir.join("cap.pcap"),
+        &after.dir.join("cap.pcap"),
+        &req,
+        None,
+        Arc::new(NoProgress),
+    )
+    .unwrap();
+    let v = &o.verdicts[0];
+    assert_eq!(
+        v.verdict,
+        telltale::runner::verify::ClaimVerdict::Inconclusive,
+        "{v:#?}"
+    );
+    assert!(
+        v.reason
+            .contains("the before run could not show the leak: phase consent_declined never ran"),
+        "{}",
+        v.reason
+    );
+    assert_eq!(o.exit_code(), ExitCode::Inconclusive);
+}
+
 #[test]
 fn templates_reach_the_target_filled_in_or_are_refused_with_the_line() {
     use telltale::scenario::{HostCommand, Scenario, Target};

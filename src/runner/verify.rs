@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{hash_file, ClaimStatus, FileHash, RunReport, Verdict};
 use crate::report::{Direction, Report};
-use crate::scenario::{Claim, Scenario};
+use crate::scenario::Scenario;
 
 /// What a claim turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,42 +60,31 @@ pub struct ClaimVerification {
     pub after: Vec<String>,
 }
 
-/// Why a run cannot show a claim either way, if it cannot.
-fn unobservable(claim: &Claim, run: &RunReport, which: &str) -> Option<String> {
+/// Why a run cannot show any claim either way: it did not complete.
+fn incomplete(run: &RunReport, which: &str) -> Option<String> {
     match run.verdict {
-        Verdict::Error | Verdict::Interrupted => {
-            return Some(format!(
-                "the {which} run did not complete: {}",
-                run.error.as_deref().unwrap_or("interrupted")
-            ))
-        }
-        Verdict::Pass | Verdict::Fail | Verdict::Inconclusive => {}
+        Verdict::Error | Verdict::Interrupted => Some(format!(
+            "the {which} run did not complete: {}",
+            run.error.as_deref().unwrap_or("interrupted")
+        )),
+        Verdict::Pass | Verdict::Fail | Verdict::Inconclusive => None,
     }
-    for phase in &claim.forbid.phases {
-        if !run.phases.iter().any(|p| &p.name == phase) {
-            return Some(format!("the {which} run never reached phase {phase}"));
-        }
-    }
-    None
 }
 
-/// Why the run's judgement could not show the claim held (unread traffic it covers…), when it could not.
-fn unread_reasons(run: &RunReport, id: &str) -> Vec<String> {
-    run.judgement
-        .claims
-        .iter()
-        .find(|c| c.id == id && c.verdict == ClaimStatus::Inconclusive)
-        .map(|c| c.inconclusive.clone())
-        .unwrap_or_default()
-}
-
-fn texts(run: &RunReport, id: &str) -> Vec<String> {
-    run.judgement
-        .claims
-        .iter()
-        .find(|c| c.id == id)
-        .map(|c| c.violations.iter().map(|v| v.text.clone()).collect())
-        .unwrap_or_default()
+/// The run's own judgement of claim `id`: what broke it, and why it could not be shown to hold when nothing
+/// did (a phase it covers that never ran, unread traffic it covers). These are the run verdict's rules, so
+/// `verify` and `run` never disagree about what a run observed.
+fn judged(run: &RunReport, id: &str) -> (Vec<String>, Vec<String>) {
+    let Some(c) = run.judgement.claims.iter().find(|c| c.id == id) else {
+        return (Vec::new(), Vec::new());
+    };
+    let broke = c.violations.iter().map(|v| v.text.clone()).collect();
+    let unshown = if c.verdict == ClaimStatus::Inconclusive {
+        c.inconclusive.clone()
+    } else {
+        Vec::new()
+    };
+    (broke, unshown)
 }
 
 /// A verdict for every claim of the scenario, from the runs before and after the fix.
@@ -108,11 +97,10 @@ pub fn verify_claims(
         .claims
         .iter()
         .map(|claim| {
-            let b = texts(before, &claim.id);
-            let a = texts(after, &claim.id);
-            let unread_after = unread_reasons(after, &claim.id);
-            let (verdict, reason) = if let Some(why) = unobservable(claim, before, "before")
-                .or_else(|| unobservable(claim, after, "after"))
+            let (b, unshown_before) = judged(before, &claim.id);
+            let (a, unshown_after) = judged(after, &claim.id);
+            let (verdict, reason) = if let Some(why) =
+                incomplete(before, "before").or_else(|| incomplete(after, "after"))
             {
                 (ClaimVerdict::Inconclusive, why)
             } else if !a.is_empty() {
@@ -120,18 +108,26 @@ pub fn verify_claims(
                     ClaimVerdict::StillLeaking,
                     format!("{} violation(s) after the fix, {} before", a.len(), b.len()),
                 )
+            } else if b.is_empty() && !unshown_before.is_empty() {
+                (
+                    ClaimVerdict::Inconclusive,
+                    format!(
+                        "the before run could not show the leak: {}",
+                        unshown_before.join("; ")
+                    ),
+                )
             } else if b.is_empty() {
                 (
                     ClaimVerdict::NotReproduced,
                     "the leak was not seen before the fix either, so the run does not show the fix"
                         .into(),
                 )
-            } else if !unread_after.is_empty() {
+            } else if !unshown_after.is_empty() {
                 (
                     ClaimVerdict::Inconclusive,
                     format!(
                         "gone from what telltale could read, but after the fix {}",
-                        unread_after.join("; ")
+                        unshown_after.join("; ")
                     ),
                 )
             } else {

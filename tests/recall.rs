@@ -126,7 +126,7 @@ fn every_encoding_of_every_canary_is_found_in_an_upload_body() {
         assert_eq!(f.http_method.as_deref(), Some("POST"));
         assert_eq!(f.http_path.as_deref(), Some("/v2/sync"));
         assert_eq!(f.field.as_deref(), Some("body"), "{name} {encodings:?}");
-        assert_eq!(f.address, "198.18.0.10:80");
+        assert_eq!(f.address.to_string(), "198.18.0.10:80");
     }
 }
 
@@ -305,7 +305,7 @@ fn ipv6_conversation() {
     t.close(&mut s);
     let r = analyze(s.finish());
     let f = expect(&r, "contact", &["raw"]);
-    assert_eq!(f.address, "[2001:db8::10]:80");
+    assert_eq!(f.address.to_string(), "[2001:db8::10]:80");
     assert_eq!(f.destination, "api.vendor.example");
 }
 
@@ -578,7 +578,7 @@ fn canary_across_ipv4_fragments() {
     let r = analyze(s.finish());
     let f = expect(&r, "imei", &["raw"]);
     assert_eq!(f.protocol, "udp");
-    assert_eq!(f.address, "198.18.0.9:7000");
+    assert_eq!(f.address.to_string(), "198.18.0.9:7000");
     assert_eq!(r.capture.ip_fragments, 2);
 }
 

@@ -143,7 +143,7 @@ fn demo_run(
                 canary: canary.to_string(),
                 encoding: encoding.to_string(),
                 destination: host.into(),
-                address: h.server.to_string(),
+                address: h.server,
                 protocol: "http".into(),
                 direction: Direction::Up,
                 http_method: Some("POST".into()),

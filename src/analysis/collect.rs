@@ -319,7 +319,13 @@ impl Collector {
 
     pub fn finish(mut self, flows: &[Flow]) -> Report {
         let dest = |i: usize| flows.get(i).map(|f| f.destination()).unwrap_or_default();
-        let addr = |i: usize| flows.get(i).map(|f| f.address()).unwrap_or_default();
+        let addr = |i: usize| {
+            flows
+                .get(i)
+                .map_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |f| {
+                    f.address()
+                })
+        };
         for h in &mut self.http {
             h.destination = dest(h.flow);
         }

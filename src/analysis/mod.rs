@@ -136,8 +136,8 @@ impl Flow {
         self.server.0.to_string()
     }
 
-    fn address(&self) -> String {
-        sockaddr(self.server)
+    fn address(&self) -> std::net::SocketAddr {
+        self.server.into()
     }
 
     fn dir_of(&self, src: (IpAddr, u16)) -> usize {

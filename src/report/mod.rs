@@ -197,8 +197,8 @@ pub struct Finding {
     pub encoding: String,
     /// Best name of the remote end: TLS SNI, HTTP Host, DNS name, else its address.
     pub destination: String,
-    /// Remote address and port.
-    pub address: String,
+    /// Remote (server) address and port of the finding's conversation, as its flow's `server`.
+    pub address: std::net::SocketAddr,
     /// Protocol in which it was found: "http", "dns", "tls", "dhcp", "tcp", "udp".
     pub protocol: String,
     /// "up" (sent by the device) or "down".

@@ -201,7 +201,7 @@ pub fn add_vnet_tls(
                             canary: c.name.clone(),
                             encoding: h.encoding.to_string(),
                             destination: dest.clone(),
-                            address: server.to_string(),
+                            address: SocketAddr::V4(*server),
                             protocol: "https".to_string(),
                             direction: Direction::Up,
                             http_method: Some(method.clone()),

@@ -61,7 +61,7 @@ pub(crate) fn finding(
         canary: canary.into(),
         encoding: encoding.into(),
         destination: f.destination.clone(),
-        address: f.server.to_string(),
+        address: f.server,
         protocol: "http".into(),
         direction: Direction::Up,
         http_method: Some(method.into()),

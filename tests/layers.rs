@@ -489,6 +489,29 @@ fn single_byte_xor_names_its_key() {
     );
 }
 
+/// Keys below 0x80 keep text printable, so the body looks like plain text: found all the same (by the
+/// differences of neighbouring bytes, which no key changes), in a datagram and in an HTTP body, with the key named.
+#[test]
+fn single_byte_xor_with_a_key_that_keeps_text_printable() {
+    let doc = br#"{"id":"356938035643809","mail":"alice.canary@example.invalid"}"#;
+    for key in [0x01u8, 0x05, 0x0f, 0x41, 0x7f] {
+        let x: Vec<u8> = doc.iter().map(|&c| c ^ key).collect();
+        let want = format!("xor[{key:#04x}]>raw");
+        let r = analyze(datagram(&x));
+        assert_chain(&r, "imei", &want);
+        assert_chain(&r, "email", &want);
+        let r = analyze(capture("application/octet-stream", "", &x, 1460, false));
+        assert_chain(&r, "imei", &want);
+    }
+    // The same text under no key is found as it is, not as a XOR.
+    let r = analyze(datagram(doc));
+    assert!(
+        chain_of(&r, "imei").iter().all(|c| !c.starts_with("xor")),
+        "{}",
+        describe(&r)
+    );
+}
+
 /// A phone number as people write it, in a vCard, plain and gzip'd in a multipart part.
 #[test]
 fn phone_as_written_in_a_vcard() {

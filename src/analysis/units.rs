@@ -148,6 +148,31 @@ impl Analyzer {
             });
             self.budget = budget;
         }
+        if (layers::xor::MIN_LEN..=layers::xor::MAX_LEN).contains(&u.bytes.len()) {
+            // A value under a single-byte XOR, any key (the graph's XOR opener guesses only keys that turn text
+            // into binary): searched once per key the differences show.
+            for key in matcher.xor_keys(u.bytes) {
+                let plain: Vec<u8> = u.bytes.iter().map(|b| b ^ key).collect();
+                hits.clear();
+                matcher.find_all(&plain, &mut hits);
+                let chain = format!("xor[{key:#04x}]");
+                for h in &hits {
+                    let seen = root
+                        .as_ref()
+                        .map_or(u.found.contains(&h.canary), |r| r.contains(&h.canary));
+                    if !seen && !reported.contains(&h.canary) {
+                        raws.push(make(
+                            h.canary,
+                            link(&h.encoding, &chain),
+                            u.field.map(str::to_string),
+                            excerpt(&plain, h.start, h.end),
+                            h.start,
+                        ));
+                        reported.push(h.canary);
+                    }
+                }
+            }
+        }
         for r in raws {
             self.out.finding(r);
         }

@@ -277,6 +277,8 @@ pub struct Matcher {
     /// The forms shorter than [`SHORT_FORM`] (used with the prefilter, which then covers only the longer ones),
     /// with the matcher's pattern id of each of the engine's patterns.
     short: Option<(AhoCorasick, Vec<usize>)>,
+    /// The values under a single-byte XOR (see [`Matcher::xor_keys`]).
+    xor: super::xor::XorFinder,
     stats: AtomicStats,
 }
 
@@ -460,8 +462,15 @@ impl Matcher {
             prefilter,
             trigger_finder,
             short,
+            xor: super::xor::XorFinder::new(identity),
             stats: AtomicStats::default(),
         })
+    }
+
+    /// The keys (never 0) under which a canary's value (as planted, at least [`super::xor::MIN_VALUE`] bytes)
+    /// stands in `input` XORed with one byte, ascending; the caller searches `input ^ key` for each.
+    pub fn xor_keys(&self, input: &[u8]) -> Vec<u8> {
+        self.xor.keys(input)
     }
 
     /// The identity this matcher was built from.

@@ -6,6 +6,7 @@
 //!   hashes, JSON `\u` escapes, UTF-16) with their encoding-chain labels.
 //! * [`matcher`] — [`Matcher`]: ONE case-insensitive leftmost-longest Aho-Corasick automaton
 //!   over all forms, with exact-case verification for base64 text and base64-of-gzip opening.
+//! * [`xor`] — the canaries' values under a single-byte XOR, any key, found in one pass.
 //! * [`stream`] — [`StreamScanner`]: the same matches over a chunked stream with absolute
 //!   offsets, hits straddling chunk boundaries found exactly once, bounded memory.
 //!
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod matcher;
 pub mod nested;
 pub mod stream;
+pub mod xor;
 
 pub use identity::{Canary, Identity, IdentityError, IdentityErrorKind, MIN_VALUE_LEN};
 pub use matcher::{Hit, Matcher, MatcherError};

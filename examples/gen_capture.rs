@@ -5,6 +5,10 @@
 //! gzip-compressed), an HTTP download, or a TLS connection (ClientHello with SNI, then encrypted-looking records).
 //! The first upload and every 500th after it carry canary values from `ci/bench-identity.yaml` (raw, and base64 in a JSON field), so
 //! the benchmark also measures the path that reports findings. Deterministic: same size, same bytes.
+//!
+//! With `--layers`, every upload is wrapped in the layers real SDKs use, in turn: a gzip'd JSON file in a
+//! multipart/form-data part; a form value of base64 of zlib; a JSON field of base64 of gzip; hex of base64; zstd;
+//! and a short datagram-sized body under a single-byte XOR. That file measures the decoding graph at work.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -92,6 +96,59 @@ fn json_body(rng: &mut Rng, size: usize, canary: bool) -> Vec<u8> {
     s.into_bytes()
 }
 
+fn gzip(d: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = e.write_all(d);
+    e.finish().unwrap_or_default()
+}
+
+fn zlib(d: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = e.write_all(d);
+    e.finish().unwrap_or_default()
+}
+
+/// `json` wrapped in the `n`-th kind of layers: the Content-Type and the body.
+fn layered(n: u64, json: &[u8]) -> (String, Vec<u8>) {
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    match n % 6 {
+        0 => {
+            let mut body = b"--b0undary\r\nContent-Disposition: form-data; name=\"report\"; filename=\"report.json.gz\"\r\nContent-Type: application/gzip\r\n\r\n".to_vec();
+            body.extend_from_slice(&gzip(json));
+            body.extend_from_slice(b"\r\n--b0undary--\r\n");
+            ("multipart/form-data; boundary=b0undary".into(), body)
+        }
+        1 => {
+            let v: String = percent_encoding::utf8_percent_encode(
+                &b64(&zlib(json)),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .collect();
+            (
+                "application/x-www-form-urlencoded".into(),
+                format!("v=2&payload={v}").into_bytes(),
+            )
+        }
+        2 => (
+            "application/json".into(),
+            format!("{{\"kind\":\"batch\",\"blob\":\"{}\"}}", b64(&gzip(json))).into_bytes(),
+        ),
+        3 => ("text/plain".into(), hex::encode(b64(json)).into_bytes()),
+        4 => (
+            "application/zstd".into(),
+            zstd::bulk::compress(json, 1).unwrap_or_default(),
+        ),
+        _ => (
+            "application/octet-stream".into(),
+            // The last 4000 bytes (where a canary upload has its values), under a key that keeps text printable.
+            json[json.len().saturating_sub(4000)..]
+                .iter()
+                .map(|b| b ^ 0x5c)
+                .collect(),
+        ),
+    }
+}
+
 fn client_hello(sni: &str) -> Vec<u8> {
     let mut ext = Vec::new();
     // server_name
@@ -177,13 +234,16 @@ fn tls_records(rng: &mut Rng, total: usize, handshake_first: bool) -> Vec<u8> {
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let out = args.next().unwrap_or_else(|| {
-        eprintln!("usage: gen_capture OUT.pcap [--size-mb N]");
+        eprintln!("usage: gen_capture OUT.pcap [--size-mb N] [--layers]");
         std::process::exit(2)
     });
     let mut size_mb: u64 = 400;
+    let mut layers = false;
     while let Some(a) = args.next() {
         if a == "--size-mb" {
             size_mb = args.next().and_then(|v| v.parse().ok()).unwrap_or(size_mb);
+        } else if a == "--layers" {
+            layers = true;
         }
     }
     let target = size_mb * 1_000_000;
@@ -220,8 +280,14 @@ fn main() -> std::io::Result<()> {
             0..=5 => {
                 let size = 4096 + rng.below(60_000) as usize;
                 let body = json_body(&mut rng, size, n % 500 == 1);
+                let (ctype, body) = if layers {
+                    // Uploads with canaries go through every kind of layers in turn.
+                    layered(if n % 500 == 1 { n / 500 } else { n / 10 }, &body)
+                } else {
+                    ("application/json".to_string(), body)
+                };
                 let mut req = format!(
-                    "POST /v1/telemetry/{} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    "POST /v1/telemetry/{} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
                     n % 13,
                     body.len()
                 )

@@ -57,6 +57,11 @@ Exit codes: 0 no canary found, 1 canary found, 2 bad input, 3 internal failure."
         /// Cap of each TCP direction's out-of-order buffer, in KiB.
         #[arg(long, default_value_t = 512, value_name = "KIB")]
         reassembly_cap: usize,
+        /// Layers opened at most on the way to a canary (multipart, gzip, base64, JSON…); bytes still encoded
+        /// at the limit are reported unread (`decode_depth`), never skipped in silence.
+        #[arg(long, default_value_t = telltale::layers::graph::DEFAULT_DEPTH, value_name = "N",
+              value_parser = clap::value_parser!(usize))]
+        decode_depth: usize,
         /// TLS key log (NSS format, as SSLKEYLOGFILE writes it); repeatable. Keys in the capture's pcapng
         /// decryption secrets blocks are used too.
         #[arg(long, value_name = "FILE")]

@@ -45,6 +45,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
             output,
             color,
             reassembly_cap,
+            decode_depth,
             keylog,
         } => {
             let identity = match &identity {
@@ -54,11 +55,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                     Identity::default()
                 }
             };
-            let cfg = Config {
+            let mut cfg = Config {
                 reassembly_cap: reassembly_cap.saturating_mul(1024),
                 keys: std::sync::Arc::new(app::load_keylogs(&keylog)?),
                 ..Config::default()
             };
+            cfg.layers.max_depth = decode_depth;
             let progress = FileProgress::new(&capture);
             let report = app::analyze(&capture, &identity, cfg, |done| progress.update(done))?;
             progress.finish();

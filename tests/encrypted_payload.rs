@@ -163,6 +163,57 @@ fn compressed_bodies_a_layer_opens_are_read_not_called_encrypted() {
     }
 }
 
+/// A multipart upload with a gzip'd file part and a text part.
+fn multipart(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, ctype, data) in parts {
+        body.extend_from_slice(
+            format!("--xYz\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\nContent-Type: {ctype}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--xYz--\r\n");
+    body
+}
+
+/// A multipart body is judged part by part: a gzip'd file part makes the body high-entropy as a whole, but the
+/// gzip layer opens it (the IMEI inside is found), so nothing is called encrypted; a part of random bytes of no
+/// format is, with the part's own bytes and its chain in the warning.
+#[test]
+fn a_multipart_upload_is_judged_part_by_part() {
+    let ct = "Content-Type: multipart/form-data; boundary=xYz\r\n";
+    let zipped = gzip(&json(400, true));
+    let body = multipart(&[
+        ("meta", "text/plain", b"model=x1 build=7"),
+        ("report", "application/gzip", &zipped),
+    ]);
+    let r = analyze_post(ct, &body);
+    assert_eq!(encrypted(&r), 0, "{:#?}", r.unread);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.canary == "imei" && f.encoding.starts_with("multipart[report]>gzip")),
+        "{:#?}",
+        r.findings
+    );
+
+    let sealed = random(5000, 9);
+    let body = multipart(&[
+        ("report", "application/gzip", &zipped),
+        ("blob", "application/octet-stream", &sealed),
+    ]);
+    let r = analyze_post(ct, &body);
+    assert_eq!(encrypted(&r), sealed.len() as u64, "{:#?}", r.unread);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.kind == "encrypted-payload" && w.message.contains("multipart[blob]")),
+        "{:#?}",
+        r.warnings
+    );
+}
+
 #[test]
 fn an_encrypted_upload_in_a_forbidden_phase_is_inconclusive() {
     let dir = workdir("encrypted-payload-verdict");

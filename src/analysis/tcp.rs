@@ -13,7 +13,7 @@ use super::{Analyzer, At, Unit};
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
 use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
-use crate::layers::opaque::Sniffer;
+use crate::layers::opaque::{OpaqueKind, Sniffer};
 use crate::layers::Hint;
 use crate::proto::dns::DnsTcpFramer;
 use crate::proto::http::{self, HeadKind, HttpEvent, HttpParser, Role};
@@ -115,6 +115,10 @@ struct BodySniff {
     decoded: bool,
     start: u64,
     fed: u64,
+    /// A multipart body: its parts are judged one by one where the decoding graph opens them
+    /// (`analysis::units`), so a compressed part does not make the whole body "high entropy"; an encryption
+    /// format's own marker at the body's start is still one.
+    multipart: bool,
 }
 
 /// State of one live TCP conversation.
@@ -1109,6 +1113,11 @@ fn sniff_event(
                 decoded: h.chunked || !h.content_encoding.is_empty(),
                 start,
                 fed: start,
+                multipart: h.content_type.as_deref().is_some_and(|c| {
+                    c.trim_start()
+                        .get(..10)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"))
+                }),
             });
         }
         OwnedEvent::Body { decoded, .. } => {
@@ -1135,7 +1144,11 @@ fn sniff_event(
                 // The decoded body past the cap was never searched: the whole body is counted unread.
                 an.out
                     .unread(fi, dir, UnreadReason::HttpCap, *body_wire_len, at.ts);
-            } else if let Some(o) = s.sniffer.finish() {
+            } else if let Some(o) = s
+                .sniffer
+                .finish()
+                .filter(|o| !(s.multipart && o.kind == OpaqueKind::HighEntropy))
+            {
                 an.out.unread(
                     fi,
                     dir,

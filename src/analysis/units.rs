@@ -100,6 +100,7 @@ impl Analyzer {
             root = Some(seen);
         }
         let mut explored = layers::Explored::default();
+        let mut opaque_parts: Vec<(u64, layers::opaque::Opaque, String)> = Vec::new();
         if u.bytes.len() >= MIN_UNIT {
             // The parent of every node, and the canaries each node showed (for the rule: reported from a layer
             // only when no ancestor showed the canary).
@@ -108,6 +109,18 @@ impl Analyzer {
             let mut budget = std::mem::take(&mut self.budget);
             explored = layers::explore(u.bytes, u.hint, &self.cfg.layers, &mut budget, &mut |n| {
                 parent_of.insert(n.id, n.parent);
+                // A multipart upload is judged part by part (its body as a whole is not, see `tcp::BodySniff`):
+                // a part that is an encryption format, or high-entropy bytes of no known format, is not read.
+                if u.dir == 0
+                    && n.chain
+                        .rsplit('>')
+                        .next()
+                        .is_some_and(|l| l.starts_with("multipart["))
+                {
+                    if let Some(o) = layers::opaque::classify(n.bytes) {
+                        opaque_parts.push((n.bytes.len() as u64, o, n.chain.to_string()));
+                    }
+                }
                 hits.clear();
                 matcher.find_all(n.bytes, &mut hits);
                 if hits.is_empty() {
@@ -175,6 +188,23 @@ impl Analyzer {
         }
         for r in raws {
             self.out.finding(r);
+        }
+        for (bytes, o, chain) in opaque_parts {
+            self.out.unread(
+                u.flow,
+                u.dir,
+                UnreadReason::EncryptedPayload,
+                bytes,
+                u.at.ts,
+            );
+            let msg = format!(
+                "flow {} ({}): the part {chain} ({bytes} bytes) is an encrypted payload ({}, {:.2} bits/byte); it was not read",
+                u.flow,
+                self.flows.get(u.flow).map(|f| f.destination()).unwrap_or_default(),
+                o.kind.as_str(),
+                o.entropy
+            );
+            self.out.warn("encrypted-payload", msg, None);
         }
         for un in explored.unopened {
             let reason = match un.reason {

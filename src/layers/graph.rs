@@ -39,8 +39,9 @@ pub struct Limits {
     pub max_children: usize,
 }
 
-/// The default depth limit.
-pub const DEFAULT_DEPTH: usize = 3;
+/// The default depth limit: deep enough for what SDKs nest (a multipart part, gzip'd, a JSON document, a string
+/// in it, base64 in that string is 5); deeper nesting is reported unread at the limit.
+pub const DEFAULT_DEPTH: usize = 5;
 
 impl Default for Limits {
     fn default() -> Self {

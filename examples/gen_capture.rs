@@ -279,10 +279,14 @@ fn main() -> std::io::Result<()> {
         match kind {
             0..=5 => {
                 let size = 4096 + rng.below(60_000) as usize;
-                let body = json_body(&mut rng, size, n % 500 == 1);
+                // In the layered file every 100th upload carries the canaries, so that even a small file has
+                // each kind of layers with a canary in it.
+                let every = if layers { 100 } else { 500 };
+                let canary = n % every == 1;
+                let body = json_body(&mut rng, size, canary);
                 let (ctype, body) = if layers {
                     // Uploads with canaries go through every kind of layers in turn.
-                    layered(if n % 500 == 1 { n / 500 } else { n / 10 }, &body)
+                    layered(if canary { n / every } else { n / 10 }, &body)
                 } else {
                     ("application/json".to_string(), body)
                 };

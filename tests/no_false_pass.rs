@@ -209,6 +209,33 @@ fn a_phase_that_never_ran_is_not_held() {
     assert_ne!(rule.status(), RuleStatus::Held, "{:#?}", r);
 }
 
+/// `verify` with `scenario` on the captures of `before` and `after`; its one claim must be INCONCLUSIVE.
+fn verify_inconclusive(before: &Case, after: &Case, scenario: &Path) -> app::VerifyOutcome {
+    let req = RunRequest {
+        out: before.dir.join("verify-out"),
+        jobs: 2,
+        accel: vec!["tcg".into()],
+        keep: false,
+        command_line: vec![],
+    };
+    let o = app::verify(
+        scenario,
+        &before.dir.join("cap.pcap"),
+        &after.dir.join("cap.pcap"),
+        &req,
+        None,
+        Arc::new(NoProgress),
+    )
+    .unwrap();
+    let v = &o.verdicts[0];
+    assert_eq!(
+        v.verdict,
+        telltale::runner::verify::ClaimVerdict::Inconclusive,
+        "{v:#?}"
+    );
+    o
+}
+
 #[test]
 fn verify_never_says_fixed_over_unread_traffic() {
     // Before: the IMEI in plain HTTP during the phase. After: the same upload moved into TLS.
@@ -222,28 +249,8 @@ fn verify_never_says_fixed_over_unread_traffic() {
     });
     let claim = "claims:\n  - id: C-1\n    says: the IMEI is no longer sent once consent is declined\n    forbid: {canaries: [imei], phases: [consent_declined]}\n";
     let scenario = before.scenario("claim", &format!("{PHASED}{FORBID_DECLINED}{claim}"));
-    let req = RunRequest {
-        out: before.dir.join("verify-out"),
-        jobs: 2,
-        accel: vec!["tcg".into()],
-        keep: false,
-        command_line: vec![],
-    };
-    let o = app::verify(
-        &scenario,
-        &before.dir.join("cap.pcap"),
-        &after.dir.join("cap.pcap"),
-        &req,
-        None,
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    let o = verify_inconclusive(&before, &after, &scenario);
     let v = &o.verdicts[0];
-    assert_eq!(
-        v.verdict,
-        telltale::runner::verify::ClaimVerdict::Inconclusive,
-        "{v:#?}"
-    );
     assert!(v.reason.contains("TLS without keys"), "{}", v.reason);
     assert_eq!(o.exit_code(), ExitCode::Inconclusive);
 }
@@ -257,28 +264,8 @@ fn verify_says_inconclusive_when_a_covered_phase_never_ran() {
     let late = "  phases:\n    - {name: consent_declined, at: 60s}\n";
     let claim = "claims:\n  - id: C-2\n    says: nothing is sent once consent is declined\n    forbid: {canaries: [imei], phases: [consent_declined]}\n";
     let scenario = before.scenario("late-claim", &format!("{late}{FORBID_DECLINED}{claim}"));
-    let req = RunRequest {
-        out: before.dir.join("verify-out"),
-        jobs: 2,
-        accel: vec!["tcg".into()],
-        keep: false,
-        command_line: vec![],
-    };
-    let o = app::verify(
-        &scenario,
-        &before.dir.join("cap.pcap"),
-        &after.dir.join("cap.pcap"),
-        &req,
-        None,
-        Arc::new(NoProgress),
-    )
-    .unwrap();
+    let o = verify_inconclusive(&before, &after, &scenario);
     let v = &o.verdicts[0];
-    assert_eq!(
-        v.verdict,
-        telltale::runner::verify::ClaimVerdict::Inconclusive,
-        "{v:#?}"
-    );
     assert!(
         v.reason
             .contains("the before run could not show the leak: phase consent_declined never ran"),

@@ -561,6 +561,30 @@ mod tests {
         assert!(ex.unopened.is_empty(), "{:?}", ex.unopened);
     }
 
+    /// Percent-decoding is for text: a compressed body that holds `%` and two hex digits by chance is not
+    /// "decoded" into a damaged copy (which the other detectors then misread into unread noise), while
+    /// percent-encoded text still is.
+    #[test]
+    fn binary_bytes_with_a_percent_sign_are_not_url_decoded() {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        let text: String = (0..400)
+            .map(|i| format!("{{\"seq\":{i},\"v\":\"{}\"}}", i * 7919 % 1000))
+            .collect();
+        z.write_all(text.as_bytes()).unwrap();
+        let mut binary = z.finish().unwrap();
+        binary.extend_from_slice(b"%41%42");
+        let (nodes, ex) = chains(&binary, Hint::None, &Limits::default());
+        assert!(!nodes.iter().any(|(c, _)| c.contains("url")), "{nodes:?}");
+        assert!(nodes.iter().any(|(c, _)| c == "zlib"), "{nodes:?}");
+        assert!(ex.unopened.is_empty(), "{:?}", ex.unopened);
+        let (nodes, _) = chains(
+            b"id=%33%35%36%39%33%38%30%33%35%36",
+            Hint::None,
+            &Limits::default(),
+        );
+        assert!(has(&nodes, "form[id]", b"3569380356"), "{nodes:?}");
+    }
+
     #[test]
     fn depth_limit_on_an_encoded_child_is_reported() {
         let inner = gz(b"hello the secret value is here");

@@ -220,8 +220,13 @@ pub fn percent_decode(b: &[u8], plus: bool) -> Vec<u8> {
 }
 
 /// Percent-encoded text (at least one valid `%XX`): decoded once per layer, so text encoded twice is two
-/// `url` links.
+/// `url` links. Only text is percent-encoded (every escape is ASCII): binary bytes (a compressed or encrypted
+/// body) that happen to hold a `%` and two hex digits are not decoded, which would only make a damaged copy of
+/// them for the other detectors to misread.
 pub fn percent(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+    if !super::graph::mostly_printable(b) {
+        return None;
+    }
     let escapes = memchr::memchr_iter(b'%', b)
         .filter(|&i| {
             b.get(i + 1).copied().and_then(hex_val).is_some()

@@ -214,6 +214,94 @@ fn a_multipart_upload_is_judged_part_by_part() {
     );
 }
 
+/// A multipart Content-Type is not a pass for what the body holds outside its parts: random bytes under the
+/// header with no framing at all, ciphertext in the preamble or the epilogue of a well-framed body, or a
+/// high-entropy multipart body larger than the exploration window are all encrypted payloads.
+#[test]
+fn ciphertext_outside_a_multipart_body_s_parts_is_an_encrypted_payload() {
+    let ct = "Content-Type: multipart/form-data; boundary=xYz\r\n";
+    // Not framed: the boundary never appears.
+    let sealed = random(6000, 21);
+    let r = analyze_post(ct, &sealed);
+    assert_eq!(encrypted(&r), sealed.len() as u64, "{:#?}", r.unread);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.kind == "encrypted-payload" && w.message.contains("between the parts")),
+        "{:#?}",
+        r.warnings
+    );
+
+    // Framed, with ciphertext before the first delimiter and after the last one.
+    let text = multipart(&[("meta", "text/plain", b"model=x1 build=7")]);
+    for (at, label) in [("preamble", 0), ("epilogue", 1)] {
+        let mut body = Vec::new();
+        if label == 0 {
+            body.extend_from_slice(&random(3000, 22));
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(&text);
+        } else {
+            body.extend_from_slice(&text);
+            body.extend_from_slice(&random(3000, 23));
+        }
+        let r = analyze_post(ct, &body);
+        let n = encrypted(&r);
+        assert!(
+            (3000..body.len() as u64).contains(&n),
+            "{at}: {n}, {:#?}",
+            r.unread
+        );
+    }
+
+    // Larger than the window: the parts past it are never opened, so the body is judged as a whole.
+    let big = random(1_200_000, 24);
+    let body = multipart(&[("blob", "application/octet-stream", &big)]);
+    let r = analyze_post(ct, &body);
+    assert!(encrypted(&r) >= body.len() as u64, "{:#?}", r.unread);
+
+    // A readable multipart body with short parts is still read, not called encrypted.
+    let r = analyze_post(ct, &text);
+    assert_eq!(encrypted(&r), 0, "{:#?}", r.unread);
+}
+
+/// Ciphertext inside a readable body, the way SDKs send it: base64 in a JSON field, hex in a form value. The
+/// decoded layer is opaque and nothing opens it: an encrypted payload, named by its chain. A compressed layer
+/// the graph opens (base64 of raw deflate, which has no magic) is read, not called encrypted.
+#[test]
+fn ciphertext_in_a_field_of_a_readable_body_is_an_encrypted_payload() {
+    use base64::Engine as _;
+    let sealed = random(600, 31);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&sealed);
+    let body = format!("{{\"v\":2,\"device\":\"x1\",\"data\":\"{b64}\"}}");
+    let r = analyze_post("Content-Type: application/json\r\n", body.as_bytes());
+    assert_eq!(encrypted(&r), sealed.len() as u64, "{:#?}", r.unread);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.kind == "encrypted-payload" && w.message.contains("json>base64")),
+        "{:#?}",
+        r.warnings
+    );
+    let form = format!("id=7&blob={}", hex::encode(&sealed));
+    let r = analyze_post(
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        form.as_bytes(),
+    );
+    assert_eq!(encrypted(&r), sealed.len() as u64, "{:#?}", r.unread);
+
+    let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    d.write_all(&json(200, true)).unwrap();
+    let deflated = base64::engine::general_purpose::STANDARD.encode(d.finish().unwrap());
+    let body = format!("{{\"data\":\"{deflated}\"}}");
+    let r = analyze_post("Content-Type: application/json\r\n", body.as_bytes());
+    assert_eq!(encrypted(&r), 0, "{:#?}", r.unread);
+    assert!(
+        r.findings.iter().any(|f| f.canary == "imei"),
+        "{:#?}",
+        r.findings
+    );
+}
+
 #[test]
 fn an_encrypted_upload_in_a_forbidden_phase_is_inconclusive() {
     let dir = workdir("encrypted-payload-verdict");

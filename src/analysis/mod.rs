@@ -21,7 +21,7 @@ mod tcp;
 mod tls_decrypt;
 mod units;
 
-use units::Unit;
+use units::{Judge, Unit};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -754,6 +754,7 @@ impl Analyzer {
             report_root: false,
             found: &seen,
             zone: Some(crate::proto::dns::zone_of(name)),
+            judge: Judge::Layers,
         });
         seen.extend(more);
         seen
@@ -798,6 +799,7 @@ impl Analyzer {
             report_root: true,
             found: skip,
             zone: None,
+            judge: Judge::Layers,
         });
     }
 

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use super::collect::{excerpt, Raw};
-use super::{Analyzer, At, Unit};
+use super::{Analyzer, At, Judge, Unit};
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
 use crate::flow::reassembly::{Chunk, Reassembler, ReassemblyStats, Segment};
@@ -82,6 +82,8 @@ struct Span {
     content_type: Option<String>,
     /// The raw body (when the parser does not decode it), for the decoding graph; None once explored.
     body: Option<BodyBuf>,
+    /// How the body's decoded layers are judged for an encrypted payload (set when the body ends).
+    judge: Judge,
 }
 
 struct BodyScan {
@@ -115,9 +117,10 @@ struct BodySniff {
     decoded: bool,
     start: u64,
     fed: u64,
-    /// A multipart body: its parts are judged one by one where the decoding graph opens them
-    /// (`analysis::units`), so a compressed part does not make the whole body "high entropy"; an encryption
-    /// format's own marker at the body's start is still one.
+    /// A multipart body: its parts, and the bytes between them, are judged one by one where the decoding graph
+    /// opens them (`analysis::units`), so a compressed part does not make the whole body "high entropy". An
+    /// encryption format's own marker at the body's start is still one, and so is a high-entropy body larger
+    /// than the exploration window (its parts past the window are never opened).
     multipart: bool,
 }
 
@@ -664,6 +667,7 @@ fn explore_plain(an: &mut Analyzer, fi: usize, dir: usize, bytes: &[u8], at: At)
         report_root: false,
         found: &[],
         zone: None,
+        judge: Judge::Layers,
     });
 }
 
@@ -678,12 +682,13 @@ fn explore_span_body(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, i: u
     };
     let http = Some((s.method.clone(), s.path.clone()));
     let ct = s.content_type.clone();
+    let judge = s.judge;
     explore_body(
         an,
         fi,
         dir,
         body,
-        ct.as_deref(),
+        (ct.as_deref(), judge),
         None,
         http,
         &[],
@@ -692,13 +697,15 @@ fn explore_span_body(an: &mut Analyzer, fi: usize, dir: usize, d: &mut Dir, i: u
 }
 
 /// Explores an HTTP body through the decoding graph; bytes beyond the window that could hide a layer are unread.
+/// `(content_type, judge)`: the body's Content-Type, and how its layers are judged for an encrypted payload
+/// (set by [`sniff_event`] when the body ended).
 #[allow(clippy::too_many_arguments)]
 fn explore_body(
     an: &mut Analyzer,
     fi: usize,
     dir: usize,
     body: BodyBuf,
-    content_type: Option<&str>,
+    (content_type, judge): (Option<&str>, Judge),
     decoded_from: Option<&str>,
     http: Option<(String, String)>,
     found: &[usize],
@@ -721,6 +728,7 @@ fn explore_body(
         report_root: false,
         found,
         zone: None,
+        judge,
     });
     if body.over > 0 && body.hide {
         an.out.unread(
@@ -960,6 +968,7 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                 decoded_body,
                 content_type: h.content_type.clone(),
                 body: (!decoded_body).then(BodyBuf::default),
+                judge: Judge::Layers,
             });
             if d.spans.len() > SPANS_KEPT {
                 d.spans.pop_front();
@@ -989,6 +998,7 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                     report_root: false,
                     found: &[],
                     zone: None,
+                    judge: Judge::Layers,
                 });
             }
         }
@@ -1140,15 +1150,25 @@ fn sniff_event(
                 .map(|s| format!("{} {}", s.method, s.path))
                 .unwrap_or_default();
             let where_ = format!("flow {fi} ({}), {what}", an.flows[fi].destination());
+            let by_parts = s.multipart && s.sniffer.len() <= BODY_WINDOW as u64;
+            let whole = s
+                .sniffer
+                .finish()
+                .filter(|o| !(by_parts && o.kind == OpaqueKind::HighEntropy));
+            if let Some(span) = d.spans.back_mut() {
+                span.judge = if *decoded_capped || whole.is_some() {
+                    Judge::Done
+                } else if by_parts {
+                    Judge::Parts
+                } else {
+                    Judge::Layers
+                };
+            }
             if *decoded_capped {
                 // The decoded body past the cap was never searched: the whole body is counted unread.
                 an.out
                     .unread(fi, dir, UnreadReason::HttpCap, *body_wire_len, at.ts);
-            } else if let Some(o) = s
-                .sniffer
-                .finish()
-                .filter(|o| !(s.multipart && o.kind == OpaqueKind::HighEntropy))
-            {
+            } else if let Some(o) = whole {
                 an.out.unread(
                     fi,
                     dir,
@@ -1233,12 +1253,13 @@ fn finish_body(an: &mut Analyzer, fi: usize, dir: usize, d: &Dir, mut b: BodySca
     let span = d.spans.back();
     let http = span.map(|s| (s.method.clone(), s.path.clone()));
     let ct = span.and_then(|s| s.content_type.clone());
+    let judge = span.map_or(Judge::Layers, |s| s.judge);
     explore_body(
         an,
         fi,
         dir,
         b.body,
-        ct.as_deref(),
+        (ct.as_deref(), judge),
         Some(&b.layers),
         http,
         &b.found,
@@ -1306,6 +1327,7 @@ fn scan_query(
             report_root: false,
             found: &found,
             zone: None,
+            judge: Judge::Layers,
         });
         if hits.is_empty() {
             continue;

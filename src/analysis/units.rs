@@ -41,6 +41,36 @@ pub(super) struct Unit<'a> {
     pub found: &'a [usize],
     /// The destination when it is not the flow's server (a DNS name's zone), for every finding of the unit.
     pub zone: Option<String>,
+    /// How the unit's decoded layers are judged for an encrypted payload.
+    pub judge: Judge,
+}
+
+/// How [`Analyzer::search_unit`] judges a unit for encrypted payloads (`layers::opaque`). Only the device's
+/// direction (0) is judged: downloads are not leaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Judge {
+    /// Every decoded layer that is opaque and that no decompressor opened (base64 of ciphertext in a JSON
+    /// field, a hex blob of it in a header) is an unread span; the unit itself was judged by the caller.
+    Layers,
+    /// As `Layers`, and the unit itself is judged too (a unit no caller judges: an HTTP/2, WebSocket or MQTT
+    /// message).
+    Whole,
+    /// A multipart upload the caller did not judge as a whole (`tcp::BodySniff`): as `Layers`, and the bytes
+    /// in no part (preamble, part headers, epilogue, parts past the parser's limit, or the whole body when
+    /// nothing is framed) are judged too.
+    Parts,
+    /// The caller reported the whole unit as an encrypted payload already: nothing more is judged.
+    Done,
+}
+
+/// Labels of the layers that decompress or unpack their parent: a parent one of them opened is a compressed
+/// stream or an archive, high entropy that was read.
+fn unpacks(label: &str) -> bool {
+    matches!(
+        label,
+        "gzip" | "zlib" | "deflate" | "zstd" | "xz" | "bzip2" | "br"
+    ) || label.starts_with("zip[")
+        || label.starts_with("tar[")
 }
 
 impl Analyzer {
@@ -101,6 +131,9 @@ impl Analyzer {
         }
         let mut explored = layers::Explored::default();
         let mut opaque_parts: Vec<(u64, layers::opaque::Opaque, String)> = Vec::new();
+        let judge_layers = u.dir == 0 && u.judge != Judge::Done;
+        let mut candidates: Vec<(usize, u64, layers::opaque::Opaque, String)> = Vec::new();
+        let mut unpacked: Vec<usize> = Vec::new();
         if u.bytes.len() >= MIN_UNIT {
             // The parent of every node, and the canaries each node showed (for the rule: reported from a layer
             // only when no ancestor showed the canary).
@@ -109,17 +142,15 @@ impl Analyzer {
             let mut budget = std::mem::take(&mut self.budget);
             explored = layers::explore(u.bytes, u.hint, &self.cfg.layers, &mut budget, &mut |n| {
                 parent_of.insert(n.id, n.parent);
-                // A multipart upload is judged part by part (its body as a whole is not, see `tcp::BodySniff`):
-                // a part that is an encryption format, or high-entropy bytes of no known format, is not read.
-                if u.dir == 0
-                    && n.chain
-                        .rsplit('>')
-                        .next()
-                        .is_some_and(|l| l.starts_with("multipart["))
-                {
+                // Decoded layers are judged for an encrypted payload (a multipart upload part by part, see
+                // `tcp::BodySniff`); a candidate is dropped at the end if a decompressor opened it.
+                if judge_layers && n.depth >= 1 {
                     if let Some(o) = layers::opaque::classify(n.bytes) {
-                        opaque_parts.push((n.bytes.len() as u64, o, n.chain.to_string()));
+                        candidates.push((n.id, n.bytes.len() as u64, o, n.chain.to_string()));
                     }
+                }
+                if n.chain.rsplit('>').next().is_some_and(unpacks) {
+                    unpacked.push(n.parent);
                 }
                 hits.clear();
                 matcher.find_all(n.bytes, &mut hits);
@@ -161,6 +192,37 @@ impl Analyzer {
             });
             self.budget = budget;
         }
+        for (id, len, o, chain) in candidates {
+            if !unpacked.contains(&id) {
+                opaque_parts.push((len, o, chain));
+            }
+        }
+        if u.dir == 0 && u.judge == Judge::Whole {
+            if let Some(o) = layers::opaque::classify(u.bytes) {
+                opaque_parts.push((u.bytes.len() as u64, o, "message".into()));
+            }
+        }
+        if u.dir == 0 && u.judge == Judge::Parts {
+            // What no part holds: judged piece by piece, and as a whole (ciphertext cut into small pieces).
+            let ct = match u.hint {
+                Hint::ContentType(ct) => Some(ct),
+                _ => None,
+            };
+            let residue = layers::container::multipart_residue(u.bytes, ct);
+            let mut all = Vec::new();
+            for piece in &residue {
+                if let Some(o) = layers::opaque::classify(piece) {
+                    opaque_parts.push((piece.len() as u64, o, "(between the parts)".into()));
+                } else {
+                    all.extend_from_slice(piece);
+                }
+            }
+            if residue.len() > 1 {
+                if let Some(o) = layers::opaque::classify(&all) {
+                    opaque_parts.push((all.len() as u64, o, "(between the parts)".into()));
+                }
+            }
+        }
         if (layers::xor::MIN_LEN..=layers::xor::MAX_LEN).contains(&u.bytes.len()) {
             // A value under a single-byte XOR, any key (the graph's XOR opener guesses only keys that turn text
             // into binary): searched once per key the differences show.
@@ -198,9 +260,11 @@ impl Analyzer {
                 u.at.ts,
             );
             let msg = format!(
-                "flow {} ({}): the part {chain} ({bytes} bytes) is an encrypted payload ({}, {:.2} bits/byte); it was not read",
+                "flow {} ({}): {}{} {chain} ({bytes} bytes) is an encrypted payload ({}, {:.2} bits/byte); it was not read",
                 u.flow,
                 self.flows.get(u.flow).map(|f| f.destination()).unwrap_or_default(),
+                u.protocol,
+                u.field.map(|f| format!(" {f}")).unwrap_or_default(),
                 o.kind.as_str(),
                 o.entropy
             );

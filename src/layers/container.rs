@@ -45,49 +45,95 @@ fn sniff_boundary(b: &[u8]) -> Option<&[u8]> {
     ok.then_some(line)
 }
 
-/// A multipart body (by the Content-Type hint's boundary, or by its first line): one child per part, labelled
-/// `multipart[NAME]` (the Content-Disposition name, else the file name, else the part's index).
-pub fn multipart(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
-    let hinted = match cx.hint {
-        Hint::ContentType(ct) => boundary_param(ct).map(|s| s.as_bytes().to_vec()),
-        _ => None,
-    };
-    let boundary = match hinted {
-        Some(h) => h,
-        None => sniff_boundary(b)?.to_vec(),
-    };
+/// One part of a multipart body: its headers and its body, as ranges of the whole body.
+struct PartSpan {
+    headers: std::ops::Range<usize>,
+    body: std::ops::Range<usize>,
+}
+
+/// The boundary of a multipart body: the Content-Type's `boundary=` parameter, else the body's first line.
+fn boundary_of<'a>(b: &'a [u8], content_type: Option<&'a str>) -> Option<&'a [u8]> {
+    match content_type.and_then(boundary_param) {
+        Some(h) => Some(h.as_bytes()),
+        None => sniff_boundary(b),
+    }
+}
+
+/// Cuts a multipart body at its delimiter lines (at most [`MAX_PARTS`] parts; what follows the last one read
+/// is the epilogue). After a delimiter: the rest of its line; then the part's headers up to a blank line
+/// (none when there is no blank line); before the next delimiter: a line break.
+fn split_parts(b: &[u8], boundary: &[u8]) -> Vec<PartSpan> {
     let mut delim = b"--".to_vec();
-    delim.extend_from_slice(&boundary);
+    delim.extend_from_slice(boundary);
     let finder = memmem::Finder::new(&delim);
     let positions: Vec<usize> = finder.find_iter(b).take(MAX_PARTS + 1).collect();
     let mut out = Vec::new();
-    for (i, w) in positions.windows(2).enumerate() {
-        let (a, z) = (w[0], w[1]);
-        let Some(part) = b.get(a + delim.len()..z) else {
+    for w in positions.windows(2) {
+        let (a, z) = (w[0] + delim.len(), w[1]);
+        let Some(part) = b.get(a..z) else {
             continue;
         };
-        // After the delimiter: optional whitespace, CRLF; before the next: CRLF.
         let Some(nl) = memchr::memchr(b'\n', part) else {
             continue;
         };
-        let part = part.get(nl + 1..).unwrap_or_default();
-        let part = part
+        let start = a + nl + 1;
+        let part = b.get(start..z).unwrap_or_default();
+        let len = part
             .strip_suffix(b"\r\n")
             .or_else(|| part.strip_suffix(b"\n"))
-            .unwrap_or(part);
+            .unwrap_or(part)
+            .len();
+        let part = part.get(..len).unwrap_or_default();
         let (headers, body) = match memmem::find(part, b"\r\n\r\n") {
-            Some(h) => (
-                part.get(..h).unwrap_or_default(),
-                part.get(h + 4..).unwrap_or_default(),
-            ),
+            Some(h) => (0..h, h + 4..len),
             None => match memmem::find(part, b"\n\n") {
-                Some(h) => (
-                    part.get(..h).unwrap_or_default(),
-                    part.get(h + 2..).unwrap_or_default(),
-                ),
-                None => (&b""[..], part),
+                Some(h) => (0..h, h + 2..len),
+                None => (0..0, 0..len),
             },
         };
+        out.push(PartSpan {
+            headers: start + headers.start..start + headers.end,
+            body: start + body.start..start + body.end,
+        });
+    }
+    out
+}
+
+/// The bytes of a multipart body that are in no part's body: the preamble, the delimiter lines, every part's
+/// headers, the epilogue and whatever follows the last part read. A body without a boundary is all residue.
+/// Used by the analysis to judge these bytes for an encrypted payload: a multipart body is judged part by part
+/// (see `analysis::units`), so ciphertext put between the parts, or under a multipart Content-Type that does
+/// not frame anything, must still be seen.
+pub fn multipart_residue<'a>(b: &'a [u8], content_type: Option<&str>) -> Vec<&'a [u8]> {
+    let Some(boundary) = boundary_of(b, content_type) else {
+        return vec![b];
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    for p in split_parts(b, boundary) {
+        if let Some(gap) = b.get(at..p.body.start).filter(|g| !g.is_empty()) {
+            out.push(gap);
+        }
+        at = p.body.end.max(at);
+    }
+    if let Some(rest) = b.get(at..).filter(|r| !r.is_empty()) {
+        out.push(rest);
+    }
+    out
+}
+
+/// A multipart body (by the Content-Type hint's boundary, or by its first line): one child per part, labelled
+/// `multipart[NAME]` (the Content-Disposition name, else the file name, else the part's index).
+pub fn multipart(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+    let hint = match cx.hint {
+        Hint::ContentType(ct) => Some(ct),
+        _ => None,
+    };
+    let boundary = boundary_of(b, hint)?;
+    let mut out = Vec::new();
+    for (i, p) in split_parts(b, boundary).into_iter().enumerate() {
+        let headers = b.get(p.headers).unwrap_or_default();
+        let body = b.get(p.body).unwrap_or_default();
         let mut name = None;
         let mut filename = None;
         let mut encoding = None;

@@ -13,7 +13,7 @@
 //! reader lost the framing or the stream had a gap (`stream_undecoded`). The raw stream scan still runs on every
 //! byte; its hits are reported only when no unit of the direction reported the canary (the units name the field).
 
-use super::super::{Analyzer, At, Unit};
+use super::super::{Analyzer, At, Judge, Unit};
 use super::{Parser, TcpConn};
 use crate::canary::StreamHit;
 use crate::layers::Hint;
@@ -214,6 +214,7 @@ fn handle(
                     report_root: true,
                     found: &[],
                     zone: None,
+                    judge: Judge::Whole,
                 });
                 found.extend(reported);
             }

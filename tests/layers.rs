@@ -552,3 +552,18 @@ fn structured_layers_without_a_canary_find_nothing() {
         assert!(r.unread.is_empty(), "{:?}", r.unread);
     }
 }
+
+/// The IMEI percent-encoded in full (every digit an escape; the matcher's URL form leaves digits alone) inside a
+/// binary datagram: the printable run is decoded on its own, and the finding names the `url` layer.
+#[test]
+fn a_value_percent_encoded_inside_binary_bytes() {
+    let binary: Vec<u8> = (0..200u32).map(|i| (i * 167 % 251) as u8 | 0x80).collect();
+    let mut payload = binary.clone();
+    payload.extend_from_slice(b"id=");
+    for c in IMEI_N.to_string().bytes() {
+        payload.extend_from_slice(format!("%{c:02X}").as_bytes());
+    }
+    payload.extend_from_slice(&binary);
+    let r = analyze(datagram(&payload));
+    assert_chain(&r, "imei", "url>raw");
+}

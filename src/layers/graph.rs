@@ -572,11 +572,21 @@ mod tests {
             .collect();
         z.write_all(text.as_bytes()).unwrap();
         let mut binary = z.finish().unwrap();
-        binary.extend_from_slice(b"%41%42");
+        binary.extend_from_slice(b"\x00%41");
         let (nodes, ex) = chains(&binary, Hint::None, &Limits::default());
         assert!(!nodes.iter().any(|(c, _)| c.contains("url")), "{nodes:?}");
         assert!(nodes.iter().any(|(c, _)| c == "zlib"), "{nodes:?}");
         assert!(ex.unopened.is_empty(), "{:?}", ex.unopened);
+        // A value percent-encoded in full inside the binary is decoded on its own (the matcher's URL form
+        // leaves digits as they are, so only this finds it); its neighbours are not glued to it.
+        let mut framed = binary.clone();
+        framed.extend_from_slice(
+            b"\x01\x02imei=%33%35%36%39%33%38%30%33%35%36%34%33%38%30%39\xff\x00%37%37\x00",
+        );
+        let (nodes, _) = chains(&framed, Hint::None, &Limits::default());
+        let url: Vec<_> = nodes.iter().filter(|(c, _)| c == "url").collect();
+        assert_eq!(url.len(), 1, "{nodes:?}");
+        assert_eq!(url[0].1, b"imei=356938035643809\x0077");
         let (nodes, _) = chains(
             b"id=%33%35%36%39%33%38%30%33%35%36",
             Hint::None,

@@ -219,29 +219,71 @@ pub fn percent_decode(b: &[u8], plus: bool) -> Vec<u8> {
     out
 }
 
+/// Whether `b[i..]` starts with a valid `%XX` escape.
+fn escape_at(b: &[u8], i: usize) -> bool {
+    b.get(i) == Some(&b'%')
+        && b.get(i + 1).copied().and_then(hex_val).is_some()
+        && b.get(i + 2).copied().and_then(hex_val).is_some()
+}
+
+/// Escapes a printable run inside binary bytes needs before it is decoded.
+const MIN_ESCAPES_IN_BINARY: usize = 2;
+
 /// Percent-encoded text (at least one valid `%XX`): decoded once per layer, so text encoded twice is two
-/// `url` links. Only text is percent-encoded (every escape is ASCII): binary bytes (a compressed or encrypted
-/// body) that happen to hold a `%` and two hex digits are not decoded, which would only make a damaged copy of
-/// them for the other detectors to misread.
+/// `url` links. Text is decoded whole. In binary bytes (a compressed or encrypted body, a binary frame), only
+/// the printable runs that hold at least [`MIN_ESCAPES_IN_BINARY`] escapes are decoded, each on its own and
+/// joined by NUL bytes (no canary holds one, so nothing matches across a join): decoding the whole would make
+/// a damaged copy of the binary for the other detectors to misread, and skipping it would hide a value
+/// percent-encoded inside a binary frame.
 pub fn percent(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     if !super::graph::mostly_printable(b) {
-        return None;
+        return percent_runs(b);
     }
-    let escapes = memchr::memchr_iter(b'%', b)
-        .filter(|&i| {
-            b.get(i + 1).copied().and_then(hex_val).is_some()
-                && b.get(i + 2).copied().and_then(hex_val).is_some()
-        })
-        .take(1)
-        .count();
-    if escapes == 0 {
-        return None;
-    }
+    memchr::memchr_iter(b'%', b).find(|&i| escape_at(b, i))?;
     Some(vec![Child {
         label: "url".into(),
         field: None,
         bytes: percent_decode(b, false),
     }])
+}
+
+/// The printable runs of binary bytes that hold percent escapes, decoded (see [`percent`]).
+fn percent_runs(b: &[u8]) -> Option<Vec<Child>> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for i in memchr::memchr_iter(b'%', b) {
+        if i < from || !escape_at(b, i) {
+            continue;
+        }
+        let printable = |c: &u8| (0x20..0x7f).contains(c);
+        let start = b[..i]
+            .iter()
+            .rposition(|c| !printable(c))
+            .map_or(0, |p| p + 1);
+        let end = b[i..]
+            .iter()
+            .position(|c| !printable(c))
+            .map_or(b.len(), |p| i + p);
+        from = end;
+        let run = b.get(start..end).unwrap_or_default();
+        let escapes = memchr::memchr_iter(b'%', run)
+            .filter(|&j| escape_at(run, j))
+            .take(MIN_ESCAPES_IN_BINARY)
+            .count();
+        if escapes >= MIN_ESCAPES_IN_BINARY {
+            if !out.is_empty() {
+                out.push(0);
+            }
+            out.extend_from_slice(&percent_decode(run, false));
+        }
+    }
+    (!out.is_empty()).then(|| {
+        vec![Child {
+            label: "url".into(),
+            field: None,
+            bytes: out,
+        }]
+    })
 }
 
 fn form_key_char(c: u8) -> bool {

@@ -183,7 +183,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Error> {
                 keep: false,
                 command_line: std::env::args().collect(),
             };
-            let base = telltale::scenario::Scenario::load(&scenario)?;
+            // Host access was checked above.
+            let base = telltale::scenario::Scenario::load(&scenario, host.allow())?;
             let names = [
                 format!("{}@before", base.name),
                 format!("{}@after", base.name),

@@ -174,6 +174,36 @@ fn paths_outside_the_scenario_folder_need_allow_host_files() {
     assert!(text(&o).contains("[files] `kernel` reads the host file /etc/passwd"));
 }
 
+/// An identity file or a disk outside the folder is refused before it is opened: the host file's text (here a
+/// line shaped like `/etc/shadow`'s) never reaches the error, which an auditor might paste anywhere.
+#[test]
+fn host_files_are_not_opened_before_the_flag_allows_them() {
+    let (root, vendor) = folder("identity");
+    small_capture(&vendor.join("c.pcap"));
+    write(
+        &root,
+        "shadow",
+        "root:$6$SECRETSALT$SECRETHASH:19000:0:99999:7:::\n",
+    );
+    let s = write(
+        &vendor,
+        "s.yaml",
+        "name: audit\ntarget:\n  kind: capture\n  file: c.pcap\nidentity: ../shadow\n",
+    );
+    let o = validate(&s, &[]);
+    assert_refused(&o, "s.yaml:5:11", "--allow-host=files");
+    assert!(!text(&o).contains("SECRET"), "{}", text(&o));
+    let d = write(
+        &vendor,
+        "d.yaml",
+        &format!("target:\n  kind: qemu\n  kernel: c.pcap\n  disk: ../shadow\n{ID}steps:\n  - idle: 1s\n"),
+    );
+    let o = validate(&d, &[]);
+    assert_refused(&o, "d.yaml:4:9", "--allow-host=files");
+    assert!(!text(&o).contains("SECRET"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[test]
 fn run_names_are_plain_names() {
     let (root, vendor) = folder("names");

@@ -162,11 +162,11 @@ fn load_reads_the_identity_file_and_checks_files() {
     std::fs::write(d.join("s.yaml"), fixture("with-identity-file.yaml")).unwrap();
     std::fs::write(d.join("ids.yaml"), fixture("ids.yaml")).unwrap();
     // No kernel yet.
-    let e = Scenario::load(&d.join("s.yaml")).unwrap_err();
+    let e = Scenario::load(&d.join("s.yaml"), HostAllow::default()).unwrap_err();
     assert_eq!(e.kind, ScenarioErrorKind::MissingFile);
     assert_eq!((e.line, e.column), (3, 11));
     std::fs::write(d.join("vmlinuz"), b"not a kernel").unwrap();
-    let s = Scenario::load(&d.join("s.yaml")).unwrap();
+    let s = Scenario::load(&d.join("s.yaml"), HostAllow::default()).unwrap();
     assert_eq!(s.name, "s");
     assert_eq!(s.identity().unwrap().canaries.len(), 4);
     let StepKind::Plant { content, .. } = &s.steps[0].kind else {
@@ -180,7 +180,7 @@ fn load_reads_the_identity_file_and_checks_files() {
         p.render_template(content).unwrap_err().kind,
         ScenarioErrorKind::Identity
     );
-    let e = Scenario::load(&d.join("absent.yaml")).unwrap_err();
+    let e = Scenario::load(&d.join("absent.yaml"), HostAllow::default()).unwrap_err();
     assert_eq!(e.kind, ScenarioErrorKind::Io);
 }
 
@@ -611,7 +611,7 @@ fn error_identity() {
     )
     .unwrap();
     std::fs::write(d.join("s.yaml"), fixture("with-identity-file.yaml")).unwrap();
-    let e = Scenario::load(&d.join("s.yaml")).unwrap_err();
+    let e = Scenario::load(&d.join("s.yaml"), HostAllow::default()).unwrap_err();
     assert_eq!(e.kind, ScenarioErrorKind::Identity);
     assert!(e.identity.is_some());
     let file = e.to_string().replace(&d.display().to_string(), "[DIR]");
@@ -628,7 +628,7 @@ fn identity_file_names_are_checked_on_load() {
     )
     .unwrap();
     std::fs::write(d.join("s.yaml"), fixture("with-identity-file.yaml")).unwrap();
-    let e = Scenario::load(&d.join("s.yaml")).unwrap_err();
+    let e = Scenario::load(&d.join("s.yaml"), HostAllow::default()).unwrap_err();
     assert_eq!(e.kind, ScenarioErrorKind::UnknownTemplateName);
     let shown = e.to_string().replace(&d.display().to_string(), "[DIR]");
     insta::assert_snapshot!(shown);

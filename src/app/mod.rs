@@ -70,11 +70,8 @@ pub fn load_scenarios(paths: &[PathBuf], allow: HostAllow) -> Result<Vec<Scenari
     let mut ok = Vec::new();
     let mut errors = Vec::new();
     for f in &files {
-        match Scenario::load(f) {
-            Ok(s) => match s.check_host_access(allow) {
-                Ok(()) => ok.push(s),
-                Err(e) => errors.push(e),
-            },
+        match Scenario::load(f, allow) {
+            Ok(s) => ok.push(s),
             Err(e) => errors.push(e),
         }
     }
@@ -102,7 +99,7 @@ pub fn validate(paths: &[PathBuf], allow: HostAllow) -> Result<Vec<Scenario>, Er
 pub fn require_host_access(paths: &[&Path], allow: HostAllow) -> Result<(), Error> {
     for p in paths {
         if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
-            Scenario::load(p)?.check_host_access(allow)?;
+            Scenario::load(p, allow)?;
         }
     }
     Ok(())

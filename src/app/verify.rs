@@ -14,7 +14,7 @@ use crate::runner::verify::{
     MANIFEST,
 };
 use crate::runner::{Progress, RunOutcome};
-use crate::scenario::{IdentitySpec, Scenario, Target};
+use crate::scenario::{HostAllow, IdentitySpec, Scenario, Target};
 
 /// The predicate type of the bundle's statement: telltale's verify predicate, described in the README
 /// ("For auditors"). A name, not a location.
@@ -60,7 +60,8 @@ pub fn release_variant(base: &Scenario, arg: &Path) -> Result<(Scenario, PathBuf
         arg.extension().and_then(|x| x.to_str()),
         Some("yaml" | "yml")
     ) {
-        let other = Scenario::load(arg)?;
+        // Its host access was checked against the command line's flags ([`super::require_host_access`]).
+        let other = Scenario::load(arg, HostAllow::all())?;
         s.target = other.target.clone();
     } else if let Target::Container(c) = &mut s.target {
         // A container release is an image reference (`vendor/fw:2.1`), not a file.
@@ -106,7 +107,8 @@ pub fn release_variant(base: &Scenario, arg: &Path) -> Result<(Scenario, PathBuf
 
 /// `telltale verify`: runs `scenario` on the release `before` and `after` the fix (side by side), gives each
 /// claim a verdict and writes the evidence bundle `OUT/verify-<scenario>/` and its `.tar.gz`, with its
-/// attestation (signed with `sign_key` when given).
+/// attestation (signed with `sign_key` when given). No host access is granted here: the command line's
+/// `telltale verify --allow-host` goes through [`verify_loaded`].
 pub fn verify(
     scenario: &Path,
     before: &Path,
@@ -115,7 +117,8 @@ pub fn verify(
     sign_key: Option<&ed25519_dalek::SigningKey>,
     progress: Arc<dyn Progress>,
 ) -> Result<VerifyOutcome, Error> {
-    let base = Scenario::load(scenario)?;
+    let base = Scenario::load(scenario, HostAllow::default())?;
+    super::require_host_access(&[before, after], HostAllow::default())?;
     verify_loaded(base, scenario, before, after, req, sign_key, progress)
 }
 

@@ -770,9 +770,11 @@ impl Scenario {
         parse::scenario(text, source_name, base_dir)
     }
 
-    /// Read, parse and fully check a scenario file: named files exist, the identity file (if
-    /// any) is valid and defines every name the scenario uses.
-    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    /// Read, parse and fully check a scenario file: named files exist, the host access it needs is granted by
+    /// `allow` ([`Scenario::check_host_access`]), the identity file (if any) is valid and defines every name
+    /// the scenario uses. Host access is checked before the identity file is read, so that a file outside the
+    /// scenario's folder (`identity: /etc/shadow`) is never opened, nor quoted in an error, without the flag.
+    pub fn load(path: &Path, allow: HostAllow) -> Result<Scenario, ScenarioError> {
         let name = path.display().to_string();
         let text =
             crate::canary::identity::read_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| {
@@ -790,6 +792,7 @@ impl Scenario {
         let mut s = Scenario::parse(&text, &name, base)?;
         s.check_files()?;
         s.note_linked_files();
+        s.check_host_access(allow)?;
         if let IdentitySpec::File(p) = &s.identity {
             let id_text = crate::canary::identity::read_bounded(
                 p,

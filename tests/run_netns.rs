@@ -449,6 +449,62 @@ policy:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What an unprivileged program controls cannot reach root: the scenario's `env` (a `PATH` through the
+/// program's own folder, where it put a fake `setpriv`) applies to the program only, not to the `ip netns
+/// exec … setpriv` that telltale runs as root for each step; and a `plant` onto a link the program made to a
+/// host file writes as the program's user, so the host file is neither overwritten nor given away.
+fn the_scenario_s_env_and_plant_cannot_reach_root() {
+    if skip(unsupported(&["setpriv"])) {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("env-plant");
+    let marker = format!("tt-netns-envplant-{}", std::process::id());
+    let flag = std::env::temp_dir().join(format!("{marker}-ran-as"));
+    let target = std::env::temp_dir().join(format!("{marker}-host-file"));
+    let _ = std::fs::remove_file(&flag);
+    std::fs::write(&target, "orig").unwrap();
+    let program = format!(
+        "mkdir -p bin; printf \"#!/bin/sh\\nid -u > {flag}\\nexec /usr/bin/setpriv \\\"\\$@\\\"\\n\" > bin/setpriv; chmod +x bin/setpriv; ln -s {target} key2; echo agent: ready; sleep 600",
+        flag = flag.display(),
+        target = target.display()
+    );
+    let scenario = dir.join("envplant.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: envplant\ntarget:\n  kind: netns\n  command: [busybox, sh, -c, '{program}', {marker}]\n  env:\n    PATH: \"bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n  boot_timeout: 20s\nidentity:\n  seed: 3\nsteps:\n  - wait_for: \"agent: ready\"\n    timeout: 20s\n  - shell: ls bin\n    expect_output: setpriv\n  - plant: {{path: key2, content: \"pwned\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = run_clean(&scenario, &out, &marker);
+    let console = std::fs::read_to_string(out.join("envplant/console.log")).unwrap_or_default();
+    assert!(
+        !flag.exists(),
+        "the program's setpriv ran as uid {}: {}\n{console}",
+        std::fs::read_to_string(&flag).unwrap_or_default(),
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "orig",
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::metadata(&target).unwrap().uid(), 0);
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "the plant onto a link to a host file failed"
+    );
+    assert!(text(&o).contains("key2"), "{}", text(&o));
+    let _ = std::fs::remove_file(&target);
+    let _ = std::fs::remove_file(&flag);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 tests!(
     a_gpg_encrypted_upload_over_plain_http_is_inconclusive_not_pass,
     busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries,
@@ -456,4 +512,5 @@ tests!(
     a_program_that_never_gets_ready_fails_the_run_and_leaves_nothing,
     without_root_nothing_starts_and_the_message_says_why,
     the_program_runs_unprivileged_and_cannot_leave_its_namespace,
+    the_scenario_s_env_and_plant_cannot_reach_root,
 );

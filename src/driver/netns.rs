@@ -287,20 +287,72 @@ impl NetnsProgram {
         self.link.lease.ip
     }
 
-    /// A command run inside the namespace (`ip netns exec NAME …`).
+    /// A command run inside the namespace (`ip netns exec NAME …`). For an unprivileged program, the
+    /// scenario's `env` is set by `env` after `setpriv` has dropped root, so that `PATH`, `LD_PRELOAD` and
+    /// the like never reach `ip` or `setpriv`, which run as root.
     fn in_ns(&self, argv: &[String]) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns.name])
-            .args(self.spec.run_as.prefix())
-            .args(argv)
-            .current_dir(&self.spec.workdir);
-        if let RunAs::User { .. } = self.spec.run_as {
-            c.env("HOME", &self.spec.workdir);
+            .args(self.spec.run_as.prefix());
+        match self.spec.run_as {
+            RunAs::User { .. } => {
+                c.arg("env")
+                    .arg("--")
+                    .arg(format!("HOME={}", self.spec.workdir.display()))
+                    .args(self.spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+            }
+            RunAs::Root => {
+                c.envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            }
         }
-        c.envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        c.args(argv)
+            .current_dir(&self.spec.workdir)
             .stdin(Stdio::null())
             .kill_on_drop(true);
         c
+    }
+
+    /// Writes `content` to `path` (under the program's home) as the program's user, making the folders
+    /// between (see [`NetnsProgram::plant`]).
+    async fn plant_as_user(&self, path: &Path, content: &[u8]) -> Result<(), TargetError> {
+        let fail = |e: String| TargetError::Io(format!("cannot write {}: {e}", path.display()));
+        let mut c = Command::new("setpriv");
+        c.args(self.spec.run_as.prefix().into_iter().skip(1))
+            .args([
+                "sh",
+                "-c",
+                "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"",
+                "sh",
+            ])
+            .arg(path)
+            .current_dir(&self.spec.workdir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = c.spawn().map_err(|e| fail(format!("setpriv: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(content)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(fail(
+                String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(500)
+                    .collect::<String>()
+                    .trim()
+                    .to_string(),
+            ))
+        }
     }
 
     /// A line of telltale's own in `console.log`. It stays out of what `wait_for` searches:
@@ -477,20 +529,15 @@ impl Driver for NetnsProgram {
     ) -> Result<(), TargetError> {
         let p = self.spec.workdir.join(path);
         let io = |e: std::io::Error| TargetError::Io(format!("cannot write {}: {e}", p.display()));
+        if let RunAs::User { .. } = self.spec.run_as {
+            // Written by the program's own user: the program owns its home and could have put a link where
+            // the file goes (`key -> /etc/shadow`); as that user, the write cannot reach past what it may.
+            return self.plant_as_user(&p, content).await;
+        }
         if let Some(parent) = p.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
-            // The folders planted between the working directory and the file are the program's too.
-            let mut d = parent;
-            while d.starts_with(&self.spec.workdir) && d != self.spec.workdir {
-                self.spec.run_as.give(d)?;
-                match d.parent() {
-                    Some(up) => d = up,
-                    None => break,
-                }
-            }
         }
-        tokio::fs::write(&p, content).await.map_err(io)?;
-        self.spec.run_as.give(&p)
+        tokio::fs::write(&p, content).await.map_err(io)
     }
 
     async fn reboot(&mut self, _timeout: Duration) -> Result<(), TargetError> {

@@ -628,6 +628,23 @@ async fn start_target(
                     Err(e) => return Err((e, launched)),
                 }
             };
+            // The program's home is made fresh for each run: what a program left in it (a link to a host file
+            // where a `plant` will write, an old key log) must not reach the next run.
+            let home = dir.join("home");
+            if home.symlink_metadata().is_ok() {
+                // `remove_dir_all` does not follow links; a link in place of the folder is removed itself.
+                let gone = if home.is_symlink() {
+                    std::fs::remove_file(&home)
+                } else {
+                    std::fs::remove_dir_all(&home)
+                };
+                if let Err(e) = gone {
+                    return Err((
+                        TargetError::Io(format!("cannot clear {}: {e}", home.display())),
+                        launched,
+                    ));
+                }
+            }
             let ca_pem = dir.join(tls::CA_PEM_FILE);
             let fill = |t: &String| tls::fill_run_templates(t, &ca_pem);
             // The CA for common clients first, so that the scenario's own variables win.

@@ -195,7 +195,7 @@ pub fn verify_loaded(
     }
     let verdicts_json = serde_json::to_string_pretty(&verdicts)
         .map_err(|e| Error::encode("the claims' verdicts", e))?;
-    std::fs::write(to("verdicts.json"), verdicts_json + "\n")
+    crate::record::write_atomic(&to("verdicts.json"), (verdicts_json + "\n").as_bytes())
         .map_err(Error::write(&to("verdicts.json")))?;
     let manifest = write_manifest(
         &bundle,
@@ -208,7 +208,8 @@ pub fn verify_loaded(
         crate::record::hash_file(&to(MANIFEST)).map_err(Error::write(&to(MANIFEST)))?;
     let statement = statement(&manifest, &manifest_hash.sha256, &base.name, &b, &a);
     let envelope = Envelope::of_statement(&statement, sign_key);
-    std::fs::write(to(ATTESTATION), envelope.to_json()).map_err(Error::write(&to(ATTESTATION)))?;
+    crate::record::write_atomic(&to(ATTESTATION), envelope.to_json().as_bytes())
+        .map_err(Error::write(&to(ATTESTATION)))?;
     let archive = archive_bundle(&bundle).map_err(Error::write(&bundle))?;
     Ok(VerifyOutcome {
         scenario: base.name,
@@ -231,10 +232,8 @@ fn without_wall_clock(path: &Path) -> std::io::Result<()> {
     if let Some(m) = v.as_object_mut() {
         m.remove("seconds");
     }
-    std::fs::write(
-        path,
-        serde_json::to_string_pretty(&v).map_err(std::io::Error::other)? + "\n",
-    )
+    let text = serde_json::to_string_pretty(&v).map_err(std::io::Error::other)? + "\n";
+    crate::record::write_atomic(path, text.as_bytes())
 }
 
 /// The subject name of a release's image in the statement: `image-before:NAME`.

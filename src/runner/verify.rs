@@ -317,7 +317,7 @@ pub fn write_manifest(
         claims,
     };
     let text = serde_json::to_string_pretty(&manifest).map_err(std::io::Error::other)? + "\n";
-    std::fs::write(bundle.join(MANIFEST), text)?;
+    crate::record::write_atomic(&bundle.join(MANIFEST), text.as_bytes())?;
     Ok(manifest)
 }
 
@@ -329,18 +329,26 @@ pub fn archive_bundle(bundle: &Path) -> std::io::Result<PathBuf> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bundle".into());
     let archive = bundle.with_file_name(format!("{name}.tar.gz"));
-    let gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&archive)?,
-        flate2::Compression::default(),
-    );
-    let mut tar = tar::Builder::new(gz);
-    tar.mode(tar::HeaderMode::Deterministic);
-    for rel in walk(bundle)? {
-        let mut f = std::fs::File::open(bundle.join(&rel))?;
-        tar.append_file(Path::new(&name).join(&rel), &mut f)?;
+    // Written beside it, then renamed: a full disk or a crash never leaves a truncated archive under its name.
+    let tmp = bundle.with_file_name(format!(".{name}.tar.gz.tmp-{}", std::process::id()));
+    let result = (|| {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&tmp)?,
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        tar.mode(tar::HeaderMode::Deterministic);
+        for rel in walk(bundle)? {
+            let mut f = std::fs::File::open(bundle.join(&rel))?;
+            tar.append_file(Path::new(&name).join(&rel), &mut f)?;
+        }
+        tar.into_inner()?.finish()?.sync_all()?;
+        std::fs::rename(&tmp, &archive)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    tar.into_inner()?.finish()?;
-    Ok(archive)
+    result.map(|()| archive)
 }
 
 /// A run's report re-derived from its capture: the capture analysed again with the identity and the
@@ -378,4 +386,39 @@ pub fn rederive(
         analysis,
         ..stored.clone()
     })
+}
+
+#[cfg(test)]
+mod archive_tests {
+    use super::*;
+
+    /// The archive appears whole under its name or not at all: an archive that cannot be put in place (its
+    /// name is taken by a folder) is an error and leaves no partial file behind; a second run replaces the
+    /// first archive whole.
+    #[test]
+    fn the_archive_is_renamed_into_place_whole() {
+        let root = std::env::temp_dir().join(format!("tt-archive-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let bundle = root.join("verify-x");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::write(bundle.join("a.txt"), "first").unwrap();
+        let archive = archive_bundle(&bundle).unwrap();
+        let first = std::fs::read(&archive).unwrap();
+        std::fs::write(bundle.join("a.txt"), "second, longer").unwrap();
+        archive_bundle(&bundle).unwrap();
+        assert_ne!(std::fs::read(&archive).unwrap(), first);
+        let leftovers = |root: &Path| {
+            std::fs::read_dir(root)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+                .count()
+        };
+        assert_eq!(leftovers(&root), 0);
+        std::fs::remove_file(&archive).unwrap();
+        std::fs::create_dir_all(archive.join("in-the-way")).unwrap();
+        assert!(archive_bundle(&bundle).is_err());
+        assert_eq!(leftovers(&root), 0);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -248,7 +248,8 @@ report.")]
     /// Check scenarios without running them.
     #[command(
         after_help = "Lists, under each valid scenario, everything it would do on or read from the host beyond its own
-folder (host commands, ssh options, files outside its folder, a netns program keeping root); each needs
+folder (host commands, ssh options, files outside its folder, a netns program keeping root, a host interface
+taken over for a device); each needs
 --allow-host (or --allow-host=KIND) here and in run, check and verify.
 
 Exit codes: 0 every scenario is valid, 2 at least one is not (each error is shown with its file, line and column)."
@@ -340,8 +341,9 @@ pub struct RunFlags {
 pub struct HostFlags {
     /// Allow scenarios to reach the host beyond their own folder: `commands` (`host:` steps, ssh
     /// `options`, `install`), `files` (paths outside the scenario's folder: absolute, climbing with
-    /// `..`, or links out; serial ports), `root` (a `netns` program that keeps root). Without a
-    /// list: all of them. Read `telltale validate --allow-host` first: it lists every such place.
+    /// `..`, or links out; serial ports), `root` (a `netns` program that keeps root), `network` (a host
+    /// interface a `device`'s traffic comes in on, which telltale takes over). Without a list: all of
+    /// them. Read `telltale validate --allow-host` first: it lists every such place.
     #[arg(
         long,
         value_name = "KINDS",
@@ -365,6 +367,8 @@ pub enum HostKind {
     Files,
     /// `netns` programs that keep root.
     Root,
+    /// Host interfaces taken over for a `device`'s traffic.
+    Network,
 }
 
 impl HostFlags {
@@ -378,6 +382,7 @@ impl HostFlags {
                 HostKind::Commands => a.with(K::Commands),
                 HostKind::Files => a.with(K::Files),
                 HostKind::Root => a.with(K::Root),
+                HostKind::Network => a.with(K::Network),
             };
         }
         a

@@ -817,7 +817,7 @@ policy:
     let _ = identity;
     let out = dir.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_telltale"))
-        .args(["run", "--allow-host=commands"])
+        .args(["run", "--allow-host=commands,network"])
         .arg(&scenario)
         .arg("--out")
         .arg(&out)

@@ -123,6 +123,24 @@ fn ssh_options_install_and_serial_ports_are_host_access() {
         "serial.yaml:3:21",
         "--allow-host=files",
     );
+    // Taking over a host interface for the device's traffic.
+    let nic = write(
+        &vendor,
+        "nic.yaml",
+        &format!("target:\n  kind: device\n  control: {{adb: SERIAL1}}\n  traffic: {{interface: eth9}}\n{ID}steps:\n  - idle: 1s\n"),
+    );
+    assert_refused(
+        &validate(&nic, &[]),
+        "nic.yaml:4:24",
+        "--allow-host=network",
+    );
+    let o = validate(&nic, &["--allow-host=network"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("[network] the host interface `eth9` is taken over"),
+        "{}",
+        text(&o)
+    );
     write(&vendor, "app.apk", "PK");
     let adb = write(
         &vendor,

@@ -140,14 +140,18 @@ pub enum HostAccessKind {
     Files,
     /// A `netns` program that keeps root (`root: true`) instead of running unprivileged.
     Root,
+    /// A host network interface telltale takes over for a `device` (`traffic: {interface: …}`): its
+    /// addresses are flushed and ARP and IPv6 turned off on it, so whatever else used it loses it.
+    Network,
 }
 
 impl HostAccessKind {
     /// Every kind, in the order `--allow-host` lists them.
-    pub const ALL: [HostAccessKind; 3] = [
+    pub const ALL: [HostAccessKind; 4] = [
         HostAccessKind::Commands,
         HostAccessKind::Files,
         HostAccessKind::Root,
+        HostAccessKind::Network,
     ];
 
     /// The name used by `--allow-host=NAME`.
@@ -156,6 +160,7 @@ impl HostAccessKind {
             HostAccessKind::Commands => "commands",
             HostAccessKind::Files => "files",
             HostAccessKind::Root => "root",
+            HostAccessKind::Network => "network",
         }
     }
 
@@ -187,6 +192,8 @@ pub struct HostAllow {
     pub files: bool,
     /// `netns` programs that keep root.
     pub root: bool,
+    /// Host interfaces taken over for a `device`.
+    pub network: bool,
 }
 
 impl HostAllow {
@@ -196,6 +203,7 @@ impl HostAllow {
             commands: true,
             files: true,
             root: true,
+            network: true,
         }
     }
 
@@ -205,6 +213,7 @@ impl HostAllow {
             HostAccessKind::Commands => self.commands,
             HostAccessKind::Files => self.files,
             HostAccessKind::Root => self.root,
+            HostAccessKind::Network => self.network,
         }
     }
 
@@ -214,6 +223,7 @@ impl HostAllow {
             HostAccessKind::Commands => self.commands = true,
             HostAccessKind::Files => self.files = true,
             HostAccessKind::Root => self.root = true,
+            HostAccessKind::Network => self.network = true,
         }
         self
     }

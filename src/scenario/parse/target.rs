@@ -460,6 +460,11 @@ impl Cx<'_> {
                         format!("`{name}` is not a Linux interface name (at most 15 characters, no `/` or spaces)"),
                     ));
                 }
+                self.host_access(
+                    HostAccessKind::Network,
+                    tv.pos,
+                    format!("the host interface `{name}` is taken over for the device (its addresses flushed, ARP and IPv6 turned off on it)"),
+                );
                 DeviceTraffic::Interface(name)
             }
             _ => match &tv.kind {

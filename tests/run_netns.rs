@@ -505,6 +505,37 @@ fn the_scenario_s_env_and_plant_cannot_reach_root() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A `host:` step, once allowed, cannot leave a process behind: what it starts in the background (here a
+/// `sleep` whose duration is the marker) is killed with it when the step ends.
+fn what_a_host_step_starts_ends_with_the_step() {
+    if skip(unsupported(&[])) {
+        return;
+    }
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = workdir("host-group");
+    let marker = format!("7{}.5", std::process::id());
+    let scenario = dir.join("grp.yaml");
+    std::fs::write(
+        &scenario,
+        format!("name: grp\ntarget:\n  kind: netns\n  command: [busybox, sleep, '30']\nidentity:\n  seed: 3\nsteps:\n  - host: \"sleep {marker} >/dev/null 2>&1 & echo started\"\n"),
+    )
+    .unwrap();
+    let before = host_state(&marker);
+    let o = Command::new(bin())
+        .args(["run", "--allow-host=commands", "--out"])
+        .arg(dir.join("out"))
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        host_state(&marker),
+        before,
+        "the host step's sleep was left running"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 tests!(
     a_gpg_encrypted_upload_over_plain_http_is_inconclusive_not_pass,
     busybox_clients_in_a_namespace_are_caught_uploading_planted_canaries,
@@ -513,4 +544,5 @@ tests!(
     without_root_nothing_starts_and_the_message_says_why,
     the_program_runs_unprivileged_and_cannot_leave_its_namespace,
     the_scenario_s_env_and_plant_cannot_reach_root,
+    what_a_host_step_starts_ends_with_the_step,
 );

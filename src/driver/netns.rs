@@ -136,6 +136,9 @@ impl RunAs {
     }
 }
 
+/// Output of a `shell` step kept at most (bytes); what follows is counted, not kept.
+pub const SHELL_OUTPUT_MAX: usize = 1 << 20;
+
 /// A named network namespace, deleted on drop (with its `/etc/netns` folder).
 #[derive(Debug)]
 pub struct NamedNetns {
@@ -502,21 +505,42 @@ impl Driver for NetnsProgram {
         timeout: Duration,
     ) -> Result<ShellOutput, TargetError> {
         let mut c = self.in_ns(&["sh".into(), "-c".into(), format!("exec 2>&1; {command}")]);
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let out = tokio::time::timeout(timeout, c.output())
+        c.stdout(Stdio::piped()).stderr(Stdio::null());
+        let io = |e: std::io::Error| {
+            TargetError::Io(format!("cannot run `{command}` in the namespace: {e}"))
+        };
+        let mut child = c.spawn().map_err(io)?;
+        let run = async {
+            // At most SHELL_OUTPUT_MAX bytes are kept; the rest is read and dropped, so a command that prints
+            // without end costs no memory (and still ends by its timeout).
+            let mut kept = Vec::new();
+            let mut over = 0u64;
+            if let Some(mut out) = child.stdout.take() {
+                (&mut out)
+                    .take(SHELL_OUTPUT_MAX as u64)
+                    .read_to_end(&mut kept)
+                    .await?;
+                over = tokio::io::copy(&mut out, &mut tokio::io::sink()).await?;
+            }
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>((kept, over, status))
+        };
+        let (kept, over, status) = tokio::time::timeout(timeout, run)
             .await
             .map_err(|_| TargetError::Timeout {
                 what: format!("the shell command `{command}` to finish"),
                 after: timeout,
                 tail: self.tail(15),
             })?
-            .map_err(|e| {
-                TargetError::Io(format!("cannot run `{command}` in the namespace: {e}"))
-            })?;
-        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-        output.push_str(&String::from_utf8_lossy(&out.stderr));
+            .map_err(io)?;
+        let mut output = String::from_utf8_lossy(&kept).into_owned();
+        if over > 0 {
+            output.push_str(&format!(
+                "\n[telltale: {over} more bytes of output past {SHELL_OUTPUT_MAX} were not kept]\n"
+            ));
+        }
         Ok(ShellOutput {
-            status: out.status.code().unwrap_or(-1),
+            status: status.code().unwrap_or(-1),
             output,
         })
     }

@@ -39,6 +39,9 @@ pub struct QemuSpec {
     pub accel: Vec<String>,
     /// MAC address of the guest's NIC.
     pub mac: String,
+    /// The user QEMU becomes once it has opened its files and sockets (`-runas`): telltale passes `nobody`
+    /// when it runs as root, so that a guest that escapes through a QEMU bug is not root on the host.
+    pub run_as: Option<String>,
 }
 
 impl QemuSpec {
@@ -75,13 +78,20 @@ impl QemuSpec {
             "none",
             "-monitor",
             "none",
-            // QEMU's seccomp sandbox: no obsolete system calls, no setuid/setgid, no fork/exec
-            // (the guest's way out through a QEMU bug is narrower). Checked to start and quit on
-            // QEMU 7.2 with `-machine none`; the demo's boot under it is left to the QEMU tests.
-            "-sandbox",
-            "on,obsolete=deny,elevateprivileges=deny,spawn=deny",
         ] {
             push(s);
+        }
+        // QEMU's seccomp sandbox: no obsolete system calls, no fork/exec, and no setuid/setgid (the guest's
+        // way out through a QEMU bug is narrower). With `-runas`, QEMU's own change of user must be allowed
+        // (QEMU 7.2 dies of SIGSYS otherwise); once it is `nobody`, it cannot become root again.
+        push("-sandbox");
+        match &self.run_as {
+            Some(user) => {
+                push("on,obsolete=deny,elevateprivileges=allow,spawn=deny");
+                push("-runas");
+                push(user);
+            }
+            None => push("on,obsolete=deny,elevateprivileges=deny,spawn=deny"),
         }
         push("-serial");
         push("stdio");
@@ -401,6 +411,7 @@ mod tests {
             cpus: 1,
             accel: vec!["kvm".into(), "tcg".into()],
             mac: "52:54:00:12:34:56".into(),
+            run_as: None,
         }
     }
 
@@ -418,6 +429,21 @@ mod tests {
         assert!(args.contains(&"-nodefaults".to_string()), "no default NIC");
         let sandbox = args.iter().position(|a| a == "-sandbox").expect("-sandbox");
         assert!(args[sandbox + 1].starts_with("on,"), "{args:?}");
+        assert!(
+            args[sandbox + 1].contains("elevateprivileges=deny"),
+            "{args:?}"
+        );
+        assert!(!args.iter().any(|a| a == "-runas"), "{args:?}");
+        let mut root = spec();
+        root.run_as = Some("nobody".into());
+        let args = root.args(Path::new("/n"), Path::new("/q"));
+        assert!(
+            args.windows(2)
+                .any(|w| w[0] == "-runas" && w[1] == "nobody"),
+            "{args:?}"
+        );
+        let sandbox = args.iter().position(|a| a == "-sandbox").expect("-sandbox");
+        assert!(args[sandbox + 1].contains("spawn=deny"), "{args:?}");
         assert_eq!(args.iter().filter(|a| *a == "-netdev").count(), 1);
         assert!(joined.contains(
             "-netdev stream,id=net0,server=off,addr.type=unix,addr.path=/tmp/x/net.sock"

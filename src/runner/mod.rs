@@ -597,6 +597,7 @@ async fn start_target(
                 cpus: q.cpus,
                 accel: opts.accel.clone(),
                 mac: "52:54:00:74:74:10".into(),
+                run_as: crate::driver::is_root().then(|| "nobody".to_string()),
             };
             launched.launch = std::iter::once(spec.program())
                 .chain(spec.args(Path::new("NET.sock"), Path::new("QMP.sock")))
@@ -851,8 +852,19 @@ async fn execute_step(
             c.current_dir(&scenario.base_dir)
                 .env("TELLTALE_RUN_DIR", dir)
                 .env("TELLTALE_CAPTURE", dir.join("capture.pcap"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .process_group(0)
                 .kill_on_drop(true);
-            let out = tokio::time::timeout(t, c.output())
+            let child = c
+                .spawn()
+                .map_err(|e| TargetError::Io(format!("cannot run the host command: {e}")))?;
+            // Whatever the command started in the background ends with it: its process group is killed
+            // when the step ends, however it ends (the group outlives its leader).
+            let _group = child.id().map(ProcessGroup);
+
+            let out = tokio::time::timeout(t, child.wait_with_output())
                 .await
                 .map_err(|_| TargetError::Timeout {
                     what: "the host command to finish".into(),
@@ -877,5 +889,18 @@ async fn execute_step(
             qemu.install(package, timeout).await?;
             Ok(Some(format!("installed {}", package.display())))
         }
+    }
+}
+
+/// A process group killed (SIGKILL) when dropped: what a `host:` step started. Killed right after the step's
+/// command was reaped, before the kernel could hand its number to another group.
+struct ProcessGroup(u32);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }

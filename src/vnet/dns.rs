@@ -97,6 +97,10 @@ pub struct DnsServer {
     by_name: HashMap<String, Ipv4Addr>,
     /// Address → name it was last given for (synthetic or override).
     by_addr: HashMap<Ipv4Addr, String>,
+    /// Every pool address is taken: new names share one (by their hash) and are not remembered, so a guest
+    /// that asks for endless names cannot grow the tables past the pool's size, nor make each answer cost a
+    /// walk over the whole pool.
+    full: bool,
 }
 
 impl DnsServer {
@@ -106,6 +110,7 @@ impl DnsServer {
             config,
             by_name: HashMap::new(),
             by_addr: HashMap::new(),
+            full: false,
         }
     }
 
@@ -140,15 +145,20 @@ impl DnsServer {
         if let Some(addr) = self.by_name.get(&lower) {
             return Some(*addr);
         }
-        let addr = self.allocate(&lower);
-        self.by_name.insert(lower.clone(), addr);
-        self.by_addr.insert(addr, lower);
-        Some(addr)
+        if !self.full {
+            if let Some(addr) = self.allocate(&lower) {
+                self.by_name.insert(lower.clone(), addr);
+                self.by_addr.insert(addr, lower);
+                return Some(addr);
+            }
+            self.full = true;
+        }
+        let (base, size, h) = self.pool_hash(&lower);
+        Some(Ipv4Addr::from(base.wrapping_add((h % size) as u32)))
     }
 
-    /// A pool address for `name`: FNV-1a of the name, then linear probing past addresses
-    /// already taken and past the all-zeros / all-ones host parts of each /24.
-    fn allocate(&self, name: &str) -> Ipv4Addr {
+    /// The pool's first address and size, and the name's FNV-1a hash.
+    fn pool_hash(&self, name: &str) -> (u32, u64, u64) {
         let size = 1u64 << (32 - u32::from(self.config.pool_prefix.clamp(8, 30)));
         let base = u32::from(self.config.pool_base) & prefix_mask(self.config.pool_prefix);
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -156,17 +166,24 @@ impl DnsServer {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
+        (base, size, h)
+    }
+
+    /// A pool address for `name`: FNV-1a of the name, then linear probing past addresses
+    /// already taken and past the all-zeros / all-ones host parts of each /24. `None` when every
+    /// address is taken.
+    fn allocate(&self, name: &str) -> Option<Ipv4Addr> {
+        let (base, size, h) = self.pool_hash(name);
         let mut off = h % size;
         for _ in 0..size {
             let addr = Ipv4Addr::from(base.wrapping_add(off as u32));
             let last = addr.octets()[3];
             if last != 0 && last != 255 && !self.by_addr.contains_key(&addr) {
-                return addr;
+                return Some(addr);
             }
             off = (off + 1) % size;
         }
-        // The pool is full (more names than addresses): share an address.
-        Ipv4Addr::from(base.wrapping_add((h % size) as u32))
+        None
     }
 
     /// Answers one DNS query payload. Returns the response payload (`None` when the message
@@ -293,6 +310,26 @@ mod tests {
         assert_ne!(x1, y1);
         assert!(a.in_pool(x1) && a.in_pool(y1));
         assert_eq!(a.name_of(x1), Some("api.account.kestrel.example"));
+    }
+
+    /// Past a full pool, new names share addresses and are not remembered: the tables stop growing.
+    #[test]
+    fn a_full_pool_stops_the_tables_from_growing() {
+        let mut s = DnsServer::new(DnsConfig {
+            pool_prefix: 28,
+            ..DnsConfig::default()
+        });
+        for i in 0..10_000 {
+            let a = s.resolve(&format!("n{i}.flood.example")).unwrap();
+            assert!(s.in_pool(a), "{a}");
+        }
+        // The pool's first /28 (198.18.0.0–15): 16 addresses, all but .0 usable.
+        assert_eq!(s.by_addr.len(), 15);
+        assert_eq!(s.by_name.len(), 15);
+        assert!(s.full);
+        // Names handed out before the pool filled keep their address.
+        let first = s.resolve("n0.flood.example").unwrap();
+        assert_eq!(s.name_of(first), Some("n0.flood.example"));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Collecting what the engine learns into report records: aggregation of findings, DNS question/answer pairing,
 //! HTTP request/response pairing, capped warnings. Destination names are filled in at the end, when every
 //! conversation's best name (SNI, Host, DNS) is known.
+//!
+//! The per-message records (DNS questions, HTTP requests, TLS hellos, DHCP messages) are kept up to a cap each
+//! ([`super::Config::max_dns_records`] and the like): past it a record is not kept, its message's bytes are an
+//! unread span of reason `state_cap` on its flow and direction at its time (so that a rule over that traffic is
+//! inconclusive, never a silent pass), the records not kept are counted, and [`Collector::record_cap_warnings`]
+//! says so. The canary search of the message is not affected: only the record is dropped.
 
 use rustc_hash::FxHashMap;
 
@@ -33,6 +39,55 @@ pub(super) struct Raw {
 /// At most this many warnings of one kind are listed; the rest are counted.
 const WARNINGS_PER_KIND: u64 = 20;
 
+/// The index [`Collector::http_request`] and [`Collector::tls`] return for a record past its cap, which was not
+/// kept: [`Collector::http_request_mut`] and [`Collector::tls_mut`] never resolve it (the record vectors only
+/// grow, and never to this length), so a response or ServerHello paired with it updates nothing.
+pub(super) const NOT_KEPT: usize = usize::MAX;
+
+/// The kinds of per-message records, each kept up to its own cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Dns,
+    Http,
+    Tls,
+    Dhcp,
+}
+
+impl Record {
+    const ALL: [Record; 4] = [Record::Dns, Record::Http, Record::Tls, Record::Dhcp];
+
+    /// What one record is, in the plural, its report list, and the [`super::Config`] field of its cap.
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Record::Dns => ("DNS questions", "dns_queries", "max_dns_records"),
+            Record::Http => ("HTTP requests", "http_requests", "max_http_records"),
+            Record::Tls => ("TLS ClientHellos", "tls", "max_tls_records"),
+            Record::Dhcp => ("DHCP messages", "dhcp", "max_dhcp_records"),
+        }
+    }
+}
+
+/// Where the message behind a record was sent: its flow and direction, its bytes on the wire and its frame and
+/// time. A record past its cap is not kept; these bytes are accounted there as `state_cap` unread instead.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sent {
+    pub flow: usize,
+    pub dir: usize,
+    pub bytes: u64,
+    pub at: super::At,
+}
+
+impl Sent {
+    pub fn new(flow: usize, dir: usize, bytes: usize, at: super::At) -> Self {
+        Sent {
+            flow,
+            dir,
+            bytes: bytes as u64,
+            at,
+        }
+    }
+}
+
 pub(super) struct Collector {
     pub capture: CaptureSummary,
     canaries: Vec<String>,
@@ -47,6 +102,10 @@ pub(super) struct Collector {
     http: Vec<HttpRequest>,
     tls: Vec<TlsHello>,
     dhcp: Vec<DhcpMessage>,
+    /// Cap of each kind of record, in the order of [`Record`].
+    record_caps: [usize; 4],
+    /// Records not kept past their cap, per kind.
+    not_kept: [u64; 4],
     warnings: Vec<Warning>,
     warning_counts: FxHashMap<String, u64>,
     links: FxHashMap<u32, u64>,
@@ -68,9 +127,16 @@ struct RawUnread {
 }
 
 impl Collector {
-    pub fn new(canaries: Vec<String>, phases: Vec<(u64, String)>) -> Self {
+    pub fn new(canaries: Vec<String>, cfg: &super::Config) -> Self {
         Collector {
-            phases,
+            phases: cfg.phases.clone(),
+            record_caps: [
+                cfg.max_dns_records,
+                cfg.max_http_records,
+                cfg.max_tls_records,
+                cfg.max_dhcp_records,
+            ],
+            not_kept: [0; 4],
             capture: CaptureSummary::default(),
             canaries,
             findings: Vec::new(),
@@ -237,7 +303,30 @@ impl Collector {
         n.checked_sub(1)
     }
 
-    pub fn dns(&mut self, flow: usize, msg: &DnsMessage, packet: u64) {
+    /// Whether one more record of `kind` fits under its cap, `len` being how many are kept.
+    fn fits(&self, kind: Record, len: usize) -> bool {
+        len < self.record_caps[kind as usize]
+    }
+
+    /// Counts `n` records of `kind` not kept and accounts the bytes of their message as `state_cap` unread.
+    fn not_kept(&mut self, kind: Record, n: u64, sent: Sent) {
+        if n == 0 {
+            return;
+        }
+        self.not_kept[kind as usize] += n;
+        self.unread(
+            sent.flow,
+            sent.dir,
+            UnreadReason::StateCap,
+            sent.bytes,
+            sent.at.ts,
+        );
+    }
+
+    /// Records the questions of a DNS message (a query's, paired with its response later by flow and ID; a
+    /// response's whose query was not seen), up to [`super::Config::max_dns_records`].
+    pub fn dns(&mut self, msg: &DnsMessage, sent: Sent) {
+        let (flow, packet) = (sent.flow, sent.at.packet);
         let answers: Vec<String> = msg
             .answers
             .iter()
@@ -248,9 +337,14 @@ impl Collector {
                 _ => None,
             })
             .collect();
+        let mut dropped = 0u64;
         if !msg.is_response {
             let mut idx = Vec::new();
             for q in &msg.questions {
+                if !self.fits(Record::Dns, self.dns.len()) {
+                    dropped += 1;
+                    continue;
+                }
                 idx.push(self.dns.len());
                 self.dns.push(DnsQuery {
                     name: q.name.clone(),
@@ -261,7 +355,13 @@ impl Collector {
                     answers: Vec::new(),
                 });
             }
-            self.dns_pending.insert((flow, msg.id), idx);
+            if idx.is_empty() && dropped > 0 {
+                // Nothing to pair: an earlier query with the same ID must not take this one's answer either.
+                self.dns_pending.remove(&(flow, msg.id));
+            } else {
+                self.dns_pending.insert((flow, msg.id), idx);
+            }
+            self.not_kept(Record::Dns, dropped, sent);
             return;
         }
         let rcode = rcode_name(msg.rcode);
@@ -275,6 +375,10 @@ impl Collector {
             return;
         }
         for q in &msg.questions {
+            if !self.fits(Record::Dns, self.dns.len()) {
+                dropped += 1;
+                continue;
+            }
             self.dns.push(DnsQuery {
                 name: q.name.clone(),
                 qtype: q.qtype.clone(),
@@ -284,21 +388,64 @@ impl Collector {
                 answers: answers.clone(),
             });
         }
+        self.not_kept(Record::Dns, dropped, sent);
     }
 
-    pub fn dhcp(&mut self, info: crate::proto::dhcp::DhcpInfo, packet: u64) {
+    /// Records a DHCP message, up to [`super::Config::max_dhcp_records`].
+    pub fn dhcp(&mut self, info: crate::proto::dhcp::DhcpInfo, sent: Sent) {
+        if !self.fits(Record::Dhcp, self.dhcp.len()) {
+            self.not_kept(Record::Dhcp, 1, sent);
+            return;
+        }
         self.dhcp.push(DhcpMessage {
             message_type: info.message_type,
             client_mac: info.client_mac,
             hostname: info.hostname,
             client_id: info.client_id,
             vendor_class: info.vendor_class,
-            packet,
+            packet: sent.at.packet,
         });
     }
 
-    /// Records a request; returns its index for pairing with the response.
-    pub fn http_request(&mut self, mut req: HttpRequest) -> usize {
+    /// Records a request whose head's size on the wire is not known (an HTTP/2 request, whose head is
+    /// HPACK-compressed): as [`Collector::http_request_from`], sent by the client, and the size of the head
+    /// written as HTTP/1.1 (method, target, headers) standing for its bytes.
+    pub fn http_request(&mut self, req: HttpRequest) -> usize {
+        let head = req.method.len()
+            + req.target.len()
+            + 12
+            + req
+                .headers
+                .iter()
+                .map(|[n, v]| n.len() + v.len() + 4)
+                .sum::<usize>();
+        self.http_request_from(req, 0, head as u64)
+    }
+
+    /// Records a request sent in direction `dir`, its head `head_bytes` long, up to
+    /// [`super::Config::max_http_records`]; returns its index for pairing with the response ([`NOT_KEPT`] past the
+    /// cap). What is `state_cap` unread past the cap is the head, what the record holds: the body is searched
+    /// and accounted on its own (as `encrypted_payload`, `decode_cap`…), and is not counted twice.
+    pub fn http_request_from(
+        &mut self,
+        mut req: HttpRequest,
+        dir: usize,
+        head_bytes: u64,
+    ) -> usize {
+        if !self.fits(Record::Http, self.http.len()) {
+            let at = super::At {
+                packet: req.packet,
+                ts: req.time_ns,
+            };
+            let sent = Sent {
+                flow: req.flow,
+                dir,
+                bytes: head_bytes,
+                at,
+            };
+            self.not_kept(Record::Http, 1, sent);
+            return NOT_KEPT;
+        }
         req.destination.clear();
         self.http.push(req);
         self.http.len() - 1
@@ -308,13 +455,36 @@ impl Collector {
         self.http.get_mut(i)
     }
 
-    pub fn tls(&mut self, hello: TlsHello) -> usize {
+    /// Records a ClientHello, up to [`super::Config::max_tls_records`]; returns its index ([`NOT_KEPT`] past the
+    /// cap).
+    pub fn tls(&mut self, hello: TlsHello, sent: Sent) -> usize {
+        if !self.fits(Record::Tls, self.tls.len()) {
+            self.not_kept(Record::Tls, 1, sent);
+            return NOT_KEPT;
+        }
         self.tls.push(hello);
         self.tls.len() - 1
     }
 
     pub fn tls_mut(&mut self, i: usize) -> Option<&mut TlsHello> {
         self.tls.get_mut(i)
+    }
+
+    /// One warning (kind `record-cap`) per kind of record of which some were not kept past its cap.
+    pub fn record_cap_warnings(&mut self) {
+        for kind in Record::ALL {
+            let n = self.not_kept[kind as usize];
+            if n == 0 {
+                continue;
+            }
+            let (what, list, field) = kind.words();
+            let cap = self.record_caps[kind as usize];
+            let msg = format!(
+                "{n} {what} were not kept as records ({list}) past the cap of {cap} ({field}); they were still \
+                 searched for canaries, and the bytes of their messages are accounted as unread (state_cap)"
+            );
+            self.warn("record-cap", msg, None);
+        }
     }
 
     pub fn finish(mut self, flows: &[Flow]) -> Report {

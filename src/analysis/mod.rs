@@ -34,7 +34,7 @@ use crate::decode::{self, Outcome, Transport};
 use crate::flow::{self, FlowKey};
 use crate::report::{App, Direction, Report, UnreadReason};
 
-use collect::Collector;
+use collect::{Collector, Sent};
 use tcp::TcpConn;
 
 /// Default of [`Config::max_live_tcp`]: about 2.5 KB of state each when idle, so some 25 MB in all, plus what each
@@ -43,6 +43,22 @@ pub const MAX_LIVE_TCP: usize = 10_000;
 
 /// Default of [`Config::max_flow_records`].
 pub const MAX_FLOW_RECORDS: usize = 50_000;
+
+/// Default of [`Config::max_dns_records`]: DNS questions listed in the report (`dns_queries`), some 150 bytes
+/// each with a short name and answer (a 255-byte name with many answers: a few KB).
+pub const MAX_DNS_RECORDS: usize = 50_000;
+
+/// Default of [`Config::max_http_records`]: HTTP requests listed in the report (`http_requests`). Fewer than
+/// the others because a request is the largest record (its headers, up to 64 of up to 512 bytes): about 1-2 KB
+/// for a typical one.
+pub const MAX_HTTP_RECORDS: usize = 20_000;
+
+/// Default of [`Config::max_tls_records`]: TLS and QUIC ClientHellos listed in the report (`tls`), some 300
+/// bytes each.
+pub const MAX_TLS_RECORDS: usize = 50_000;
+
+/// Default of [`Config::max_dhcp_records`]: DHCP messages listed in the report (`dhcp`), some 200 bytes each.
+pub const MAX_DHCP_RECORDS: usize = 50_000;
 
 /// The destination of the folded record of each protocol and application past half [`Config::max_flow_records`].
 const MORE_DESTINATIONS: &str = "(more destinations)";
@@ -65,6 +81,21 @@ pub struct Config {
     /// this many such records, into one per protocol and application (destination `(more destinations)`).
     /// Bounds the engine's memory on captures with a million flows; what is referred to stays one by one.
     pub max_flow_records: usize,
+    /// DNS questions kept as records (`dns_queries`) at most. Past it a question is searched as before but not
+    /// listed: the bytes of its message are an unread span (`state_cap`) on its flow and direction, and a warning
+    /// (`record-cap`) counts the questions not kept. Bounds the report and the engine's memory on captures with a
+    /// million DNS queries.
+    pub max_dns_records: usize,
+    /// HTTP requests (HTTP/1.x, SSDP, HTTP/2) kept as records (`http_requests`) at most; past it, as
+    /// [`Config::max_dns_records`] (the request's head is `state_cap` unread, its body is searched and accounted
+    /// as any body; its response is paired with nothing).
+    pub max_http_records: usize,
+    /// TLS and QUIC ClientHellos kept as records (`tls`) at most; past it, as [`Config::max_dns_records`] (the
+    /// connection is still named by its SNI; its ServerHello and decryption state are recorded nowhere; a QUIC
+    /// hello's datagram is `quic_ciphertext` unread already, so it is only counted).
+    pub max_tls_records: usize,
+    /// DHCP messages kept as records (`dhcp`) at most; past it, as [`Config::max_dns_records`].
+    pub max_dhcp_records: usize,
     /// Phases of a run: `(start time in ns since the epoch, name)`, in time order. When set,
     /// every finding names the phase of its first occurrence, and occurrences in different
     /// phases are separate findings (so a connection that spans a phase change still shows
@@ -86,6 +117,10 @@ impl Default for Config {
             idle_timeout_ns: 600 * 1_000_000_000,
             max_live_tcp: MAX_LIVE_TCP,
             max_flow_records: MAX_FLOW_RECORDS,
+            max_dns_records: MAX_DNS_RECORDS,
+            max_http_records: MAX_HTTP_RECORDS,
+            max_tls_records: MAX_TLS_RECORDS,
+            max_dhcp_records: MAX_DHCP_RECORDS,
             phases: Vec::new(),
             keys: Arc::default(),
             layers: crate::layers::Limits::default(),
@@ -217,7 +252,7 @@ impl Analyzer {
             .iter()
             .map(|c| c.name.clone())
             .collect();
-        let phases = cfg.phases.clone();
+        let out = Collector::new(canaries, &cfg);
         let budget = cfg.decode_budget.clone();
         Analyzer {
             matcher,
@@ -225,7 +260,7 @@ impl Analyzer {
             index: FxHashMap::default(),
             flows: Vec::new(),
             names: FxHashMap::default(),
-            out: Collector::new(canaries, phases),
+            out,
             live_tcp: 0,
             live_order: std::collections::VecDeque::new(),
             tcp_evicted: 0,
@@ -310,13 +345,9 @@ impl Analyzer {
         }
     }
 
-    /// Records a TLS ClientHello (over TCP or QUIC) and names the flow by its SNI; returns the record's index.
-    fn record_hello(
-        &mut self,
-        fi: usize,
-        ch: crate::proto::tls::ClientHello,
-        packet: u64,
-    ) -> usize {
+    /// Records a TLS ClientHello (over TCP or QUIC), sent as `sent`, and names the flow by its SNI; returns the
+    /// record's index ([`collect::NOT_KEPT`] past [`Config::max_tls_records`]).
+    fn record_hello(&mut self, fi: usize, ch: crate::proto::tls::ClientHello, sent: Sent) -> usize {
         let f = &mut self.flows[fi];
         if f.sni.is_none() {
             f.sni.clone_from(&ch.sni);
@@ -345,7 +376,7 @@ impl Analyzer {
         } else {
             ch.supported_versions
         };
-        self.out.tls(crate::report::TlsHello {
+        let hello = crate::report::TlsHello {
             sni: ch.sni,
             alpn: ch.alpn,
             versions,
@@ -353,9 +384,10 @@ impl Analyzer {
             negotiated_version: None,
             destination: String::new(),
             flow: fi,
-            packet,
+            packet: sent.at.packet,
             decryption,
-        })
+        };
+        self.out.tls(hello, sent)
     }
 
     fn ip(&mut self, d: decode::Decoded<'_>, at: At) {
@@ -571,7 +603,7 @@ impl Analyzer {
         } else if is(67) || is(68) {
             f.app = App::Dhcp;
             if let Ok(info) = crate::proto::dhcp::parse_dhcp(payload) {
-                self.out.dhcp(info, at.packet);
+                self.out.dhcp(info, Sent::new(fi, dir, payload.len(), at));
             }
             self.scan_datagram(fi, dir, "dhcp", payload, at, &[]);
         } else if is(1900) {
@@ -581,7 +613,7 @@ impl Analyzer {
                 crate::proto::http::parse_datagram(crate::proto::http::Role::Client, payload)
             {
                 if let Some(req) = tcp::request_record(&head, fi, at) {
-                    self.out.http_request(req);
+                    self.out.http_request_from(req, dir, payload.len() as u64);
                 }
             }
             self.scan_datagram(fi, dir, "ssdp", payload, at, &[]);
@@ -638,7 +670,8 @@ impl Analyzer {
         match reader.push_client_datagram(payload) {
             QuicProgress::NeedMore => f.quic = Some(reader),
             QuicProgress::ClientHello(ch) => {
-                self.record_hello(fi, ch, at.packet);
+                // Its bytes are `quic_ciphertext` unread already (below): not counted twice.
+                self.record_hello(fi, ch, Sent::new(fi, 0, 0, at));
                 // Encrypted on the wire: search the decrypted hello too.
                 if let Some(msg) = reader.client_hello_message() {
                     self.scan_datagram(fi, 0, "quic", msg, at, &[]);
@@ -680,7 +713,7 @@ impl Analyzer {
                     found_in_names.extend(self.scan_dns_name(fi, dir, &q.name, at));
                 }
             }
-            self.out.dns(fi, &msg, at.packet);
+            self.out.dns(&msg, Sent::new(fi, dir, payload.len(), at));
             self.learn_names(&msg);
         }
         self.scan_datagram(fi, dir, "dns", payload, at, &found_in_names);
@@ -1064,6 +1097,7 @@ impl Analyzer {
             );
             self.out.warn("tcp-state-cap", msg, None);
         }
+        self.out.record_cap_warnings();
         self.keylog_warnings();
         for &(offset, bytes, ts) in &self.damaged {
             self.out.unread_damage(offset, bytes, ts);

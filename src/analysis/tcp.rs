@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use super::collect::{excerpt, Raw};
+use super::collect::{excerpt, Raw, Sent};
 use super::{Analyzer, At, Judge, Unit};
 use crate::canary::{Matcher, StreamHit, StreamScanner};
 use crate::decode::TcpInfo;
@@ -488,7 +488,9 @@ fn parse(
         Parser::Tls(r) => match r.push(bytes) {
             TlsProgress::NeedMore => {}
             TlsProgress::ClientHello(ch) => {
-                conn.tls_index = Some(an.record_hello(fi, ch, at.packet));
+                // The delivery that completed the hello stands for its bytes.
+                let sent = Sent::new(fi, dir, bytes.len(), at);
+                conn.tls_index = Some(an.record_hello(fi, ch, sent));
             }
             TlsProgress::ServerHello(sh) => {
                 if let Some(t) = conn.tls_index.and_then(|i| an.out.tls_mut(i)) {
@@ -501,11 +503,13 @@ fn parse(
         Parser::Dns(framer) => {
             let mut msgs = Vec::new();
             framer.push(bytes, &mut msgs);
+            // The bytes of each message, for a record past its cap: this delivery's, shared among them.
+            let share = bytes.len() / msgs.len().max(1);
             for m in msgs.into_iter().flatten() {
                 for q in &m.questions {
                     an.scan_dns_name(fi, dir, &q.name, at);
                 }
-                an.out.dns(fi, &m, at.packet);
+                an.out.dns(&m, Sent::new(fi, dir, share, at));
                 an.learn_names(&m);
             }
         }
@@ -930,7 +934,8 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                     let Some(req) = request_record(&h, fi, at) else {
                         return;
                     };
-                    let idx = an.out.http_request(req);
+                    // Its head: what the record holds (the body is searched and accounted on its own).
+                    let idx = an.out.http_request_from(req, dir, h.head_len as u64);
                     conn.current_request = Some(idx);
                     conn.awaiting.push_back(idx);
                     conn.methods.push(method.clone());

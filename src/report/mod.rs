@@ -90,9 +90,13 @@ pub enum UnreadReason {
     /// Bytes of a stream protocol its reader could not decode: a corrupt compressed message, a header block after
     /// the HPACK state was lost, everything after the reader lost the framing or the stream had a gap.
     StreamUndecoded,
-    /// Bytes a TCP conversation sent after telltale released its state early, because more conversations were
-    /// live at once than [`crate::analysis::Config::max_live_tcp`]: searched as they came, but read again from
-    /// the middle of the stream (a canary across the cut, or inside a message that began before it, is missed).
+    /// A cap on the analysis's state or records was hit. Bytes a TCP conversation sent after telltale released
+    /// its state early, because more conversations were live at once than
+    /// [`crate::analysis::Config::max_live_tcp`]: searched as they came, but read again from the middle of the
+    /// stream (a canary across the cut, or inside a message that began before it, is missed). Or the messages
+    /// (DNS, DHCP, an HTTP head, a ClientHello) past the report's record caps
+    /// ([`crate::analysis::Config::max_dns_records`] and the like): searched, but not listed, so a rule over their
+    /// destinations cannot be shown.
     StateCap,
 }
 

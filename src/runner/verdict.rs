@@ -245,7 +245,7 @@ pub fn reason_words(reason: &str) -> &'static str {
         "stream_cap" => "beyond a stream protocol reader's cap",
         "stream_undecoded" => "a stream protocol telltale could not decode there",
         "state_cap" => {
-            "sent after telltale released the connection's state (too many live connections)"
+            "past one of telltale's state or record caps (too many live connections, or more DNS, HTTP, TLS or DHCP messages than the report lists)"
         }
         "encrypted_payload" => "an encrypted payload",
         "tls_refused" => {

@@ -411,6 +411,24 @@ fn vnet_listen_never_replaces_a_file_that_is_not_a_socket() {
     assert_eq!(o.status.code(), Some(2), "{all}");
     assert!(all.contains("is not a socket"), "{all}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    // A socket another program listens on is not taken over either.
+    let busy = vendor.join("busy.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&busy).unwrap();
+    let o = bin()
+        .args(["vnet", "--quiet", "--listen"])
+        .arg(&busy)
+        .arg("--pcap")
+        .arg(vendor.join("c.pcap"))
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("a program is listening on this socket"),
+        "{all}"
+    );
+    assert!(std::os::unix::net::UnixStream::connect(&busy).is_ok());
+    drop(listener);
 }
 
 #[test]

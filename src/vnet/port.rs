@@ -209,9 +209,18 @@ impl StreamPort {
     /// `-netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH`.
     pub fn listen(path: &Path) -> io::Result<UnixListener> {
         use std::os::unix::fs::FileTypeExt;
-        // A socket left by an earlier run is replaced; any other file is never removed.
+        // A socket left by an earlier run is replaced; a socket something still listens on, or any other
+        // file, is never removed.
         match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(m) if m.file_type().is_socket() => {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "a program is listening on this socket; telltale does not take it over (choose another path)",
+                    ));
+                }
+                std::fs::remove_file(path)?
+            }
             Ok(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,

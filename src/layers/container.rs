@@ -12,10 +12,11 @@ use memchr::memmem;
 use super::graph::{Cx, Hint};
 use super::Child;
 
-/// Parts read per multipart body at most.
-const MAX_PARTS: usize = 256;
-/// Members read per archive at most.
-const MAX_MEMBERS: usize = 256;
+/// Parts read per multipart body at most: one past what the graph opens, so that a cut shows there as children
+/// past its limit (`graph::MAX_CHILDREN`).
+const MAX_PARTS: usize = super::graph::MAX_CHILDREN + 1;
+/// Members read per archive at most (as [`MAX_PARTS`]).
+const MAX_MEMBERS: usize = super::graph::MAX_CHILDREN + 1;
 
 /// The boundary named by a Content-Type's `boundary=` parameter.
 fn boundary_param(ct: &str) -> Option<&str> {

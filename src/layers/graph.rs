@@ -39,6 +39,12 @@ pub struct Limits {
     pub max_children: usize,
 }
 
+/// Children opened per node at most by default ([`Limits::max_children`]). The detectors that split a node into
+/// many children (runs, form values, cookies, JSON and XML strings, multipart parts, archive members) stop one
+/// past it, so that a node cut short always shows up here as children past the limit, reported unopened
+/// (`decode_budget`), never as a silent cut.
+pub const MAX_CHILDREN: usize = 4096;
+
 /// The default depth limit: deep enough for what SDKs nest (a multipart part, gzip'd, a JSON document, a string
 /// in it, base64 in that string is 5); deeper nesting is reported unread at the limit.
 pub const DEFAULT_DEPTH: usize = 5;
@@ -50,7 +56,7 @@ impl Default for Limits {
             input_bytes: 32 << 20,
             input_work: 256 << 20,
             child_cap: 8 << 20,
-            max_children: 256,
+            max_children: MAX_CHILDREN,
         }
     }
 }
@@ -593,6 +599,54 @@ mod tests {
             &Limits::default(),
         );
         assert!(has(&nodes, "form[id]", b"3569380356"), "{nodes:?}");
+    }
+
+    /// A node split into more pieces than the graph opens (form values, cookies, JSON strings, encoded runs,
+    /// multipart parts) is never cut silently: what was not opened is reported (`Stop::Budget`).
+    #[test]
+    fn more_pieces_than_the_graph_opens_are_reported() {
+        let n = MAX_CHILDREN + 10;
+        let form: String = (0..n).map(|i| format!("k{i}=%41%42&")).collect();
+        let cookie: String = (0..n)
+            .map(|i| format!("c{i}=QUJDREVGR0hJSktMTU5PUA; "))
+            .collect();
+        let json = format!(
+            "[{}\"x\"]",
+            (0..n).map(|i| format!("\"%41{i}\",")).collect::<String>()
+        );
+        let runs: String = (0..n)
+            .map(|i| format!("QUJDREVGR0hJSktMTU5P{i:04} "))
+            .collect();
+        let multipart: String = (0..n)
+            .map(|i| format!("--b\r\nContent-Disposition: form-data; name=\"p{i}\"\r\n\r\nv\r\n"))
+            .collect::<String>()
+            + "--b--\r\n";
+        for (name, input, hint) in [
+            (
+                "form",
+                form.as_bytes(),
+                Hint::ContentType("application/x-www-form-urlencoded"),
+            ),
+            ("cookie", cookie.as_bytes(), Hint::Cookie),
+            ("json", json.as_bytes(), Hint::None),
+            ("runs", runs.as_bytes(), Hint::None),
+            (
+                "multipart",
+                multipart.as_bytes(),
+                Hint::ContentType("multipart/form-data; boundary=b"),
+            ),
+        ] {
+            let (_, ex) = chains(input, hint, &Limits::default());
+            assert!(
+                ex.unopened.iter().any(|u| u.reason == Stop::Budget),
+                "{name}: {:?}",
+                ex.unopened.len()
+            );
+        }
+        // Below the limit nothing is reported.
+        let few: String = (0..100).map(|i| format!("k{i}=%41%42&")).collect();
+        let (_, ex) = chains(few.as_bytes(), Hint::None, &Limits::default());
+        assert!(ex.unopened.is_empty(), "{:?}", ex.unopened);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::Child;
 /// Shortest run of an encoding alphabet that is decoded.
 pub const MIN_RUN: usize = 16;
 /// Runs decoded per buffer at most.
-const MAX_RUNS: usize = 256;
+const MAX_RUNS: usize = super::graph::MAX_CHILDREN + 1;
 /// Largest JSON or XML document parsed.
 const MAX_DOC: usize = 16 << 20;
 
@@ -136,7 +136,7 @@ pub fn has_long_run(b: &[u8], min: usize) -> bool {
 
 /// Runs of base64 / base64url / base32 / hex text, each decoded into a child (`base64`, `base64url`,
 /// `base32`, `hex`). A hex run is decoded only as hex.
-pub fn runs(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
+pub fn runs(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     let mut out = Vec::new();
     let mut count = 0usize;
     scan_runs(b, MIN_RUN, |run| {
@@ -177,6 +177,10 @@ pub fn runs(b: &[u8], _cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         }
         count < MAX_RUNS
     });
+    if count >= MAX_RUNS {
+        // Runs past the cap were not decoded: the node is reported (see `graph::MAX_CHILDREN`).
+        cx.exceeded = true;
+    }
     (!out.is_empty()).then_some(out)
 }
 
@@ -302,7 +306,8 @@ pub fn form(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut out = Vec::new();
-    for pair in b.split(|&c| c == b'&').take(MAX_RUNS) {
+    let mut pairs = b.split(|&c| c == b'&');
+    for pair in pairs.by_ref().take(MAX_RUNS) {
         if pair.is_empty() {
             continue;
         }
@@ -331,6 +336,9 @@ pub fn form(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
             bytes: percent_decode(v, true),
         });
     }
+    if pairs.next().is_some() {
+        cx.exceeded = true;
+    }
     (!out.is_empty()).then_some(out)
 }
 
@@ -340,7 +348,8 @@ pub fn cookie(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut out = Vec::new();
-    for c in b.split(|&c| c == b';').take(MAX_RUNS) {
+    let mut cookies = b.split(|&c| c == b';');
+    for c in cookies.by_ref().take(MAX_RUNS) {
         let c = trim(c);
         let Some(i) = memchr::memchr(b'=', c) else {
             continue;
@@ -359,6 +368,9 @@ pub fn cookie(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
             field: Some(format!("cookie:{key}")),
             bytes: v.to_vec(),
         });
+    }
+    if cookies.next().is_some() {
+        cx.exceeded = true;
     }
     (!out.is_empty()).then_some(out)
 }

@@ -75,7 +75,14 @@ fn add_secrets(
 ) -> Vec<String> {
     let mut notes = Vec::new();
     for b in blocks {
-        if b.secrets_type == capture::secrets::SECRETS_TLS_KEYLOG {
+        if let Some(len) = b.skipped {
+            notes.push(format!(
+                "pcapng decryption secrets block {} of {file} ({len} bytes) was not read: the blocks before it \
+                 already hold {} MiB, the most telltale takes; connections only its keys open stay unread (no key)",
+                b.index + 1,
+                capture::secrets::MAX_SECRETS_BYTES >> 20
+            ));
+        } else if b.secrets_type == capture::secrets::SECRETS_TLS_KEYLOG {
             let source = format!("pcapng decryption secrets block {} of {file}", b.index + 1);
             Arc::make_mut(&mut cfg.keys).add_bytes(&b.data, &source);
         } else {

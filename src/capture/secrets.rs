@@ -24,10 +24,12 @@ pub const MAX_SECRETS_BYTES: usize = 64 << 20;
 pub struct SecretsBlock {
     /// The secrets type (`TLSK` for a TLS key log).
     pub secrets_type: u32,
-    /// The secrets.
+    /// The secrets (empty when `skipped`).
     pub data: Vec<u8>,
     /// Index of the block among the file's DSBs (0-based).
     pub index: usize,
+    /// The block's length when it was not taken: the blocks before it already held [`MAX_SECRETS_BYTES`].
+    pub skipped: Option<usize>,
 }
 
 /// Every DSB of a capture file (pcapng, possibly gzip-compressed); a classic pcap has none. Damage in the file ends
@@ -85,14 +87,20 @@ fn scan<R: Read>(mut r: R) -> Vec<SecretsBlock> {
                 stalled = 0;
                 if let PcapBlockOwned::NG(Block::DecryptionSecrets(d)) = block {
                     let len = (d.secrets_len as usize).min(d.data.len());
-                    if total + len <= MAX_SECRETS_BYTES {
+                    let taken = total + len <= MAX_SECRETS_BYTES;
+                    if taken {
                         total += len;
-                        out.push(SecretsBlock {
-                            secrets_type: d.secrets_type.0,
-                            data: d.data[..len].to_vec(),
-                            index: out.len(),
-                        });
                     }
+                    out.push(SecretsBlock {
+                        secrets_type: d.secrets_type.0,
+                        data: if taken {
+                            d.data[..len].to_vec()
+                        } else {
+                            Vec::new()
+                        },
+                        index: out.len(),
+                        skipped: (!taken).then_some(len),
+                    });
                 }
                 reader.consume(used);
             }
@@ -199,5 +207,26 @@ mod tests {
         assert_eq!(p.ts_nanos, 1_700_000_000_123_456_789);
         assert_eq!(p.link_type, 101);
         assert!(r.next_packet().unwrap().is_none());
+    }
+
+    /// Past MAX_SECRETS_BYTES a block is not taken but still listed (with its length), so the analysis says so;
+    /// the blocks after it are still seen.
+    #[test]
+    fn blocks_past_the_total_cap_are_listed_as_skipped() {
+        let mut w = super::super::writer::PcapngWriter::section(Vec::new()).unwrap();
+        let block = vec![b'#'; 3 << 20];
+        let n = MAX_SECRETS_BYTES / block.len() + 2;
+        for _ in 0..n {
+            w.write_secrets(SECRETS_TLS_KEYLOG, &block).unwrap();
+        }
+        let s = secrets_from_bytes(&w.into_inner());
+        assert_eq!(s.len(), n);
+        let taken: usize = s.iter().map(|b| b.data.len()).sum();
+        assert!(taken <= MAX_SECRETS_BYTES, "{taken}");
+        let skipped: Vec<_> = s.iter().filter_map(|b| b.skipped).collect();
+        assert_eq!(
+            skipped,
+            vec![block.len(); n - MAX_SECRETS_BYTES / block.len()]
+        );
     }
 }

@@ -216,7 +216,11 @@ pub fn vnet_config(scenario: &Scenario) -> VnetConfig {
 /// A fresh, private folder for the run's sockets (created with a random name and mode 0700, never reused),
 /// removed with everything in it when the run ends.
 fn socket_dir() -> std::io::Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("tt-").tempdir()
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .prefix("tt-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
 }
 
 /// What was started for the run's target, for the manifest.
@@ -902,5 +906,26 @@ impl Drop for ProcessGroup {
             .args(["-KILL", "--", &format!("-{}", self.0)])
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod socket_dir_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// The socket folder is new each time (never an existing `tt-<pid>-0` someone else made), private, and gone
+    /// with its contents when dropped.
+    #[test]
+    fn socket_folders_are_fresh_private_and_removed() {
+        let a = super::socket_dir().unwrap();
+        let b = super::socket_dir().unwrap();
+        assert_ne!(a.path(), b.path());
+        let mode = std::fs::metadata(a.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let inside = a.path().join("net.sock");
+        std::fs::write(&inside, b"x").unwrap();
+        let path = a.path().to_path_buf();
+        drop(a);
+        assert!(!path.exists());
     }
 }

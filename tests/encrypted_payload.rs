@@ -302,6 +302,48 @@ fn ciphertext_in_a_field_of_a_readable_body_is_an_encrypted_payload() {
     );
 }
 
+/// A compressed stream proves its own bytes only: ciphertext with a gzip stream appended, or appended to a zlib
+/// stream, is still ciphertext; and ciphertext cut into multipart parts too short to judge alone is judged
+/// with them together.
+#[test]
+fn compression_and_short_parts_do_not_cover_ciphertext() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let sealed = random(2000, 41);
+    let mut before_gzip = sealed.clone();
+    before_gzip.extend_from_slice(&gzip(b"x"));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(b"hello").unwrap();
+    let mut after_zlib = z.finish().unwrap();
+    after_zlib.extend_from_slice(&sealed);
+    for (name, blob) in [
+        ("ciphertext, then gzip", &before_gzip),
+        ("zlib, then ciphertext", &after_zlib),
+    ] {
+        let body = format!("{{\"d\":\"{}\"}}", b64(blob));
+        let r = analyze_post("Content-Type: application/json\r\n", body.as_bytes());
+        assert!(
+            encrypted(&r) >= sealed.len() as u64,
+            "{name}: {:#?}",
+            r.unread
+        );
+    }
+
+    let ct = "Content-Type: multipart/form-data; boundary=xYz\r\n";
+    let pieces: Vec<Vec<u8>> = (0..40).map(|i| random(200, 50 + i)).collect();
+    let parts: Vec<(String, &[u8])> = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("p{i}"), p.as_slice()))
+        .collect();
+    let named: Vec<(&str, &str, &[u8])> = parts
+        .iter()
+        .map(|(n, p)| (n.as_str(), "application/octet-stream", *p))
+        .collect();
+    let r = analyze_post(ct, &multipart(&named));
+    assert!(encrypted(&r) >= 40 * 200, "{:#?}", r.unread);
+}
+
 #[test]
 fn an_encrypted_upload_in_a_forbidden_phase_is_inconclusive() {
     let dir = workdir("encrypted-payload-verdict");

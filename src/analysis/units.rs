@@ -63,14 +63,20 @@ pub(super) enum Judge {
     Done,
 }
 
-/// Labels of the layers that decompress or unpack their parent: a parent one of them opened is a compressed
-/// stream or an archive, high entropy that was read.
-fn unpacks(label: &str) -> bool {
-    matches!(
-        label,
-        "gzip" | "zlib" | "deflate" | "zstd" | "xz" | "bzip2" | "br"
-    ) || label.starts_with("zip[")
-        || label.starts_with("tar[")
+/// Whether a child labelled `label` shows that its parent `parent` is a compressed stream or an archive read
+/// whole from its first byte: high entropy that was read, not ciphertext. Formats with a magic at the start
+/// (gzip, zstd, xz, bzip2, zip) are never judged opaque ([`layers::opaque::classify`]), and their detectors find
+/// them anywhere, so they exempt nothing here (ciphertext with a gzip stream appended is still ciphertext).
+/// zlib opens only at offset 0 (bytes after its end are a `zlib-trailer` child, judged on their own), raw
+/// deflate only when it decodes to the end, tar only with its `ustar` header where the parent starts. The label
+/// is checked against the parent's bytes, so that a multipart part named `a>tar[b` proves nothing.
+fn unpacks(label: &str, parent: &[u8]) -> bool {
+    match label {
+        "zlib" => parent.first() == Some(&0x78),
+        "deflate" => true,
+        l if l.starts_with("tar[") => parent.get(257..262) == Some(b"ustar"),
+        _ => false,
+    }
 }
 
 impl Analyzer {
@@ -132,8 +138,10 @@ impl Analyzer {
         let mut explored = layers::Explored::default();
         let mut opaque_parts: Vec<(u64, layers::opaque::Opaque, String)> = Vec::new();
         let judge_layers = u.dir == 0 && u.judge != Judge::Done;
-        let mut candidates: Vec<(usize, u64, layers::opaque::Opaque, String)> = Vec::new();
-        let mut unpacked: Vec<usize> = Vec::new();
+        let mut candidates: Vec<(usize, u64, layers::opaque::Opaque, String, Vec<u8>)> = Vec::new();
+        let mut small_parts: Vec<u8> = Vec::new();
+        // (parent, label) of every node: which layers opened which node.
+        let mut unpacked: Vec<(usize, String)> = Vec::new();
         if u.bytes.len() >= MIN_UNIT {
             // The parent of every node, and the canaries each node showed (for the rule: reported from a layer
             // only when no ancestor showed the canary).
@@ -144,13 +152,26 @@ impl Analyzer {
                 parent_of.insert(n.id, n.parent);
                 // Decoded layers are judged for an encrypted payload (a multipart upload part by part, see
                 // `tcp::BodySniff`); a candidate is dropped at the end if a decompressor opened it.
-                if judge_layers && n.depth >= 1 {
-                    if let Some(o) = layers::opaque::classify(n.bytes) {
-                        candidates.push((n.id, n.bytes.len() as u64, o, n.chain.to_string()));
+                if u.judge == Judge::Parts && n.depth == 1 && n.chain.starts_with("multipart[") {
+                    // Parts too short to judge alone are judged together (ciphertext cut into small parts).
+                    if (n.bytes.len() as u64) < layers::opaque::MIN_ENTROPY_LEN {
+                        small_parts.extend_from_slice(n.bytes);
                     }
                 }
-                if n.chain.rsplit('>').next().is_some_and(unpacks) {
-                    unpacked.push(n.parent);
+                if judge_layers && n.depth >= 1 {
+                    if let Some(o) = layers::opaque::classify(n.bytes) {
+                        // The first bytes kept: what `unpacks` checks of a parent.
+                        let head = n.bytes.get(..262).unwrap_or(n.bytes).to_vec();
+                        candidates.push((n.id, n.bytes.len() as u64, o, n.chain.to_string(), head));
+                    }
+                }
+                if let Some(label) = n
+                    .chain
+                    .rsplit('>')
+                    .next()
+                    .filter(|l| matches!(*l, "zlib" | "deflate") || l.starts_with("tar["))
+                {
+                    unpacked.push((n.parent, label.to_string()));
                 }
                 hits.clear();
                 matcher.find_all(n.bytes, &mut hits);
@@ -192,8 +213,11 @@ impl Analyzer {
             });
             self.budget = budget;
         }
-        for (id, len, o, chain) in candidates {
-            if !unpacked.contains(&id) {
+        for (id, len, o, chain, head) in candidates {
+            if !unpacked
+                .iter()
+                .any(|(parent, label)| *parent == id && unpacks(label, &head))
+            {
                 opaque_parts.push((len, o, chain));
             }
         }
@@ -221,6 +245,13 @@ impl Analyzer {
                 if let Some(o) = layers::opaque::classify(&all) {
                     opaque_parts.push((all.len() as u64, o, "(between the parts)".into()));
                 }
+            }
+            if let Some(o) = layers::opaque::classify(&small_parts) {
+                opaque_parts.push((
+                    small_parts.len() as u64,
+                    o,
+                    "(its short parts together)".into(),
+                ));
             }
         }
         if (layers::xor::MIN_LEN..=layers::xor::MAX_LEN).contains(&u.bytes.len()) {

@@ -65,12 +65,23 @@ pub fn zlib(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
         return None;
     }
     let mut out = Vec::new();
-    push(
-        &mut out,
-        "zlib",
-        read_capped(flate2::read::ZlibDecoder::new(b), cx.cap),
-        cx,
-    );
+    let mut d = flate2::read::ZlibDecoder::new(b);
+    let decoded = read_capped(&mut d, cx.cap);
+    let used = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
+    let complete = !decoded.1;
+    push(&mut out, "zlib", decoded, cx);
+    // Bytes after the end of the stream are a child of their own (`zlib-trailer`): the zlib layer accounts
+    // for its parent only up to there, so what was appended is searched and judged on its own.
+    if let Some(rest) = b
+        .get(used..)
+        .filter(|r| complete && !out.is_empty() && r.len() > 4)
+    {
+        out.push(Child {
+            label: "zlib-trailer".into(),
+            field: None,
+            bytes: rest.to_vec(),
+        });
+    }
     some(out)
 }
 

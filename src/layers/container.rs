@@ -63,11 +63,13 @@ fn boundary_of<'a>(b: &'a [u8], content_type: Option<&'a str>) -> Option<&'a [u8
 /// Cuts a multipart body at its delimiter lines (at most [`MAX_PARTS`] parts; what follows the last one read
 /// is the epilogue). After a delimiter: the rest of its line; then the part's headers up to a blank line
 /// (none when there is no blank line); before the next delimiter: a line break.
-fn split_parts(b: &[u8], boundary: &[u8]) -> Vec<PartSpan> {
+fn split_parts(b: &[u8], boundary: &[u8]) -> (Vec<PartSpan>, bool) {
     let mut delim = b"--".to_vec();
     delim.extend_from_slice(boundary);
     let finder = memmem::Finder::new(&delim);
     let positions: Vec<usize> = finder.find_iter(b).take(MAX_PARTS + 1).collect();
+    // The delimiters past the cap were never looked at.
+    let cut = positions.len() > MAX_PARTS;
     let mut out = Vec::new();
     for w in positions.windows(2) {
         let (a, z) = (w[0] + delim.len(), w[1]);
@@ -97,7 +99,7 @@ fn split_parts(b: &[u8], boundary: &[u8]) -> Vec<PartSpan> {
             body: start + body.start..start + body.end,
         });
     }
-    out
+    (out, cut)
 }
 
 /// The bytes of a multipart body that are in no part's body: the preamble, the delimiter lines, every part's
@@ -111,7 +113,7 @@ pub fn multipart_residue<'a>(b: &'a [u8], content_type: Option<&str>) -> Vec<&'a
     };
     let mut out = Vec::new();
     let mut at = 0;
-    for p in split_parts(b, boundary) {
+    for p in split_parts(b, boundary).0 {
         if let Some(gap) = b.get(at..p.body.start).filter(|g| !g.is_empty()) {
             out.push(gap);
         }
@@ -132,7 +134,9 @@ pub fn multipart(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     };
     let boundary = boundary_of(b, hint)?;
     let mut out = Vec::new();
-    for (i, p) in split_parts(b, boundary).into_iter().enumerate() {
+    let (parts, cut) = split_parts(b, boundary);
+    cx.exceeded |= cut;
+    for (i, p) in parts.into_iter().enumerate() {
         let headers = b.get(p.headers).unwrap_or_default();
         let body = b.get(p.body).unwrap_or_default();
         let mut name = None;
@@ -201,7 +205,12 @@ pub fn zip(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     let at = memmem::find(b, b"PK\x03\x04")?;
     let mut r = Cursor::new(b.get(at..)?);
     let mut out = Vec::new();
-    for _ in 0..MAX_MEMBERS {
+    for n in 0..=MAX_MEMBERS {
+        if n == MAX_MEMBERS {
+            // Members past the cap are not read: the archive is reported.
+            cx.exceeded = true;
+            break;
+        }
         let Ok(Some(mut f)) = ::zip::read::read_zipfile_from_stream(&mut r) else {
             break;
         };
@@ -230,7 +239,8 @@ pub fn tar(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     }
     let mut a = ::tar::Archive::new(b);
     let mut out = Vec::new();
-    for e in a.entries().ok()?.take(MAX_MEMBERS) {
+    let mut entries = a.entries().ok()?;
+    for e in entries.by_ref().take(MAX_MEMBERS) {
         let Ok(mut e) = e else {
             break;
         };
@@ -250,6 +260,10 @@ pub fn tar(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
             field: Some(name),
             bytes: data,
         });
+    }
+    if entries.next().is_some() {
+        // Members past the cap are not read: the archive is reported.
+        cx.exceeded = true;
     }
     (!out.is_empty()).then_some(out)
 }

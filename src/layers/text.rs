@@ -231,7 +231,7 @@ fn escape_at(b: &[u8], i: usize) -> bool {
 }
 
 /// Escapes a printable run inside binary bytes needs before it is decoded.
-const MIN_ESCAPES_IN_BINARY: usize = 2;
+const MIN_ESCAPES_IN_BINARY: usize = 1;
 
 /// Percent-encoded text (at least one valid `%XX`): decoded once per layer, so text encoded twice is two
 /// `url` links. Text is decoded whole. In binary bytes (a compressed or encrypted body, a binary frame), only

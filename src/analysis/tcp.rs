@@ -975,7 +975,9 @@ fn http_event(an: &mut Analyzer, fi: usize, dir: usize, conn: &mut TcpConn, e: O
                 body: (!decoded_body).then(BodyBuf::default),
                 judge: Judge::Layers,
             });
-            if d.spans.len() > SPANS_KEPT {
+            // A span whose raw body was not explored yet (its bytes come with this delivery, after the parser
+            // saw every head in it) is kept past the limit: pipelined requests keep their bodies.
+            while d.spans.len() > SPANS_KEPT && d.spans.front().is_some_and(|s| s.body.is_none()) {
                 d.spans.pop_front();
             }
             // Header values through the decoding graph (the raw scan reported what they show as such).

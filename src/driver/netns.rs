@@ -549,14 +549,21 @@ impl Driver for NetnsProgram {
         &mut self,
         path: &str,
         content: &[u8],
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<(), TargetError> {
         let p = self.spec.workdir.join(path);
         let io = |e: std::io::Error| TargetError::Io(format!("cannot write {}: {e}", p.display()));
         if let RunAs::User { .. } = self.spec.run_as {
             // Written by the program's own user: the program owns its home and could have put a link where
             // the file goes (`key -> /etc/shadow`); as that user, the write cannot reach past what it may.
-            return self.plant_as_user(&p, content).await;
+            // Bounded: the program could have put a FIFO where the file goes.
+            return tokio::time::timeout(timeout, self.plant_as_user(&p, content))
+                .await
+                .map_err(|_| TargetError::Timeout {
+                    what: format!("{} to be written", p.display()),
+                    after: timeout,
+                    tail: String::new(),
+                })?;
         }
         if let Some(parent) = p.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;

@@ -303,6 +303,10 @@ impl NetnsProgram {
                     .arg("--")
                     .arg(format!("HOME={}", self.spec.workdir.display()))
                     .args(self.spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+                if argv.first().is_some_and(|a| a.contains('=')) {
+                    // `env` would read a program named `x=y` as one more variable: a shell runs it instead.
+                    c.args(["sh", "-c", "exec \"$@\"", "sh"]);
+                }
             }
             RunAs::Root => {
                 c.envs(self.spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

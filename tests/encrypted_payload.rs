@@ -303,7 +303,7 @@ fn ciphertext_in_a_field_of_a_readable_body_is_an_encrypted_payload() {
 }
 
 /// A compressed stream proves its own bytes only: ciphertext with a gzip stream appended, or appended to a zlib
-/// stream, is still ciphertext; and ciphertext cut into multipart parts too short to judge alone is judged
+/// stream, or appended to a gzip stream, is still ciphertext; and ciphertext cut into multipart parts too short to judge alone is judged
 /// with them together.
 #[test]
 fn compression_and_short_parts_do_not_cover_ciphertext() {
@@ -316,9 +316,12 @@ fn compression_and_short_parts_do_not_cover_ciphertext() {
     z.write_all(b"hello").unwrap();
     let mut after_zlib = z.finish().unwrap();
     after_zlib.extend_from_slice(&sealed);
+    let mut after_gzip = gzip(b"hello");
+    after_gzip.extend_from_slice(&sealed);
     for (name, blob) in [
         ("ciphertext, then gzip", &before_gzip),
         ("zlib, then ciphertext", &after_zlib),
+        ("gzip, then ciphertext", &after_gzip),
     ] {
         let body = format!("{{\"d\":\"{}\"}}", b64(blob));
         let r = analyze_post("Content-Type: application/json\r\n", body.as_bytes());
@@ -328,6 +331,10 @@ fn compression_and_short_parts_do_not_cover_ciphertext() {
             r.unread
         );
     }
+
+    // The same as a whole body: its gzip magic covers the member, not what follows it.
+    let r = analyze_post("Content-Type: application/octet-stream\r\n", &after_gzip);
+    assert!(encrypted(&r) >= sealed.len() as u64, "{:#?}", r.unread);
 
     let ct = "Content-Type: multipart/form-data; boundary=xYz\r\n";
     let pieces: Vec<Vec<u8>> = (0..40).map(|i| random(200, 50 + i)).collect();

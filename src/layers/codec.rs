@@ -48,12 +48,24 @@ fn some(v: Vec<Child>) -> Option<Vec<Child>> {
     (!v.is_empty()).then_some(v)
 }
 
-/// gzip members starting anywhere.
+/// gzip members starting anywhere. Bytes after a member that starts the input, and that are not another member,
+/// are a child of their own (`gzip-trailer`): the input's gzip magic (which keeps it from being judged
+/// ciphertext, `opaque::classify`) accounts for the member only, so what was appended is searched and judged.
 pub fn gzip(b: &[u8], cx: &mut Cx<'_>) -> Option<Vec<Child>> {
     let mut out = Vec::new();
     for at in each(b, GZIP) {
-        let r = read_capped(flate2::read::GzDecoder::new(b.get(at..)?), cx.cap);
+        let mut d = flate2::bufread::GzDecoder::new(b.get(at..)?);
+        let r = read_capped(&mut d, cx.cap);
+        let complete = !r.1 && !r.0.is_empty();
+        let rest = d.get_ref();
         push(&mut out, "gzip", r, cx);
+        if at == 0 && complete && rest.len() > 4 && !rest.starts_with(GZIP) {
+            out.push(Child {
+                label: "gzip-trailer".into(),
+                field: None,
+                bytes: rest.to_vec(),
+            });
+        }
     }
     some(out)
 }
